@@ -1,0 +1,49 @@
+"""Packaging for neuromancer. Dependency ranges admit the CPU build of torch 2.13.0."""
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "neuromancer" / "version.py").read_text()).group(1)
+
+# Why each dependency is here:
+#   torch       - tensors, autograd and the nn.Module base of every NeuroMANCER object
+#   numpy       - data generation and the psl emulators' state arrays
+#   scipy       - accurate ODE integration in psl (solve_ivp) and reference solvers in tests
+#   matplotlib  - the plotting helpers (imported only when a plot is drawn)
+#   lightning   - LitTrainer: devices, DDP, checkpoints, early stopping, logging, profiling
+#   tensorboard - the default logger of LitTrainer writes TensorBoard event files
+INSTALL_REQUIRES = [
+    "torch>=2.1,<3",
+    "numpy>=1.24",
+    "scipy>=1.10",
+    "matplotlib>=3.7",
+    "lightning>=2.2,<3",
+    "tensorboard>=2.14",
+]
+
+EXTRAS = {
+    # pydot draws Problem/System graphs; pytest runs the suite.
+    "tests": ["pytest>=7.4", "pydot>=1.4"],
+    # wandb runs hyperparameter sweeps; pydot draws graphs in the tutorials.
+    "examples": ["wandb>=0.16", "pydot>=1.4"],
+    "docs": ["sphinx>=7", "sphinx-rtd-theme>=2", "myst-parser>=2"],
+}
+
+setup(
+    name="neuromancer",
+    version=VERSION,
+    description="Differentiable constrained optimization, modeling and control, trained with PyTorch Lightning",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(include=["neuromancer", "neuromancer.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Mathematics",
+    ],
+)
