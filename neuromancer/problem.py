@@ -1,0 +1,232 @@
+"""`Problem`: a trainable optimisation problem made of computational nodes and a loss.
+
+A Problem runs its nodes in order on a batch dictionary (each node adds the keys it computes),
+hands the result to the loss (typically `neuromancer.loss.PenaltyLoss`, which adds ``loss`` and the
+objective/constraint terms), and returns everything with keys prefixed by the batch's name
+(``train_loss``, ``dev_loss``, ...). That prefixing is what lets one model be evaluated on the train,
+dev and test splits and the results be logged side by side. It is a plain ``nn.Module``: trainers
+only need `Problem.forward` and `Problem.parameters`. ``neuromancer.problem.LitProblem`` resolves
+lazily to `neuromancer.trainers.lightning.LitProblem`, so importing this module never imports
+Lightning.
+"""
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+import torch
+from torch import nn
+
+from neuromancer.system import Freezable, System, _graph_name, _import_pydot, render_graph
+
+TensorDict = Dict[str, torch.Tensor]
+
+_LIGHTNING_EXPORTS = frozenset({"LitProblem"})
+
+__all__ = ["Problem"]
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve ``LitProblem`` from `neuromancer.trainers.lightning` on first access."""
+    if name in _LIGHTNING_EXPORTS:
+        try:
+            lightning_module = importlib.import_module("neuromancer.trainers.lightning")
+        except ImportError as error:
+            raise AttributeError(f"neuromancer.problem.{name} lives in neuromancer.trainers.lightning, which could not "
+                                 f"be imported ({error}); install lightning to use it.") from error
+        value = getattr(lightning_module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'neuromancer.problem' has no attribute {name!r}")
+
+
+def _keys_of(component: Any, attribute: str) -> List[str]:
+    """Return ``component.<attribute>`` as a list of keys, or [] where it has none."""
+    keys = getattr(component, attribute, None)
+    return [] if keys is None else list(keys)
+
+
+def _loss_terms(loss: Any) -> List[Any]:
+    """The objectives and constraints of a loss that has them (e.g. PenaltyLoss), else []."""
+    return list(getattr(loss, "objectives", []) or []) + list(getattr(loss, "constraints", []) or [])
+
+
+def _term_inputs(term: Any) -> List[str]:
+    """The data keys an objective or constraint reads."""
+    keys = getattr(term, "input_keys", None)
+    if keys is None:
+        keys = getattr(term, "variable_names", None)
+    return [] if keys is None else [str(k) for k in keys]
+
+
+class Problem(Freezable):
+    """A differentiable (constrained) optimisation problem: nodes computing variables, and a loss.
+
+    :param nodes: (list of nn.Module) the nodes (`Node`, `System`, or any module mapping a dict of
+        tensors to a dict of new tensors), run in this order.
+    :param loss: (Callable[[dict], dict]) the loss, usually ``PenaltyLoss(objectives, constraints)``;
+        any module or function that takes the dict of data and node outputs and returns a dict
+        containing ``'loss'`` works too (a bare tensor is stored under the loss's ``name`` or
+        ``'loss'``).
+    :param grad_inference: (bool, default False) ask the trainers to keep autograd on while
+        evaluating (dev/test), for models that differentiate during inference, e.g. gradient-based
+        projections. Read by `Trainer` and `LitTrainer`; `forward` itself follows torch's grad mode.
+    :param check_overwrite: (bool, default False) warn (UserWarning, at construction) when a node
+        outputs a key that an earlier node, or the node itself, reads or writes, as upstream does.
+    :raises TypeError: ``nodes`` is not a list of ``nn.Module`` or ``loss`` is not callable.
+    """
+
+    def __init__(self, nodes: List[Callable[[TensorDict], TensorDict]],
+                 loss: Callable[[TensorDict], TensorDict],
+                 grad_inference: bool = False, check_overwrite: bool = False) -> None:
+        super().__init__()
+        self.nodes = nn.ModuleList(self._validated_nodes(nodes))
+        if not callable(loss):
+            raise TypeError(f"Problem loss must be callable (e.g. PenaltyLoss(objectives, constraints)), "
+                            f"got {type(loss).__name__}.")
+        self.loss = loss
+        self.grad_inference = grad_inference
+        self.check_overwrite = check_overwrite
+        self.input_keys = sorted({k for node in self.nodes for k in _keys_of(node, "input_keys")})
+        self.output_keys = sorted({k for node in self.nodes for k in _keys_of(node, "output_keys")})
+        if check_overwrite:
+            self._warn_overwrites()
+
+    @staticmethod
+    def _validated_nodes(nodes: Any) -> List[nn.Module]:
+        """Check that ``nodes`` is a list of modules and return it as a list."""
+        if isinstance(nodes, nn.Module) or not isinstance(nodes, Iterable):
+            raise TypeError(f"Problem nodes must be a list of nn.Module (e.g. [Node(...)]), got "
+                            f"{type(nodes).__name__}; wrap a single node in a list.")
+        nodes = list(nodes)
+        for index, node in enumerate(nodes):
+            if not isinstance(node, nn.Module):
+                raise TypeError(f"Problem node {index} is a {type(node).__name__}, not an nn.Module; "
+                                f"wrap functions as Node(f, input_keys, output_keys).")
+        return nodes
+
+    def _warn_overwrites(self) -> None:
+        """Warn about every component writing a key already read or written before it."""
+        seen: set = set()
+        for component in [*self.nodes, self.loss]:
+            seen |= set(_keys_of(component, "input_keys"))
+            written = set(_keys_of(component, "output_keys"))
+            clashes = sorted(written & seen)
+            if clashes:
+                warnings.warn(f"Keys {clashes} are being overwritten by the node "
+                              f"{_graph_name(component, 0)!r}.", UserWarning, stacklevel=3)
+            seen |= written
+
+    def forward(self, data: TensorDict) -> TensorDict:
+        """Run the nodes and the loss on a batch and return every entry prefixed by the batch name.
+
+        :param data: (dict str: Tensor) a batch, with ``data['name']`` ('train', 'dev', 'test', ...)
+            as `neuromancer.dataset.DictDataset.collate_fn` adds; not modified.
+        :return: (dict str: Tensor) ``{f"{data['name']}_{key}": value}`` for the data, every node
+            output and every loss output (e.g. ``train_loss``).
+        :raises KeyError: ``data`` has no ``'name'``, or a node input key is neither in ``data`` nor
+            produced by an earlier node.
+        """
+        if "name" not in data:
+            raise KeyError(
+                "Problem.forward needs data['name'] (e.g. 'train', 'dev') to prefix its outputs; "
+                "batches from a DataLoader built with collate_fn=DictDataset.collate_fn carry it. "
+                f"Got keys {sorted(map(str, data))}; add data['name'] = 'train' for a hand-made batch."
+            )
+        output = self.loss(self.step(data))
+        if isinstance(output, torch.Tensor):
+            output = {str(getattr(self.loss, "name", "loss")): output}
+        return {f"{data['name']}_{key}": value for key, value in output.items()}
+
+    def step(self, input_dict: TensorDict) -> TensorDict:
+        """Run the nodes in order, each seeing the data plus every earlier node's outputs.
+
+        :param input_dict: (dict str: Tensor) the data; not modified (a shallow copy is extended).
+        :return: (dict str: Tensor) the data plus all node outputs (a node returning a bare tensor
+            has it stored under the node's name).
+        :raises KeyError: a node input key is missing (the message names the node and the key).
+        """
+        data = dict(input_dict)
+        for index, node in enumerate(self.nodes):
+            self._check_inputs(node, index, data)
+            output = node(data)
+            if isinstance(output, torch.Tensor):
+                output = {_graph_name(node, index): output}
+            data.update(output)
+        return data
+
+    @staticmethod
+    def _check_inputs(node: nn.Module, index: int, data: TensorDict) -> None:
+        """Raise a KeyError naming ``node`` where a key it reads from outside is absent from ``data``."""
+        if isinstance(node, System):
+            needed = node._keys_needed_from_data()
+        else:
+            needed = set(_keys_of(node, "input_keys"))
+        missing = sorted(needed - set(data))
+        if missing:
+            raise KeyError(
+                f"Problem node {_graph_name(node, index)!r} needs key {missing[0]!r}, which neither the "
+                f"data nor an earlier node provides (available: {sorted(map(str, data))}). Add it to "
+                f"the dataset or put the node producing it earlier in the nodes list."
+            )
+
+    def graph(self, include_objectives: bool = True) -> Any:
+        """Return a ``pydot.Dot`` drawing: data -> nodes -> (objectives, constraints) -> output.
+
+        :param include_objectives: (bool, default True) draw the loss's objectives and constraints
+            as vertices; False draws only the nodes, with their outputs going to ``out``.
+        :raises ImportError: pydot is not installed.
+        """
+        pydot = _import_pydot()
+        graph = pydot.Dot("problem", graph_type="digraph", rankdir="LR")
+        graph.add_node(pydot.Node("in", label="dataset", color="skyblue", style="filled", shape="box"))
+        graph.add_node(pydot.Node("out", label="loss", color="skyblue", style="filled", shape="box"))
+        producer: Dict[str, str] = {}
+        for index, node in enumerate(self.nodes):
+            name = _graph_name(node, index)
+            graph.add_node(pydot.Node(name, label=name, color="lightgray", style="filled", shape="box"))
+            for key in _keys_of(node, "input_keys"):
+                graph.add_edge(pydot.Edge(producer.get(key, "in"), name, label=key))
+            for key in _keys_of(node, "output_keys"):
+                producer[key] = name
+                if not include_objectives:
+                    graph.add_edge(pydot.Edge(name, "out", label=key))
+        if include_objectives:
+            for index, term in enumerate(_loss_terms(self.loss)):
+                name = f"term {_graph_name(term, index)}"
+                graph.add_node(pydot.Node(name, label=_graph_name(term, index), color="mistyrose",
+                                          style="filled", shape="ellipse"))
+                for key in _term_inputs(term):
+                    graph.add_edge(pydot.Edge(producer.get(key, "in"), name, label=key))
+                graph.add_edge(pydot.Edge(name, "out", label=_graph_name(term, index)))
+        return graph
+
+    @property
+    def problem_graph(self) -> Any:
+        """The `graph` drawing (built on access, so constructing a Problem never needs pydot)."""
+        return self.graph()
+
+    def show(self, figname: Optional[str] = None) -> None:
+        """Draw `graph` to ``figname`` (.png, .svg, .jpg, .pdf), or display it where None.
+
+        :param figname: (str, default None) output file; None shows the drawing with matplotlib.
+        :raises ImportError: pydot (or matplotlib, for display) is not installed.
+        :raises FileNotFoundError: Graphviz's ``dot`` program is not installed.
+        :raises ValueError: unsupported file extension.
+        """
+        render_graph(self.graph(), figname)
+
+    def __repr__(self) -> str:
+        lines = ["Problem(", "  nodes:"]
+        lines += [f"    {node!r}".replace("\n", "\n    ") for node in self.nodes]
+        lines.append(f"  loss: {type(self.loss).__name__}")
+        for label in ("objectives", "constraints"):
+            terms = list(getattr(self.loss, label, []) or [])
+            if terms:
+                lines.append(f"  {label}:")
+                lines += [f"    {_graph_name(term, i)}: {', '.join(_term_inputs(term))}"
+                          for i, term in enumerate(terms)]
+        lines.append(f"  grad_inference={self.grad_inference}, check_overwrite={self.check_overwrite}")
+        lines.append(")")
+        return "\n".join(lines)

@@ -1,0 +1,394 @@
+"""Computational graph building blocks: `Node`, `System` and `MovingHorizon`.
+
+A `Node` wraps any callable (an ``nn.Module``, a function) so that it reads named tensors from a
+data dictionary and writes its results back under names of its own; chaining nodes through shared
+key names is how NeuroMANCER models are assembled. A `System` closes a list of nodes into a loop and
+rolls it out over time (the states a node writes at step ``k`` are what the nodes read at step
+``k + 1``), which is how dynamical models, state observers and closed-loop controllers are
+simulated and trained over a horizon. `MovingHorizon` feeds a node a buffer of its last ``ndelay``
+inputs, for time-delay models. The graph drawings (`System.graph`, `System.show`) use pydot, which is
+imported only when a drawing is asked for.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+TensorDict = Dict[str, torch.Tensor]
+_is_callable = callable
+
+
+def _as_key_list(keys: Any, what: str, node_name: Optional[str]) -> List[str]:
+    """Return ``keys`` as a list of strings, raising a TypeError naming the node where it is not one."""
+    if isinstance(keys, str):
+        return [keys]
+    if not isinstance(keys, Iterable) or not all(isinstance(k, str) for k in keys):
+        raise TypeError(
+            f"Node {node_name!r}: {what} must be a list of str keys, got {keys!r}. "
+            f"Pass e.g. {what}=['x']."
+        )
+    return list(keys)
+
+
+class Freezable(nn.Module):
+    """Adds `freeze`/`unfreeze` (toggle ``requires_grad`` of all parameters) to Node, System, Problem."""
+
+    def freeze(self) -> None:
+        """Stop gradients flowing into every parameter (e.g. to train only other parts of a model)."""
+        for param in self.parameters():
+            param.requires_grad_(False)
+
+    def unfreeze(self) -> None:
+        """Let every parameter be trained again after `freeze`."""
+        for param in self.parameters():
+            param.requires_grad_(True)
+
+
+class Node(Freezable):
+    """Wrap a callable so that it reads and writes named entries of a data dictionary.
+
+    ``Node(f, ['x', 'u'], ['y'])`` computes ``{'y': f(data['x'], data['u'])}``. Nodes are the vertices
+    of a NeuroMANCER computational graph: `Problem` and `System` run them in order and connect them
+    through the key names.
+
+    :param callable: (Callable) the function or ``nn.Module`` to run; it receives the input tensors
+        positionally, in the order of ``input_keys``, and returns one tensor or a tuple of tensors.
+        An ``nn.Module`` is registered as a submodule, so its parameters train with the node.
+    :param input_keys: (list of str) keys of the data dictionary passed to ``callable``.
+    :param output_keys: (list of str) names given to the outputs, in order.
+    :param name: (str, default None) the node's name in graphs and error messages; None keeps it
+        unnamed (as upstream) and messages then describe the node by its keys.
+    :raises TypeError: where ``callable`` is not callable or the keys are not strings.
+    """
+
+    def __init__(self, callable: Callable[..., Any], input_keys: Sequence[str],
+                 output_keys: Sequence[str], name: Optional[str] = None) -> None:
+        super().__init__()
+        if not _is_callable(callable):
+            raise TypeError(f"Node {name!r}: expected a callable (function or nn.Module), "
+                            f"got {type(callable).__name__}.")
+        self.input_keys = _as_key_list(input_keys, "input_keys", name)
+        self.output_keys = _as_key_list(output_keys, "output_keys", name)
+        self.callable = callable
+        self.name = name
+
+    def _label(self) -> str:
+        """Describe the node for error messages: its name, or its signature where it has none."""
+        if self.name is not None:
+            return repr(self.name)
+        return f"<unnamed: {', '.join(self.input_keys)} -> {', '.join(self.output_keys)}>"
+
+    def _gather_inputs(self, data: TensorDict) -> List[Any]:
+        """Fetch the input tensors from ``data`` in ``input_keys`` order."""
+        missing = [k for k in self.input_keys if k not in data]
+        if missing:
+            raise KeyError(
+                f"Node {self._label()} needs input key {missing[0]!r}, which is not in the data; "
+                f"available keys: {sorted(map(str, data))}. Provide it in the dataset or from an "
+                f"earlier node's output_keys."
+            )
+        return [data[k] for k in self.input_keys]
+
+    def _name_outputs(self, output: Any) -> TensorDict:
+        """Map the callable's output (one tensor or a tuple/list) onto ``output_keys``."""
+        outputs = tuple(output) if isinstance(output, (tuple, list)) else (output,)
+        if len(outputs) != len(self.output_keys):
+            raise ValueError(
+                f"Node {self._label()} has {len(self.output_keys)} output_keys "
+                f"{self.output_keys} but its callable returned {len(outputs)} output(s); make "
+                f"output_keys list one name per returned tensor."
+            )
+        return dict(zip(self.output_keys, outputs))
+
+    def forward(self, data: TensorDict) -> TensorDict:
+        """Run the callable on ``data[input_keys]`` and return ``{output_key: output}``.
+
+        :param data: (dict str: Tensor) must contain every key in ``input_keys``.
+        :return: (dict str: Tensor) the node's outputs only.
+        :raises KeyError: an input key is missing from ``data`` (message names the key and the
+            keys available).
+        :raises ValueError: the callable returned a number of outputs different from
+            ``len(output_keys)``.
+        """
+        return self._name_outputs(self.callable(*self._gather_inputs(data)))
+
+    def __repr__(self) -> str:
+        return f"{self.name}({', '.join(self.input_keys)}) -> {', '.join(self.output_keys)}"
+
+
+class MovingHorizon(nn.Module):
+    """Give a node the last ``ndelay`` values of its inputs instead of the current one.
+
+    Each call appends the single-step inputs (``[batch, dim]`` tensors) to a buffer per input key and
+    calls the wrapped node with the last ``ndelay`` entries stacked along a new first dimension,
+    i.e. ``[ndelay, batch, dim]`` (oldest first, same layout as upstream). When the buffer starts
+    empty, the first input is repeated ``ndelay`` times to fill it. Unlike upstream, the buffer keeps
+    only the ``ndelay`` entries it needs instead of growing with every call.
+
+    :param module: (Node or any module with ``input_keys``/``output_keys``) the node to feed.
+    :param ndelay: (int, default 1) how many past steps (including the current one) to pass.
+    :param history: (dict str: list of Tensor, default None) pre-filled buffers, one list of
+        ``[batch, dim]`` tensors per input key, e.g. past measurements; None starts empty.
+    :raises TypeError: ``module`` has no ``input_keys``/``output_keys``.
+    :raises ValueError: ``ndelay`` is not a positive integer, or ``history`` misses an input key.
+    """
+
+    def __init__(self, module: nn.Module, ndelay: int = 1,
+                 history: Optional[Dict[str, List[torch.Tensor]]] = None) -> None:
+        super().__init__()
+        if not (hasattr(module, "input_keys") and hasattr(module, "output_keys")):
+            raise TypeError(f"MovingHorizon wraps a Node (something with input_keys and output_keys), "
+                            f"got {type(module).__name__}; wrap it first: Node(f, inputs, outputs).")
+        if not isinstance(ndelay, int) or ndelay < 1:
+            raise ValueError(f"MovingHorizon ndelay must be a positive int, got {ndelay!r}.")
+        self.input_keys, self.output_keys = list(module.input_keys), list(module.output_keys)
+        if history is None:
+            history = {k: [] for k in self.input_keys}
+        missing = [k for k in self.input_keys if k not in history]
+        if missing:
+            raise ValueError(f"MovingHorizon history lacks input key(s) {missing}; give a list of "
+                             f"past [batch, dim] tensors for each of {self.input_keys}.")
+        self.history = {k: list(v) for k, v in history.items()}
+        self.ndelay, self.module = ndelay, module
+
+    def forward(self, input: TensorDict) -> TensorDict:
+        """Push ``input`` into the buffers and run the node on the last ``ndelay`` steps.
+
+        :param input: (dict str: Tensor) single-step ``[batch, dim]`` inputs for every input key.
+        :return: (dict str: Tensor) the wrapped node's outputs.
+        """
+        for key in self.input_keys:
+            buffer = self.history[key]
+            buffer.extend([input[key]] * (self.ndelay if not buffer else 1))
+            del buffer[:-self.ndelay]
+        return self.module({k: torch.stack(self.history[k][-self.ndelay:]) for k in self.input_keys})
+
+
+class System(Freezable):
+    """Roll a cycle of nodes out over time (simulation of a closed-loop or dynamical system).
+
+    At rollout step ``i`` every node, in list order, receives ``data[key][:, i]`` for each of its input
+    keys (data is ``[batch, time, dim]``), and each output is appended to ``data[key]`` along the time
+    dimension (dim 1), creating the key if needed. A state node ``Node(f, ['X', 'U'], ['X'])`` started
+    from ``X`` of shape ``[B, 1, nx]`` therefore reads at step ``i`` the state it wrote at step
+    ``i - 1``, and after ``nsteps`` steps ``X`` is ``[B, 1 + nsteps, nx]``; an output key that is not
+    in the input (e.g. ``Y``) ends up ``[B, nsteps, ny]``. These are upstream's semantics.
+
+    :param nodes: (list of Node) the nodes, run in order at every step.
+    :param name: (str, default None) the system's name in graphs.
+    :param nstep_key: (str, default 'X') where ``nsteps`` is None, the rollout length is
+        ``data[nstep_key].shape[1]``.
+    :param init_func: (Callable[[dict], dict], default None) replaces `init`: called on the input
+        dict before the rollout, e.g. to set initial conditions.
+    :param nsteps: (int, default None) rollout length; None reads it from ``data[nstep_key]``.
+    :raises TypeError: an element of ``nodes`` lacks ``input_keys``/``output_keys``.
+    """
+
+    def __init__(self, nodes: Sequence[nn.Module], name: Optional[str] = None, nstep_key: str = "X",
+                 init_func: Optional[Callable[[TensorDict], TensorDict]] = None,
+                 nsteps: Optional[int] = None) -> None:
+        super().__init__()
+        for node in nodes:
+            if not (hasattr(node, "input_keys") and hasattr(node, "output_keys")):
+                raise TypeError(f"System {name!r}: every node needs input_keys and output_keys; got "
+                                f"{type(node).__name__}. Wrap callables in Node(f, inputs, outputs).")
+        self.nstep_key = nstep_key
+        self.nsteps = nsteps
+        self.name = name
+        self.nodes = nn.ModuleList(nodes)
+        if init_func is not None:
+            self.init = init_func
+        self.input_keys = sorted(set().union(*[node.input_keys for node in nodes]))
+        self.output_keys = sorted(set().union(*[node.output_keys for node in nodes]))
+
+    def graph(self) -> Any:
+        """Return a ``pydot.Dot`` drawing of the nodes and the keys that flow between them.
+
+        An ``in`` vertex feeds each node the keys no earlier node produces (exogenous inputs and
+        initial conditions), an ``out`` vertex collects every output; an edge from a node to itself
+        or to an earlier node is a key carried to the next step.
+
+        :raises ImportError: pydot is not installed.
+        """
+        pydot = _import_pydot()
+        graph = pydot.Dot(self.name or "System", graph_type="digraph", rankdir="LR")
+        graph.add_node(pydot.Node("in", label="dataset", color="skyblue", style="filled", shape="box"))
+        graph.add_node(pydot.Node("out", label="output", color="skyblue", style="filled", shape="box"))
+        names = [_graph_name(node, i) for i, node in enumerate(self.nodes)]
+        for node_name in names:
+            graph.add_node(pydot.Node(node_name, label=node_name, color="lightgray", style="filled",
+                                      shape="box"))
+        for position, (node_name, node) in enumerate(zip(names, self.nodes)):
+            for key in node.input_keys:
+                producers = [n for n, other in zip(names, self.nodes) if key in other.output_keys]
+                if not self._produced_before(key, position):
+                    graph.add_edge(pydot.Edge("in", node_name, label=key))
+                for producer in producers:
+                    graph.add_edge(pydot.Edge(producer, node_name, label=key))
+            for key in node.output_keys:
+                graph.add_edge(pydot.Edge(node_name, "out", label=key))
+        return graph
+
+    def _produced_before(self, key: str, position: int) -> bool:
+        """Whether a node listed before ``position`` outputs ``key`` (so it exists before it is read)."""
+        return any(key in earlier.output_keys for earlier in self.nodes[:position])
+
+    def _keys_needed_from_data(self) -> set:
+        """The keys the input dict must hold: those read before any node of the cycle writes them."""
+        return {key for position, node in enumerate(self.nodes) for key in node.input_keys
+                if not self._produced_before(key, position)}
+
+    @property
+    def system_graph(self) -> Any:
+        """The `graph` drawing (built on access, so constructing a System never needs pydot)."""
+        return self.graph()
+
+    def show(self, figname: Optional[str] = None) -> None:
+        """Draw `graph` to ``figname`` (.png, .svg, .jpg, .pdf), or display it where None.
+
+        :param figname: (str, default None) output file; None renders a temporary png and shows it
+            with matplotlib.
+        :raises ImportError: pydot (or matplotlib, for display) is not installed.
+        :raises FileNotFoundError: Graphviz's ``dot`` program is not installed.
+        :raises ValueError: unsupported file extension.
+        """
+        render_graph(self.graph(), figname)
+
+    def cat(self, data3d: TensorDict, data2d: TensorDict) -> TensorDict:
+        """Append one time step to the sequences in ``data3d`` (in place) and return it.
+
+        :param data3d: (dict str: Tensor) ``[batch, time, dim]`` sequences.
+        :param data2d: (dict str: Tensor) ``[batch, dim]`` values of one step; a key absent from
+            ``data3d`` starts a new ``[batch, 1, dim]`` sequence.
+        :return: (dict str: Tensor) ``data3d`` with each ``data2d`` entry appended along dim 1.
+        """
+        for key, value in data2d.items():
+            step = value.unsqueeze(1)
+            data3d[key] = step if key not in data3d else torch.cat([data3d[key], step], dim=1)
+        return data3d
+
+    def init(self, data: TensorDict) -> TensorDict:
+        """Prepare the input dict before the rollout; the default returns it unchanged.
+
+        Override it, or pass ``init_func``, to set initial conditions.
+
+        :param data: (dict str: Tensor) ``[batch, time, dim]`` tensors.
+        :return: (dict str: Tensor) the dict to roll out from.
+        """
+        return data
+
+    def _rollout_length(self, data: TensorDict) -> int:
+        """Return ``nsteps``, or the time length of ``data[nstep_key]`` where nsteps is None."""
+        if self.nsteps is not None:
+            return self.nsteps
+        if self.nstep_key not in data:
+            raise KeyError(
+                f"System {self.name!r} takes its number of steps from data[{self.nstep_key!r}], which "
+                f"is missing (keys: {sorted(map(str, data))}). Pass nsteps=... or nstep_key=..."
+            )
+        return data[self.nstep_key].shape[1]
+
+    def forward(self, input_dict: TensorDict) -> TensorDict:
+        """Roll the nodes out and return the input dict extended with the stacked outputs.
+
+        :param input_dict: (dict str: Tensor) ``[batch, time, dim]`` tensors; the caller's dict is
+            not modified.
+        :return: (dict str: Tensor) every input key plus the outputs, stacked along dim 1.
+        :raises KeyError: ``nsteps`` is None and ``data[nstep_key]`` is missing, or a node input is
+            missing.
+        :raises IndexError: an input sequence is shorter than the rollout needs.
+        """
+        data = self.init(dict(input_dict))
+        nsteps = self._rollout_length(data)
+        for step in range(nsteps):
+            for node in self.nodes:
+                data = self.cat(data, node(self._slice_step(data, node, step)))
+        return data
+
+    def _slice_step(self, data: TensorDict, node: nn.Module, step: int) -> TensorDict:
+        """Take the ``step``-th time slice of each of ``node``'s inputs."""
+        inputs = {}
+        for key in node.input_keys:
+            if key not in data:
+                raise KeyError(
+                    f"System {self.name!r}: node {_graph_name(node, 0)!r} needs key {key!r}, which is "
+                    f"neither in the data nor produced by a node (keys: {sorted(map(str, data))})."
+                )
+            sequence = data[key]
+            if sequence.shape[1] <= step:
+                raise IndexError(
+                    f"System {self.name!r}: data[{key!r}] has {sequence.shape[1]} time steps but "
+                    f"rollout step {step} reads index {step}; give {key!r} at least as many steps as "
+                    f"the rollout (shape [batch, nsteps, dim]) or lower nsteps."
+                )
+            inputs[key] = sequence[:, step]
+        return inputs
+
+
+def _graph_name(node: nn.Module, index: int) -> str:
+    """Name a node in graphs: its ``name`` or, where it has none, its class and position."""
+    name = getattr(node, "name", None)
+    return str(name) if name is not None else f"{type(node).__name__}_{index}"
+
+
+def _import_pydot() -> Any:
+    """Import pydot, raising an ImportError that says how to get it."""
+    try:
+        import pydot
+    except ImportError as error:
+        raise ImportError("Drawing computational graphs needs pydot (and Graphviz for rendering): "
+                          "pip install pydot") from error
+    return pydot
+
+
+_WRITERS = {"png": "write_png", "svg": "write_svg", "jpg": "write_jpg", "jpeg": "write_jpg",
+            "pdf": "write_pdf", "dot": "write_raw"}
+
+
+def render_graph(graph: Any, figname: Optional[str] = None) -> None:
+    """Write a pydot graph to ``figname`` or, where None, display it with matplotlib.
+
+    Shared by `System.show` and `Problem.show`.
+
+    :param graph: (pydot.Dot) the graph.
+    :param figname: (str, default None) output path; its extension picks the format.
+    :raises ValueError: unsupported extension.
+    :raises FileNotFoundError: Graphviz's ``dot`` program is missing.
+    """
+    if figname is None:
+        handle, path = tempfile.mkstemp(suffix=".png")
+        os.close(handle)
+        try:
+            _write_graph(graph, path)
+            import matplotlib.image as mpimg
+            import matplotlib.pyplot as plt
+            image = mpimg.imread(path)
+        finally:
+            os.remove(path)
+        plt.figure()
+        axes = plt.imshow(image, aspect="equal").axes
+        axes.set_axis_off()
+        plt.show()
+    else:
+        _write_graph(graph, figname)
+
+
+def _write_graph(graph: Any, path: str) -> None:
+    """Render ``graph`` to ``path`` in the format its extension names."""
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    if extension not in _WRITERS:
+        raise ValueError(f"Cannot draw a graph to {path!r}: use one of the extensions "
+                         f"{sorted(_WRITERS)}.")
+    try:
+        getattr(graph, _WRITERS[extension])(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"Rendering {path!r} needs Graphviz's 'dot' program on the PATH "
+                                f"(e.g. apt-get install graphviz); graph() works without it.") from error
+    logger.info("wrote graph drawing to %s", path)
