@@ -1,0 +1,256 @@
+"""Elementwise activation functions with learnable shape parameters.
+
+Besides the fixed PyTorch activations, NeuroMANCER offers activations whose curvature or slopes are
+trained with the rest of the model (soft exponential, bendable linear units, adaptive piecewise
+linear units, parametric ReLU/ELU) and a ReLU with a quadratic knee used to build continuously
+differentiable Lyapunov functions. ``activations`` maps the short names accepted by configuration
+code (``'relu'``, ``'softexp'``, ...) to the activation classes.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "soft_exp", "SoftExponential", "RectifiedSoftExp", "BLU", "SmoothedReLU", "APLU", "PReLU", "PELU",
+    "activations",
+]
+
+
+def _scalar_parameter(value: float, trainable: bool) -> nn.Parameter:
+    """A 0-d parameter holding ``value``; ``trainable=False`` keeps it in the state dict but frozen."""
+    return nn.Parameter(torch.tensor(float(value)), requires_grad=trainable)
+
+
+def soft_exp(alpha: Union[float, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Soft exponential activation of Godfrey and Gashler (2015), https://arxiv.org/abs/1602.01321.
+
+    One parameter interpolates between logarithmic (``alpha < 0``), linear (``alpha = 0``) and
+    exponential (``alpha > 0``) behaviour::
+
+        alpha < 0:  -log(1 - alpha * (x + alpha)) / alpha
+        alpha = 0:  x
+        alpha > 0:  (exp(alpha * x) - 1) / alpha + alpha
+
+    At ``alpha = 0`` the value is exactly ``x`` and, unlike upstream NeuroMANCER, the gradient with
+    respect to ``alpha`` is the analytic limit ``1 + x**2 / 2`` (the same from both sides), so a learnable
+    ``alpha`` initialised at zero does leave zero. For ``alpha < 0`` the logarithm is undefined where
+    ``1 - alpha * (x + alpha) <= 0``: the result there is NaN/-inf, as in the paper; use
+    :class:`RectifiedSoftExp` for a version that stays finite.
+
+    :param alpha: (float | torch.Tensor) scalar shape parameter.
+    :param x: (torch.Tensor) input.
+    :return: (torch.Tensor) activation, same shape as ``x``.
+    """
+    value = float(alpha.detach()) if isinstance(alpha, torch.Tensor) else float(alpha)
+    if value == 0.0:
+        return x + alpha * (1.0 + x ** 2 / 2.0)
+    if value < 0.0:
+        return -torch.log(1.0 - alpha * (x + alpha)) / alpha
+    return torch.expm1(alpha * x) / alpha + alpha
+
+
+class SoftExponential(nn.Module):
+    """Soft exponential activation with a learnable scalar ``alpha`` (see :func:`soft_exp`).
+
+    It starts as the identity (``alpha = 0``) and training bends it towards a logarithm or an
+    exponential, which lets a network pick its own nonlinearity.
+
+    :param alpha: (float, default 0.0) initial shape parameter.
+    :param tune_alpha: (bool, default True) whether ``alpha`` is trained.
+    """
+
+    def __init__(self, alpha: float = 0.0, tune_alpha: bool = True):
+        super().__init__()
+        self.alpha = _scalar_parameter(alpha, tune_alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the soft exponential elementwise."""
+        return soft_exp(self.alpha, x)
+
+
+class RectifiedSoftExp(nn.Module):
+    """Soft exponential whose parameter and logarithm argument are kept in a safe range.
+
+    ``alpha`` is clipped to ``[-1, 1]`` and, on the logarithmic side, the argument
+    ``1 - alpha * (x + alpha)`` is rectified at a small epsilon, so the output stays finite for every
+    input (plain :func:`soft_exp` returns NaN there). Upstream NeuroMANCER's version raises a
+    ``TypeError`` on every call; this one implements the documented intent.
+
+    :param tune_alpha: (bool, default True) whether ``alpha`` (initialised at 0) is trained.
+    """
+
+    epsilon = 1e-7
+
+    def __init__(self, tune_alpha: bool = True):
+        super().__init__()
+        self.alpha = _scalar_parameter(0.0, tune_alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the rectified soft exponential elementwise."""
+        alpha = torch.clamp(self.alpha, -1.0, 1.0)
+        if float(alpha.detach()) >= 0.0:
+            return soft_exp(alpha, x)
+        argument = F.relu(1.0 - alpha * (x + alpha)) + self.epsilon
+        return -torch.log(argument) / alpha
+
+
+class BLU(nn.Module):
+    """Bendable linear unit, https://ieeexplore.ieee.org/document/8913972.
+
+    ``f(x) = beta * (sqrt(x**2 + alpha**2) - alpha) + x``: the identity plus a learnable amount
+    ``beta`` of a smooth absolute value, so the unit can bend from linear towards ReLU-like or
+    V-shaped responses. ``alpha`` sets the radius of the smooth corner.
+
+    :param tune_alpha: (bool, default False) whether ``alpha`` (initialised at 1) is trained.
+    :param tune_beta: (bool, default True) whether ``beta`` (initialised at 0, i.e. the identity) is trained.
+    """
+
+    def __init__(self, tune_alpha: bool = False, tune_beta: bool = True):
+        super().__init__()
+        self.alpha = _scalar_parameter(1.0, tune_alpha)
+        self.beta = _scalar_parameter(0.0, tune_beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the bendable linear unit elementwise."""
+        return self.beta * (torch.sqrt(x ** 2 + self.alpha ** 2) - self.alpha) + x
+
+
+class SmoothedReLU(nn.Module):
+    """ReLU with a quadratic region on ``[0, d]`` (rectified Huber unit), https://arxiv.org/abs/2001.06116.
+
+    ``f(x) = 0`` for ``x <= 0``, ``x**2 / (2 d)`` on ``(0, d]`` and ``x - d / 2`` beyond, which is
+    continuously differentiable; it is used to build smooth positive-definite Lyapunov functions.
+    The width actually used is ``softplus(d)``, which keeps it positive while ``d`` is trained.
+
+    :param d: (float, default 1.0) raw width parameter (the width is ``softplus(d)``).
+    :param tune_d: (bool, default True) whether ``d`` is trained.
+    """
+
+    def __init__(self, d: float = 1.0, tune_d: bool = True):
+        super().__init__()
+        self.d = _scalar_parameter(d, tune_d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the smoothed ReLU elementwise."""
+        width = F.softplus(self.d)
+        positive = F.relu(x)
+        quadratic = positive ** 2 / (2.0 * width)
+        return torch.where(positive <= width, quadratic, positive - width / 2.0)
+
+
+class APLU(nn.Module):
+    """Adaptive piecewise linear unit, https://arxiv.org/abs/1412.6830.
+
+    ``f(x) = relu(x) + sum_s alpha_s * relu(-x + beta_s)``: a ReLU plus ``nsegments`` learnable
+    hinges (slopes ``alpha``, hinge locations ``beta``, both initialised uniformly on [0, 1)).
+
+    :param nsegments: (int, default 2) number of hinges.
+    :param alpha_reg_weight: (float, default 0.001) weight of the L2 norm of ``alpha`` in :meth:`reg_error`.
+    :param beta_reg_weight: (float, default 0.001) weight of the L2 norm of ``beta`` in :meth:`reg_error`.
+    :param tune_alpha: (bool, default True) whether the slopes are trained.
+    :param tune_beta: (bool, default True) whether the hinge locations are trained.
+    :raises ValueError: if ``nsegments`` is not a positive integer.
+    """
+
+    def __init__(self, nsegments: int = 2, alpha_reg_weight: float = 1e-3, beta_reg_weight: float = 1e-3,
+                 tune_alpha: bool = True, tune_beta: bool = True):
+        super().__init__()
+        if int(nsegments) != nsegments or nsegments < 1:
+            raise ValueError(f"APLU nsegments must be a positive integer, got {nsegments!r}")
+        self.nsegments = int(nsegments)
+        self.alpha_reg_weight = alpha_reg_weight
+        self.beta_reg_weight = beta_reg_weight
+        self.alpha = nn.Parameter(torch.rand(self.nsegments), requires_grad=tune_alpha)
+        self.beta = nn.Parameter(torch.rand(self.nsegments), requires_grad=tune_beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the piecewise linear unit elementwise."""
+        hinges = F.relu(-x.unsqueeze(-1) + self.beta) * self.alpha
+        return F.relu(x) + hinges.sum(dim=-1)
+
+    def reg_error(self) -> torch.Tensor:
+        """Weighted L2 norms of the slopes and hinge locations (keeps the hinges small)."""
+        return self.alpha_reg_weight * torch.norm(self.alpha) + self.beta_reg_weight * torch.norm(self.beta)
+
+
+class PReLU(nn.Module):
+    """Parametric ReLU, https://arxiv.org/abs/1502.01852, with learnable slopes on both sides.
+
+    ``f(x) = alpha * min(x, 0) + beta * max(x, 0)``. Upstream NeuroMANCER initialises
+    ``alpha = 1, beta = 0`` (identity on negatives, zero on positives: a reflected ReLU); this
+    implementation deliberately starts from the paper's ``alpha = 0.25`` (negative slope) and
+    ``beta = 1`` (positive slope), so an untrained unit behaves like a leaky ReLU.
+
+    :param tune_alpha: (bool, default True) whether the negative-side slope is trained.
+    :param tune_beta: (bool, default True) whether the positive-side slope is trained.
+    """
+
+    def __init__(self, tune_alpha: bool = True, tune_beta: bool = True):
+        super().__init__()
+        self.alpha = _scalar_parameter(0.25, tune_alpha)
+        self.beta = _scalar_parameter(1.0, tune_beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the parametric ReLU elementwise."""
+        return self.beta * F.relu(x) - self.alpha * F.relu(-x)
+
+
+class PELU(nn.Module):
+    """Parametric exponential linear unit of Trottier et al., https://arxiv.org/abs/1605.09332.
+
+    ``f(x) = (a / b) x`` for ``x >= 0`` and ``a (exp(x / b) - 1)`` for ``x < 0`` with ``a, b``
+    kept positive (the parameters are used clipped at 0.1, the paper's lower bound), both starting at 1
+    (an ELU). Upstream NeuroMANCER uses ``a (exp(-x / b) - 1)`` with ``a = b = -1``, which is not
+    monotone; this implementation follows the paper.
+
+    :param tune_alpha: (bool, default True) whether ``a`` is trained.
+    :param tune_beta: (bool, default True) whether ``b`` is trained.
+    """
+
+    min_value = 0.1
+
+    def __init__(self, tune_alpha: bool = True, tune_beta: bool = True):
+        super().__init__()
+        self.alpha = _scalar_parameter(1.0, tune_alpha)
+        self.beta = _scalar_parameter(1.0, tune_beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the parametric ELU elementwise."""
+        a = torch.clamp(self.alpha, min=self.min_value)
+        b = torch.clamp(self.beta, min=self.min_value)
+        negative = a * torch.expm1(torch.clamp(x, max=0.0) / b)
+        return torch.where(x >= 0, (a / b) * x, negative)
+
+
+activations = {
+    "softexp": SoftExponential,
+    "blu": BLU,
+    "aplu": APLU,
+    "prelu": PReLU,
+    "pelu": PELU,
+    "smoothedrelu": SmoothedReLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "rrelu": nn.RReLU,
+    "hardtanh": nn.Hardtanh,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "hardsigmoid": nn.Hardsigmoid,
+    "tanh": nn.Tanh,
+    "hardswish": nn.Hardswish,
+    "elu": nn.ELU,
+    "celu": nn.CELU,
+    "selu": nn.SELU,
+    "hardshrink": nn.Hardshrink,
+    "leakyrelu": nn.LeakyReLU,
+    "logsigmoid": nn.LogSigmoid,
+    "softplus": nn.Softplus,
+    "softshrink": nn.Softshrink,
+    "softsign": nn.Softsign,
+    "tanhshrink": nn.Tanhshrink,
+}
+"""Activation classes by the short names used in configuration code (``activations['relu']()``)."""
