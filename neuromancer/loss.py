@@ -1,0 +1,451 @@
+"""Aggregate losses: combine objectives and constraints into the scalar a trainer minimises.
+
+An aggregate loss evaluates every `Objective` (or `Loss`) and `Constraint` of a problem on the data
+dictionary and returns that dictionary extended with each term's outputs, the per-sample
+concatenations of constraint values and violations (``C_values``, ``C_violations`` and their
+equality/inequality splits), ``objective_loss``, ``penalty_loss`` and ``loss``. `PenaltyLoss` adds
+the weighted penalties to the objectives; `BarrierLoss` replaces the penalty of strictly satisfied
+inequalities by a barrier that keeps iterates inside the feasible set; `AugmentedLagrangeLoss`
+keeps per-sample Lagrange multipliers and penalty weights that it updates every few epochs.
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Dict, List, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from neuromancer.constraint import Constraint, Eq, Loss, Objective
+
+logger = logging.getLogger(__name__)
+
+TensorDict = Dict[str, Any]
+
+_CONSTRAINT_SUMMARY_KEYS = ["C_violations", "C_values", "C_eq_violations", "C_ineq_violations",
+                            "C_eq_values", "C_ineq_values"]
+
+
+def _as_term_list(terms: Any, kinds: tuple, what: str) -> List[nn.Module]:
+    """Check that ``terms`` is a list of ``kinds`` instances and return it as a list.
+
+    :raises TypeError: ``terms`` is not a list/tuple, or an item has another type.
+    """
+    if isinstance(terms, nn.Module) and not isinstance(terms, nn.ModuleList):
+        raise TypeError(f"{what} must be a list, got a single {type(terms).__name__}: wrap it as [{what[:-1]}].")
+    if not isinstance(terms, (list, tuple, nn.ModuleList)):
+        raise TypeError(f"{what} must be a list of {' or '.join(k.__name__ for k in kinds)}, "
+                        f"got {type(terms).__name__}.")
+    for position, term in enumerate(terms):
+        if not isinstance(term, kinds):
+            raise TypeError(f"{what}[{position}] is a {type(term).__name__} ({term!r:.60}), not "
+                            f"{' or '.join(k.__name__ for k in kinds)}. Build constraints with comparisons "
+                            "of variables (x <= 1) and objectives with x.minimize().")
+    return list(terms)
+
+
+class AggregateLoss(nn.Module, ABC):
+    """Base class of the aggregate losses: evaluates objectives and constraints.
+
+    Subclasses implement `forward`, which must return the input dictionary extended with the terms'
+    outputs and ``loss``.
+
+    :param objectives: (list of Objective | Loss) the terms to minimise.
+    :param constraints: (list of Constraint) the soft constraints.
+    :raises TypeError: an item is not an Objective/Loss (objectives) or a Constraint (constraints).
+    :raises ValueError: two terms have the same name (their outputs would overwrite each other):
+        give them distinct ``name``s.
+    """
+
+    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint]) -> None:
+        super().__init__()
+        self.objectives = nn.ModuleList(_as_term_list(objectives, (Objective, Loss), "objectives"))
+        self.constraints = nn.ModuleList(_as_term_list(constraints, (Constraint,), "constraints"))
+        self._check_names()
+        input_keys: Dict[str, None] = {}
+        for term in [*self.objectives, *self.constraints]:
+            input_keys.update(dict.fromkeys(term.input_keys))
+        self.input_keys = list(input_keys)
+        self.output_keys = ["loss", "objective_loss", "penalty_loss", *_CONSTRAINT_SUMMARY_KEYS]
+
+    def _check_names(self) -> None:
+        """Raise ValueError where two terms would write the same output key."""
+        seen: Dict[str, nn.Module] = {}
+        for term in [*self.objectives, *self.constraints]:
+            for key in term.output_keys:
+                if key in seen:
+                    raise ValueError(f"Output key {key!r} is produced by both {seen[key]!r} and {term!r}: "
+                                     "give the terms distinct names (term.name = '...').")
+                seen[key] = term
+
+    def calculate_objectives(self, input_dict: TensorDict) -> TensorDict:
+        """Evaluate the objectives: their outputs plus ``objective_loss`` (their sum, 0 if none)."""
+        output: TensorDict = {}
+        total = torch.zeros(())
+        for objective in self.objectives:
+            values = objective(input_dict)
+            output.update(values)
+            total = total + values[objective.name]
+        output["objective_loss"] = total
+        return output
+
+    def calculate_constraints(self, input_dict: TensorDict) -> TensorDict:
+        """Evaluate the constraints: their outputs, ``penalty_loss`` (sum of weighted penalties) and,
+        where there are constraints, the per-sample summaries ``C_values``, ``C_violations``,
+        ``C_eq_values``, ``C_ineq_values``, ``C_eq_violations``, ``C_ineq_violations`` (each
+        constraint's value flattened to ``(batch, -1)`` and concatenated along dim 1).
+        """
+        output: TensorDict = {}
+        total = torch.zeros(())
+        values, violations = [], []
+        for constraint in self.constraints:
+            result = constraint(input_dict)
+            output.update(result)
+            total = total + result[constraint.name]
+            values.append(_per_sample(result[f"{constraint.name}_value"]))
+            violations.append(_per_sample(result[f"{constraint.name}_violation"]))
+        if self.constraints:
+            equality = _equality_columns(self.constraints, output, values[0].device)
+            output.update(_constraint_summaries(values, violations, equality))
+        output["penalty_loss"] = total
+        return output
+
+    @abstractmethod
+    def forward(self, input_dict: TensorDict) -> TensorDict:
+        """Return ``input_dict`` extended with the terms' outputs and ``loss``."""
+
+    def _with_terms(self, objectives: List[nn.Module], constraints: List[nn.Module]) -> "AggregateLoss":
+        """A loss of the same kind and settings over other terms (used by ``+`` and ``*``)."""
+        return type(self)(objectives, constraints)
+
+    def __add__(self, other: "AggregateLoss") -> "AggregateLoss":
+        """A loss with the terms of both losses (names must stay distinct).
+
+        :raises TypeError: ``other`` is not a loss of the same class.
+        """
+        if type(other) is not type(self):
+            raise TypeError(f"Only losses of the same kind can be added: {type(self).__name__} + "
+                            f"{type(other).__name__}.")
+        return self._with_terms([*self.objectives, *other.objectives],
+                                [*self.constraints, *other.constraints])
+
+    def __mul__(self, weight: float) -> "AggregateLoss":
+        """A loss whose every term's weight is multiplied by ``weight``."""
+        return self._with_terms([_scaled(term, weight) for term in self.objectives],
+                                [weight * term for term in self.constraints])
+
+    __rmul__ = __mul__
+
+
+def _scaled(term: Union[Objective, Loss], weight: float) -> Union[Objective, Loss]:
+    """A copy of an objective term with its weight multiplied by ``weight``."""
+    if isinstance(term, Loss):
+        return Loss(term.input_keys, term.loss, term.weight * weight, term.name)
+    return weight * term
+
+
+def _per_sample(tensor: Any) -> torch.Tensor:
+    """Reshape a constraint value to ``(batch, -1)`` (a scalar becomes ``(1, 1)``)."""
+    tensor = torch.as_tensor(tensor)
+    if tensor.dim() == 0:
+        return tensor.reshape(1, 1)
+    return tensor.reshape(tensor.shape[0], -1)
+
+
+def _constraint_summaries(values: List[torch.Tensor], violations: List[torch.Tensor],
+                          equality: torch.Tensor) -> TensorDict:
+    """Concatenate per-sample constraint values/violations and split them by constraint kind.
+
+    :raises ValueError: constraints disagree on the batch size.
+    """
+    sizes = {value.shape[0] for value in values}
+    if len(sizes) > 1:
+        raise ValueError(f"Constraints evaluate to different batch sizes {sorted(sizes)}: every "
+                         "constraint's value must have the batch as its first dimension.")
+    all_values = torch.cat(values, dim=1)
+    all_violations = torch.cat(violations, dim=1)
+    return {"C_violations": all_violations, "C_values": all_values,
+            "C_eq_violations": all_violations[:, equality], "C_ineq_violations": all_violations[:, ~equality],
+            "C_eq_values": all_values[:, equality], "C_ineq_values": all_values[:, ~equality]}
+
+
+class PenaltyLoss(AggregateLoss):
+    """Penalty method: ``loss = objective_loss + penalty_loss`` (sum of weighted penalties).
+
+    :param objectives: (list of Objective | Loss) terms to minimise.
+    :param constraints: (list of Constraint) soft constraints.
+    :raises TypeError: an item has the wrong type (the message names it).
+    :raises ValueError: two terms share a name.
+    """
+
+    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint]) -> None:
+        super().__init__(objectives, constraints)
+
+    def forward(self, input_dict: TensorDict) -> TensorDict:
+        """Return a new dict: ``input_dict`` plus the terms' outputs, summaries and ``loss``."""
+        output = {**input_dict, **self.calculate_objectives(input_dict)}
+        output.update(self.calculate_constraints(output))
+        output["loss"] = output["objective_loss"] + output["penalty_loss"]
+        return output
+
+
+def _barrier_functions(alpha: float, shift: float) -> Dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The named barriers of `BarrierLoss`, as functions of a constraint value ``v < 0``."""
+    return {
+        "log10": lambda value: -torch.log10(-value),
+        "log": lambda value: -torch.log(-value),
+        "inverse": lambda value: -1.0 / value,
+        "softexp": lambda value: (torch.exp(alpha * value) - 1.0) / alpha + alpha,
+        "softlog": lambda value: -torch.log(1.0 + alpha * (-value - alpha)) / alpha,
+        "expshift": lambda value: torch.exp(value + shift),
+    }
+
+
+class BarrierLoss(PenaltyLoss):
+    """Barrier method: inequalities penalised where violated or active, barrier-ed where strictly held.
+
+    For each inequality constraint with value ``v`` (``v <= 0`` means satisfied) the samples with
+    ``v >= 0`` add ``weight * mean(mask * violation)`` and those with ``v < 0`` add
+    ``weight * mean(mask * b(v))``, where the barrier ``b`` is clamped to ``[0, upper_bound]`` (NaN
+    and infinite values count as 0). ``penalty_loss`` is the sum of both parts, ``barrier_loss``
+    the barrier part, and ``<name>_barrier`` the barrier values of each constraint (0 where not
+    strictly satisfied).
+
+    Barriers: ``'log10'`` ``-log10(-v)``, ``'log'`` ``-ln(-v)``, ``'inverse'`` ``-1/v``,
+    ``'softexp'`` ``(exp(alpha v) - 1)/alpha + alpha``, ``'softlog'``
+    ``-ln(1 + alpha(-v - alpha))/alpha``, ``'expshift'`` ``exp(v + shift)``, or any callable.
+
+    Differences from upstream: equality constraints, which no barrier can keep, always contribute
+    their ordinary penalty (upstream applies the barrier to them on one side); and barriers are
+    only evaluated at strictly feasible points, so infeasible samples never inject NaN gradients.
+
+    :param objectives: (list of Objective | Loss) terms to minimise.
+    :param constraints: (list of Constraint) soft constraints.
+    :param barrier: (str | Callable, default 'log10') one of the names above or a function of ``v``.
+    :param upper_bound: (float, default 1.0) the barrier values are clamped to at most this.
+    :param shift: (float, default 1.0) shift of the 'expshift' barrier.
+    :param alpha: (float, default 0.5) bending of the 'softexp' and 'softlog' barriers.
+    :raises ValueError: unknown barrier name.
+    """
+
+    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint],
+                 barrier: Union[str, Callable] = "log10", upper_bound: float = 1.0, shift: float = 1.0,
+                 alpha: float = 0.5) -> None:
+        super().__init__(objectives, constraints)
+        self.shift = shift
+        self.alpha = alpha
+        self.upper_bound = upper_bound
+        self.barriers = _barrier_functions(alpha, shift)
+        if callable(barrier):
+            self.barrier = barrier
+        elif isinstance(barrier, str) and barrier in self.barriers:
+            self.barrier = self.barriers[barrier]
+        else:
+            raise ValueError(f"Unknown barrier {barrier!r}: use one of {sorted(self.barriers)} or a "
+                             "callable of the constraint value.")
+        self.barrier_name = barrier if isinstance(barrier, str) else getattr(barrier, "__name__", "custom")
+        self.output_keys = [*self.output_keys, "barrier_loss"]
+
+    def _with_terms(self, objectives: List[nn.Module], constraints: List[nn.Module]) -> "BarrierLoss":
+        return BarrierLoss(objectives, constraints, self.barrier, self.upper_bound, self.shift, self.alpha)
+
+    def _barrier_values(self, value: torch.Tensor) -> torch.Tensor:
+        """Clamped barrier values where ``value < 0``, and 0 elsewhere."""
+        feasible = value < 0
+        safe_value = torch.where(feasible, value, -torch.ones_like(value))
+        barrier = torch.nan_to_num(self.barrier(safe_value), nan=0.0, posinf=0.0, neginf=0.0)
+        barrier = torch.clamp(barrier, min=0.0, max=self.upper_bound)
+        return torch.where(feasible, barrier, torch.zeros_like(barrier))
+
+    def calculate_constraints(self, input_dict: TensorDict) -> TensorDict:
+        """Constraint outputs and summaries, ``<name>_barrier`` values, ``barrier_loss`` and the
+        barrier-aware ``penalty_loss``."""
+        output = super().calculate_constraints(input_dict)
+        total = torch.zeros(())
+        barrier_total = torch.zeros(())
+        for constraint in self.constraints:
+            if isinstance(constraint.comparator, Eq):
+                total = total + output[constraint.name]
+                continue
+            value = torch.as_tensor(output[f"{constraint.name}_value"])
+            violation = output[f"{constraint.name}_violation"]
+            barrier = self._barrier_values(value)
+            output[f"{constraint.name}_barrier"] = barrier
+            active = value >= 0
+            if active.any():
+                total = total + constraint.weight * torch.mean(active * violation)
+            if (~active).any():
+                barrier_part = constraint.weight * torch.mean(~active * barrier)
+                barrier_total = barrier_total + barrier_part
+                total = total + barrier_part
+        output["barrier_loss"] = barrier_total
+        output["penalty_loss"] = total
+        return output
+
+
+def _dataset_size(train_data: Any) -> int:
+    """Number of training samples of a DataLoader, a Dataset, or an int.
+
+    :raises TypeError: none of these.
+    """
+    if isinstance(train_data, int) and not isinstance(train_data, bool):
+        return train_data
+    dataset = getattr(train_data, "dataset", train_data)
+    if hasattr(dataset, "__len__"):
+        return len(dataset)
+    raise TypeError(f"train_data must be the training DataLoader (or its Dataset, or the number of "
+                    f"samples), got {type(train_data).__name__}.")
+
+
+class AugmentedLagrangeLoss(AggregateLoss):
+    """Augmented Lagrangian method with per-sample multipliers and penalty weights.
+
+    In training mode, ``loss = objective_loss + con_lagrangian + mu_scaled_penalty_loss`` where, for
+    each sample ``s`` of the batch with constraint values ``C_s`` and violations ``V_s``,
+    ``con_lagrangian = mean_s(lm_s . g(C_s))`` (``g = relu`` on inequalities, identity on
+    equalities) and ``mu_scaled_penalty_loss = mean_s(mu_s * |V_s|^2)``. Every ``inner_loop`` epochs
+    (at epochs ``inner_loop, 2 inner_loop, ...``) the multipliers of the batch's samples whose
+    violation norm ``|V_s|`` dropped below ``eta`` times their best so far are updated
+    (``lm <- relu(lm + mu C)`` for inequalities, ``lm <- lm + mu C`` for equalities) and that best
+    is recorded; the other samples' ``mu`` grows by ``sigma`` up to ``mu_max``. In eval mode,
+    ``loss = objective_loss + penalty_loss``. Also output: ``unscaled_penalty_loss``
+    (``mean_s |V_s|^2``), ``2norm_unscaled_penalty_loss`` (``mean_s |V_s|``), ``scaled_performance``
+    (``objective_loss + penalty_loss``) and, in training, ``con_lagrangian``,
+    ``mu_scaled_penalty_loss`` and ``mu`` (the mean weight).
+
+    Batches must carry ``'epoch'`` (the trainers add it) and ``'index'``, each sample's position in
+    the training set (e.g. ``DictDataset({..., 'index': torch.arange(n)})``).
+
+    Differences from upstream: equality multipliers are not clipped at 0 and the equality term is
+    not passed through relu (upstream treats equalities as inequalities); the penalty weight of
+    each sample is the one of that sample (upstream multiplies by all samples' weights, which only
+    broadcasts for full-batch training); multiplier buffers are created on the data's device and
+    restored with their saved shape by ``load_state_dict``.
+
+    :param objectives: (list of Objective | Loss) terms to minimise.
+    :param constraints: (list of Constraint) soft constraints.
+    :param train_data: (DataLoader | Dataset | int) the training data, to size per-sample buffers.
+    :param inner_loop: (int, default 10) epochs between multiplier updates.
+    :param sigma: (float, default 2.0) growth factor of ``mu`` where violations did not shrink (> 1).
+    :param mu_max: (float, default 1000.0) upper bound of ``mu``.
+    :param mu_init: (float, default 0.001) initial ``mu``.
+    :param eta: (float, default 1.0) expected reduction of the violation norm (<= 1).
+    :raises TypeError: ``train_data`` has no length.
+    :raises ValueError: ``inner_loop`` < 1.
+    """
+
+    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint], train_data: Any,
+                 inner_loop: int = 10, sigma: float = 2.0, mu_max: float = 1000.0, mu_init: float = 0.001,
+                 eta: float = 1.0) -> None:
+        super().__init__(objectives, constraints)
+        if not isinstance(inner_loop, int) or inner_loop < 1:
+            raise ValueError(f"inner_loop must be a positive int (epochs between updates), got {inner_loop!r}.")
+        nsamples = _dataset_size(train_data)
+        self.inner_loop = inner_loop
+        self.mu_init = mu_init
+        self.register_buffer("nsamples", torch.tensor(nsamples))
+        self.register_buffer("sigma", torch.tensor(float(sigma)))
+        self.register_buffer("mu_max", torch.tensor(float(mu_max)))
+        self.register_buffer("mu", torch.full((nsamples, 1), float(mu_init)))
+        self.register_buffer("lm", torch.empty(0))
+        self.register_buffer("eta", torch.tensor(float(eta)))
+        self.register_buffer("penalty_best", torch.empty(0))
+        self.output_keys = [*self.output_keys, "2norm_unscaled_penalty_loss", "unscaled_penalty_loss",
+                            "scaled_performance", "con_lagrangian", "mu_scaled_penalty_loss", "mu"]
+
+    @property
+    def init(self) -> bool:
+        """True until the first training step has created the multipliers."""
+        return self.lm.numel() == 0
+
+    def _with_terms(self, objectives: List[nn.Module], constraints: List[nn.Module]) -> "AugmentedLagrangeLoss":
+        return AugmentedLagrangeLoss(objectives, constraints, int(self.nsamples), self.inner_loop,
+                                     float(self.sigma), float(self.mu_max), self.mu_init, float(self.eta))
+
+    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:
+        """Resize the lazily created multiplier buffers to the saved shapes before loading them."""
+        for name in ("lm", "penalty_best"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None and saved.shape != getattr(self, name).shape:
+                setattr(self, name, torch.empty_like(saved))
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def _batch_indices(self, input_dict: TensorDict) -> torch.Tensor:
+        """The batch's sample positions (``input_dict['index']``) as a 1-d long tensor.
+
+        :raises KeyError: the batch has no 'index'.
+        """
+        if "index" not in input_dict:
+            raise KeyError("AugmentedLagrangeLoss needs each batch to carry 'index', the samples' positions "
+                           "in the training set: add 'index': torch.arange(n) to the training dataset.")
+        return torch.as_tensor(input_dict["index"], device=self.mu.device).reshape(-1).long()
+
+    def _epoch(self, input_dict: TensorDict) -> int:
+        """The current epoch from the batch.
+
+        :raises KeyError: the batch has no 'epoch'.
+        """
+        if "epoch" not in input_dict:
+            raise KeyError("AugmentedLagrangeLoss needs the batch to carry 'epoch' (the trainers add it); "
+                           "set batch['epoch'] when calling the loss directly.")
+        return int(input_dict["epoch"])
+
+    def _update_multipliers(self, index: torch.Tensor, values: torch.Tensor, norms: torch.Tensor,
+                            equality: torch.Tensor) -> None:
+        """Outer-loop step for the batch's samples (no gradient flows through it)."""
+        improved = norms < self.eta * self.penalty_best[index]
+        logger.debug("augmented Lagrangian update: %d of %d samples improved", int(improved.sum()), len(index))
+        mu = self.mu[index]
+        step = self.lm[index] + mu * values * improved
+        self.lm[index] = torch.where(equality, step, torch.relu(step))
+        self.penalty_best[index] = torch.where(improved, norms, self.penalty_best[index])
+        self.mu[index] = torch.clamp(torch.where(improved, mu, self.sigma * mu), max=float(self.mu_max))
+
+    def forward(self, input_dict: TensorDict) -> TensorDict:
+        """Return a new dict: ``input_dict`` plus term outputs, summaries and the augmented ``loss``.
+
+        :raises KeyError: in training, the batch lacks 'epoch' or 'index'.
+        """
+        output = {**input_dict, **self.calculate_objectives(input_dict)}
+        output.update(self.calculate_constraints(output))
+        objective = output["objective_loss"]
+        squared_norms = torch.sum(output["C_violations"] ** 2, dim=-1, keepdim=True) if self.constraints \
+            else torch.zeros(1, 1)
+        norms = torch.sqrt(squared_norms)
+        output["2norm_unscaled_penalty_loss"] = torch.mean(norms)
+        output["unscaled_penalty_loss"] = torch.mean(squared_norms)
+        output["scaled_performance"] = objective + output["penalty_loss"]
+        if not self.training or not self.constraints:
+            output["loss"] = objective + output["penalty_loss"]
+            return output
+        index = self._batch_indices(input_dict)
+        values = output["C_values"]
+        equality = _equality_columns(self.constraints, output, values.device)
+        if self.init:
+            self.lm = torch.zeros(int(self.nsamples), values.shape[-1], device=values.device, dtype=values.dtype)
+            self.penalty_best = torch.full((int(self.nsamples), 1), float(np.finfo(np.float32).max),
+                                           device=values.device, dtype=values.dtype)
+        epoch = self._epoch(input_dict)
+        if epoch % self.inner_loop == 0 and epoch != 0:
+            with torch.no_grad():
+                self._update_multipliers(index, values.detach(), norms.detach(), equality)
+        multipliers = self.lm[index]
+        terms = torch.where(equality, values, torch.relu(values))
+        con_lagrangian = torch.mean(torch.sum(multipliers * terms, dim=-1))
+        mu_scaled_penalty_loss = torch.mean(self.mu[index] * squared_norms)
+        output["loss"] = objective + con_lagrangian + mu_scaled_penalty_loss
+        output["con_lagrangian"] = con_lagrangian
+        output["mu_scaled_penalty_loss"] = mu_scaled_penalty_loss
+        output["mu"] = torch.mean(self.mu)
+        return output
+
+
+def _equality_columns(constraints: Any, output: TensorDict, device: torch.device) -> torch.Tensor:
+    """Boolean mask over the columns of ``C_values``: True where the column is an equality."""
+    flags = []
+    for constraint in constraints:
+        width = _per_sample(output[f"{constraint.name}_value"]).shape[1]
+        flags += [isinstance(constraint.comparator, Eq)] * width
+    return torch.tensor(flags, dtype=torch.bool, device=device)
