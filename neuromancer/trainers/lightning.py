@@ -1,0 +1,758 @@
+"""Train NeuroMANCER problems with PyTorch Lightning: `LitTrainer`, `LitProblem` and `LitDataModule`.
+
+``LitTrainer(epochs=10).fit(problem, data_setup_function, nsim=100)`` wraps the `Problem` in a
+`LitProblem` (a LightningModule that logs the metric names the user chose), wraps the data setup
+function in a `LitDataModule` (train/dev/test loaders built from `DictDataset`'s own batched fetch
+and collate function), and runs a Lightning `Trainer` configured with NeuroMANCER semantics:
+checkpointing and early stopping on ``eval_metric``, gradient clipping by norm, and an in-memory
+best-weights keeper so that, on every strategy, the user's problem ends up holding the weights
+that scored best. Only the public API of `Problem` (``forward``, ``parameters``, ``state_dict``),
+`DictDataset` (``name``, ``collate_fn``, batched ``__getitems__``) and `Callback` is used, so this
+module also fits the upstream tree. Lightning is imported here at module level; the package only
+imports this module when a Lightning name is first used.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import itertools
+import logging
+import numbers
+import types
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback as LightningCallback
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.core.hooks import CheckpointHooks, DataHooks, ModelHooks
+from lightning.pytorch.profilers import Profiler
+from torch.utils.data import DataLoader
+
+from neuromancer.callbacks import Callback
+from neuromancer.dataset import DictDataset
+from neuromancer.trainers.lightning_callbacks import (
+    BestWeights, NeuromancerCallbackAdapter, WarmupEarlyStopping, cpu_state_dict,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LitTrainer", "LitProblem", "LitDataModule"]
+
+DEFAULT_LEARNING_RATE = 0.001
+DEFAULT_BETAS = (0.0, 0.9)
+PROFILER_NAMES = ("simple", "advanced", "pytorch", "xla")
+SPLITS = ("train", "dev", "test")
+
+TensorDict = Dict[str, Any]
+StepFunction = Callable[["LitProblem", TensorDict], Any]
+
+# Lightning hooks a user may replace through ``custom_hooks``, and the positional arguments
+# Lightning passes where the base class only declares ``*args``.
+_STEP_METHODS = ("training_step", "validation_step", "test_step", "predict_step", "configure_optimizers",
+                 "configure_callbacks", "configure_gradient_clipping", "lr_scheduler_step", "optimizer_step",
+                 "optimizer_zero_grad", "backward")
+BINDABLE_HOOKS = frozenset(
+    [name for hooks in (ModelHooks, DataHooks, CheckpointHooks) for name in vars(hooks) if not name.startswith("_")]
+    + list(_STEP_METHODS))
+_VARARG_HOOK_PARAMETERS = {"predict_step": ("batch", "batch_idx")}
+EPOCH_END_HOOKS = ("on_train_epoch_end", "on_validation_epoch_end", "on_test_epoch_end")
+
+
+def hparam(config: Any, key: str) -> Any:
+    """Read ``key`` from a hyperparameter config (a mapping, a wandb config or a namespace).
+
+    :param config: (mapping | object | None) the config; None reads as empty.
+    :param key: (str) the entry to read, e.g. ``'learning_rate'`` or ``'batch_size'``.
+    :return: the value, or None when the config has no such entry.
+    """
+    if config is None:
+        return None
+    if hasattr(config, "keys"):
+        return config[key] if key in config else None
+    return getattr(config, key, None)
+
+
+def _hook_parameters(name: str) -> Tuple[str, ...]:
+    """Names of the positional arguments Lightning passes to hook ``name`` (``self`` excluded)."""
+    if name in _VARARG_HOOK_PARAMETERS:
+        return _VARARG_HOOK_PARAMETERS[name]
+    params = list(inspect.signature(getattr(LitProblem, name)).parameters.values())[1:]
+    return tuple(p.name for p in params
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty)
+
+
+def _accepts(function: Callable, nargs: int) -> bool:
+    """Whether ``function`` can be called with ``nargs`` positional arguments."""
+    try:
+        inspect.signature(function).bind(*range(nargs))
+    except TypeError:
+        return False
+    return True
+
+
+def validate_custom_hooks(custom_hooks: Optional[Mapping[str, Callable]]) -> Dict[str, Callable]:
+    """Check that every custom hook names a Lightning hook and has that hook's signature.
+
+    :param custom_hooks: (dict | None) hook name -> function taking the LightningModule as ``self``.
+    :return: (dict) the hooks (empty for None).
+    :raises TypeError: ``custom_hooks`` is not a mapping, or a hook is not callable.
+    :raises KeyError: a name is not a Lightning hook (the message lists close matches).
+    :raises ValueError: a hook cannot take the arguments Lightning passes; the message gives the
+        expected signature.
+    """
+    if custom_hooks is None:
+        return {}
+    if not isinstance(custom_hooks, Mapping):
+        raise TypeError(f"custom_hooks must be a dict of hook name -> function, got {type(custom_hooks).__name__}.")
+    for name, function in custom_hooks.items():
+        if name not in BINDABLE_HOOKS:
+            close = difflib.get_close_matches(str(name), sorted(BINDABLE_HOOKS), n=3)
+            raise KeyError(f"custom_hooks key {name!r} is not a Lightning hook"
+                           + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "."))
+        if not callable(function):
+            raise TypeError(f"custom_hooks[{name!r}] must be callable, got {type(function).__name__}.")
+        expected = _hook_parameters(name)
+        if not _accepts(function, 1 + len(expected)):
+            raise ValueError(f"custom_hooks[{name!r}] must have the signature ({', '.join(('self',) + expected)}); "
+                             f"got {function.__name__}{inspect.signature(function)}.")
+    return dict(custom_hooks)
+
+
+def _after_own_hook(name: str, function: Callable) -> Callable:
+    """A hook running LitProblem's own hook ``name`` (its epoch-end logging) and then ``function``."""
+    own = getattr(LitProblem, name)
+
+    def chained(self: "LitProblem", *args: Any, **kwargs: Any) -> Any:
+        own(self)
+        return function(self, *args, **kwargs)
+
+    return chained
+
+
+def bind_custom_hooks(module: pl.LightningModule, custom_hooks: Optional[Mapping[str, Callable]]) -> None:
+    """Bind each custom hook onto ``module`` as a method, replacing the Lightning hook of that name.
+
+    On a `LitProblem`, custom epoch-end hooks run after its own (which log the epoch's means),
+    so they see this epoch's metrics; every other hook is replaced.
+
+    :param module: (LightningModule) the module whose hooks are replaced.
+    :param custom_hooks: (dict | None) hook name -> function ``f(self, ...)``; validated first.
+    :raises TypeError | KeyError | ValueError: see `validate_custom_hooks`.
+    """
+    for name, function in validate_custom_hooks(custom_hooks).items():
+        if isinstance(module, LitProblem) and name in EPOCH_END_HOOKS:
+            function = _after_own_hook(name, function)
+        setattr(module, name, types.MethodType(function, module))
+
+
+def _check_training_step(custom_training_step: Optional[StepFunction]) -> None:
+    """Raise unless ``custom_training_step`` is None or callable as ``f(model, batch)``."""
+    if custom_training_step is None:
+        return
+    if not callable(custom_training_step) or not _accepts(custom_training_step, 2):
+        raise ValueError("custom_training_step must be a function with the signature (model, batch) returning the "
+                         f"loss; got {custom_training_step!r}.")
+
+
+def _check_custom_optimizer(optimizer: Optional[torch.optim.Optimizer], problem: torch.nn.Module) -> None:
+    """Raise unless ``optimizer`` is None or an optimizer built on parameters of ``problem``."""
+    if optimizer is None:
+        return
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"custom_optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}.")
+    own = {id(p) for p in problem.parameters()}
+    foreign = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in own]
+    if foreign:
+        raise ValueError(f"custom_optimizer updates {len(foreign)} tensor(s) that are not parameters of the problem; "
+                         "build it on problem.parameters() of the problem you pass to fit.")
+
+
+def _metric(output: Mapping[str, Any], name: str) -> torch.Tensor:
+    """Return ``output[name]``, or raise a KeyError that lists the available outputs."""
+    try:
+        return output[name]
+    except KeyError:
+        raise KeyError(f"metric {name!r} is not among the problem's outputs {sorted(output)}; outputs are "
+                       "prefixed with the dataset name, so set the metric to one of them.") from None
+
+
+def _step_loss(result: Any, train_metric: str) -> Optional[torch.Tensor]:
+    """Extract the loss from a custom training step's result: a tensor, a dict, or None."""
+    if result is None or isinstance(result, torch.Tensor):
+        return result
+    if isinstance(result, Mapping):
+        for key in (train_metric, "loss"):
+            if key in result:
+                return result[key]
+        raise KeyError(f"custom_training_step returned a dict without {train_metric!r} or 'loss' "
+                       f"(keys: {sorted(result)}); include the loss to optimise under one of them.")
+    raise TypeError(f"custom_training_step must return a loss tensor, a dict holding it, or None; "
+                    f"got {type(result).__name__}.")
+
+
+def _batch_size(batch: Mapping[str, Any]) -> int:
+    """Number of samples in a batch dict: the leading size of its first tensor."""
+    return next((len(v) for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0), 1)
+
+
+def _detached(output: Mapping[str, Any]) -> TensorDict:
+    """A copy of ``output`` whose tensors are detached from autograd."""
+    return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in output.items()}
+
+
+def _module_device(module: torch.nn.Module) -> torch.device:
+    """Device of the module's first parameter or buffer (CPU for a module without tensors)."""
+    tensor = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+class LitProblem(pl.LightningModule):
+    """A LightningModule around a NeuroMANCER `Problem`.
+
+    ``training_step`` runs ``problem(batch)`` (or ``custom_training_step(self, batch)``) and
+    returns ``output[train_metric]``; ``validation_step`` and ``test_step`` evaluate ``dev_metric``
+    and ``test_metric``. The module sums each metric (detached, so no autograd graph outlives its
+    step) and logs the sample-weighted epoch mean once per epoch, reduced over processes in
+    multi-device runs: ``<train_metric>_epoch`` for the loggers and ``<train_metric>`` for callbacks,
+    ``<dev_metric>`` and ``<test_metric>``. The training loss of single steps is logged as
+    ``<train_metric>_step`` on the steps the loggers write (every ``log_every_n_steps``), or on every
+    step while a progress bar shows it; calling Lightning's ``log`` only then keeps its per-call
+    cost out of the other steps. When an epoch's train or dev mean is not finite, training stops
+    with a warning. The problem's weights appear in the state dict under the ``problem.`` prefix.
+
+    Custom hooks replace the module's hooks of the same name, except the epoch-end hooks
+    (``on_train_epoch_end``, ``on_validation_epoch_end``, ``on_test_epoch_end``), which run after
+    the module has logged the epoch's means.
+
+    Unlike upstream 1.5.6, the dev and test metrics are logged under the names the user chose
+    (upstream always logged ``dev_loss``), no step's autograd graph is kept until the epoch ends,
+    ``custom_optimizer`` is honoured, and a custom ``configure_optimizers`` hook's return value is
+    what Lightning uses.
+
+    :param problem: (nn.Module) the `Problem` to train.
+    :param train_metric: (str, default 'train_loss') output key minimised during training.
+    :param dev_metric: (str, default 'train_loss') output key logged on the dev split (upstream's
+        default; `LitTrainer` passes 'dev_loss').
+    :param test_metric: (str, default 'train_loss') output key logged on the test split.
+    :param custom_optimizer: (torch.optim.Optimizer | None) an optimizer already built on
+        ``problem.parameters()``; None for ``Adam(lr=0.001, betas=(0.0, 0.9))``.
+    :param custom_training_step: (callable | None) ``f(model, batch)`` returning the loss (a
+        tensor, a dict holding it under ``train_metric`` or ``'loss'``, or None after a manual step).
+    :param custom_hooks: (dict | None) Lightning hook name -> ``f(self, ...)`` bound onto the module.
+    :param hparam_config: (mapping | wandb config | None) a ``learning_rate`` entry sets the
+        optimizer's learning rate (also a custom optimizer's).
+    :raises TypeError: ``problem`` is not an nn.Module, or a custom part has the wrong type.
+    :raises ValueError | KeyError: see `validate_custom_hooks`; a custom optimizer built on other
+        parameters; a custom training step that cannot take ``(model, batch)``.
+    """
+
+    def __init__(self, problem: torch.nn.Module, train_metric: str = "train_loss", dev_metric: str = "train_loss",
+                 test_metric: str = "train_loss", custom_optimizer: Optional[torch.optim.Optimizer] = None,
+                 custom_training_step: Optional[StepFunction] = None,
+                 custom_hooks: Optional[Mapping[str, Callable]] = None, hparam_config: Any = None) -> None:
+        super().__init__()
+        if not isinstance(problem, torch.nn.Module):
+            raise TypeError(f"problem must be a neuromancer Problem (an nn.Module), got {type(problem).__name__}.")
+        _check_custom_optimizer(custom_optimizer, problem)
+        _check_training_step(custom_training_step)
+        self.problem = problem
+        self.train_metric, self.dev_metric, self.test_metric = train_metric, dev_metric, test_metric
+        self.custom_optimizer = custom_optimizer
+        self.custom_training_step = custom_training_step
+        self.custom_hooks = validate_custom_hooks(custom_hooks)
+        self.hparam_config = hparam_config
+        self.lr = hparam(hparam_config, "learning_rate")
+        self.record_outputs = False
+        self.last_outputs: Dict[str, TensorDict] = {}
+        self._sums: Dict[str, List[Any]] = {}
+        bind_custom_hooks(self, self.custom_hooks)
+
+    def get_problem(self) -> torch.nn.Module:
+        """Return the wrapped `Problem`."""
+        return self.problem
+
+    def training_step(self, batch: TensorDict, batch_idx: int) -> Optional[torch.Tensor]:
+        """Run the problem (or the custom step) on a training batch and return ``train_metric``.
+
+        :param batch: (dict) a batch named 'train'.
+        :param batch_idx: (int) index of the batch in the epoch.
+        :return: (Tensor | None) the loss Lightning back-propagates (None: skip the step).
+        :raises KeyError: ``train_metric`` is not among the outputs.
+        """
+        if self.custom_training_step is None:
+            output = self.problem(batch)
+            loss = _metric(output, self.train_metric)
+        else:
+            output = self.custom_training_step(self, batch)
+            loss = _step_loss(output, self.train_metric)
+        if loss is not None:
+            size = _batch_size(batch)
+            self._accumulate(self.train_metric, loss, size)
+            if self._step_is_shown():
+                self.log(f"{self.train_metric}_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True,
+                         batch_size=size)
+        if self.record_outputs:
+            self.last_outputs["train"] = _detached(output if isinstance(output, Mapping) else
+                                                   {self.train_metric: loss})
+        return loss
+
+    def validation_step(self, batch: TensorDict, batch_idx: int) -> None:
+        """Evaluate the problem on a dev batch and add ``dev_metric`` to the epoch's mean.
+
+        :raises KeyError: ``dev_metric`` is not among the outputs.
+        """
+        self._evaluate("dev", self.dev_metric, batch)
+
+    def test_step(self, batch: TensorDict, batch_idx: int) -> None:
+        """Evaluate the problem on a test batch and add ``test_metric`` to the split's mean.
+
+        :raises KeyError: ``test_metric`` is not among the outputs.
+        """
+        self._evaluate("test", self.test_metric, batch)
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's mean training loss; stop training if it is not finite."""
+        mean = self._log_epoch_mean(self.train_metric, logged_name=f"{self.train_metric}_epoch")
+        self._stop_if_not_finite(self.train_metric, mean)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log the mean of ``dev_metric`` over the dev split; stop training if it is not finite."""
+        mean = self._log_epoch_mean(self.dev_metric)
+        if not self.trainer.sanity_checking:
+            self._stop_if_not_finite(self.dev_metric, mean)
+
+    def on_test_epoch_end(self) -> None:
+        """Log the mean of ``test_metric`` over the test split."""
+        self._log_epoch_mean(self.test_metric)
+
+    def epoch_mean(self, name: str) -> Optional[torch.Tensor]:
+        """The running mean of metric ``name`` over the current epoch (this process only), or None.
+
+        :param name: (str) a metric this module accumulates (train, dev or test metric).
+        """
+        if name not in self._sums:
+            return None
+        total, count = self._sums[name]
+        return total / count
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Return the custom optimizer if one was given, else ``Adam(lr=0.001, betas=(0.0, 0.9))``.
+
+        A ``learning_rate`` in ``hparam_config`` overrides the learning rate of either.
+        """
+        if self.custom_optimizer is None:
+            lr = DEFAULT_LEARNING_RATE if self.lr is None else self.lr
+            return torch.optim.Adam(self.problem.parameters(), lr=lr, betas=DEFAULT_BETAS)
+        if self.lr is not None:
+            for group in self.custom_optimizer.param_groups:
+                group["lr"] = self.lr
+        return self.custom_optimizer
+
+    def _evaluate(self, split: str, metric: str, batch: TensorDict) -> None:
+        with torch.set_grad_enabled(bool(getattr(self.problem, "grad_inference", False))):
+            output = self.problem(batch)
+        self._accumulate(metric, _metric(output, metric), _batch_size(batch))
+        if self.record_outputs:
+            self.last_outputs[split] = _detached(output)
+
+    def _accumulate(self, name: str, value: torch.Tensor, size: int) -> None:
+        """Add a batch's (detached) metric, weighted by its size, to the epoch's sum."""
+        weighted = value.detach() * size
+        if name in self._sums:
+            entry = self._sums[name]
+            entry[0], entry[1] = entry[0] + weighted, entry[1] + size
+        else:
+            self._sums[name] = [weighted, size]
+
+    def _step_is_shown(self) -> bool:
+        """Whether this step's loss reaches a logger or a progress bar."""
+        trainer = self.trainer
+        return (trainer.progress_bar_callback is not None
+                or (self.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0)
+
+    def _log_epoch_mean(self, name: str, logged_name: Optional[str] = None) -> Optional[torch.Tensor]:
+        """Log (and forget) the epoch's sample-weighted mean of ``name``, reduced over processes.
+
+        The mean goes to ``callback_metrics`` under ``name`` and to the loggers and progress bar
+        under ``logged_name`` (default: ``name``). Nothing is logged for an epoch without values.
+        """
+        if name not in self._sums:
+            return None
+        total, count = self._sums.pop(name)
+        if self.trainer.world_size > 1:
+            pair = torch.stack([total.reshape(()), total.new_tensor(float(count))])
+            total, count = self.trainer.strategy.reduce(pair, reduce_op="sum")
+        mean = total / count
+        if logged_name is not None and logged_name != name:
+            self.log(logged_name, mean, prog_bar=True)
+            self.log(name, mean, prog_bar=False, logger=False)
+        else:
+            self.log(name, mean, prog_bar=True)
+        return mean
+
+    def _stop_if_not_finite(self, name: str, mean: Optional[torch.Tensor]) -> None:
+        """Ask the trainer to stop, with a warning, when an epoch mean is NaN or infinite."""
+        if mean is None or bool(torch.isfinite(mean).all()):
+            return
+        self.trainer.should_stop = True
+        if self.trainer.is_global_zero:
+            logger.warning("Stopping at epoch %d: %s=%s is not finite; the best weights seen so far are kept.",
+                           self.current_epoch, name, float(mean))
+
+
+def _split_error(dataset: Any, slot: str) -> Optional[Exception]:
+    """The exception that ``dataset`` cannot fill split ``slot``, or None when it can."""
+    if dataset is None:
+        return ValueError("train_data is None; the train split is required.") if slot == "train" else None
+    if not isinstance(dataset, DictDataset):
+        return TypeError(f"{slot}_data must be a neuromancer.dataset.DictDataset (or None), "
+                         f"got {type(dataset).__name__}.")
+    if dataset.name != slot:
+        return ValueError(f"the {slot} dataset is named {dataset.name!r}; create it with DictDataset(..., "
+                          f"name={slot!r}) so the problem's outputs carry the '{slot}_' prefix the metrics use.")
+    if len(dataset) == 0:
+        return ValueError(f"the {slot} dataset is empty.")
+    return None
+
+
+def validate_batch_size(batch_size: Any, source: str = "data_setup_function") -> int:
+    """Return ``batch_size`` as an int, or raise if it is not a positive integer.
+
+    :param batch_size: the value to check.
+    :param source: (str, default 'data_setup_function') where it came from, for the message.
+    :raises TypeError: not an integer (booleans included).
+    :raises ValueError: not positive.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch size from {source} must be a positive int, got {batch_size!r} "
+                        f"({type(batch_size).__name__}).")
+    if batch_size <= 0:
+        raise ValueError(f"batch size from {source} must be a positive int, got {batch_size}.")
+    return int(batch_size)
+
+
+def validate_data_splits(result: Any) -> Tuple[DictDataset, Optional[DictDataset], Optional[DictDataset], int]:
+    """Check what a data setup function returned: ``(train_data, dev_data, test_data, batch_size)``.
+
+    :param result: the function's return value.
+    :return: (tuple) the three datasets (dev and test may be None) and the batch size.
+    :raises ValueError: not four items, a dataset named other than its slot, an empty dataset, a
+        missing train split, or a batch size that is not positive.
+    :raises TypeError: a split that is not a `DictDataset`, or a batch size that is not an int.
+    """
+    if not isinstance(result, (tuple, list)) or len(result) != 4:
+        got = f"{len(result)} items" if isinstance(result, (tuple, list)) else type(result).__name__
+        raise ValueError("data_setup_function must return (train_data, dev_data, test_data, batch_size); "
+                         f"it returned {got}.")
+    for dataset, slot in zip(result[:3], SPLITS):
+        error = _split_error(dataset, slot)
+        if error is not None:
+            raise error
+    return result[0], result[1], result[2], validate_batch_size(result[3])
+
+
+class LitDataModule(pl.LightningDataModule):
+    """A LightningDataModule built from a NeuroMANCER data setup function.
+
+    ``setup()`` calls ``data_setup_function(**kwargs)`` once per process and checks that it
+    returned ``(train_data, dev_data, test_data, batch_size)`` with `DictDataset` splits named
+    'train', 'dev', 'test' (dev and test may be None). Loaders fetch a whole batch at once through
+    the dataset's ``__getitems__`` and finish it with the dataset's own ``collate_fn``; only the
+    train loader shuffles. Unlike upstream 1.5.6, a wrongly named dataset raises an exception
+    instead of calling ``sys.exit``.
+
+    :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
+    :param hparam_config: (mapping | wandb config | None) a ``batch_size`` entry overrides the
+        returned batch size.
+    :param num_workers: (int, keyword-only, default 0) loader worker processes.
+    :param kwargs: passed to ``data_setup_function``.
+    :raises TypeError: ``data_setup_function`` is not callable; see `validate_data_splits` for
+        what ``setup`` raises.
+    """
+
+    def __init__(self, data_setup_function: Callable[..., Any], hparam_config: Any = None, *,
+                 num_workers: int = 0, **kwargs: Any) -> None:
+        super().__init__()
+        if not callable(data_setup_function):
+            raise TypeError(f"data_setup_function must be callable, got {type(data_setup_function).__name__}.")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}.")
+        self.data_setup_function = data_setup_function
+        self.hparam_config = hparam_config
+        self.num_workers = num_workers
+        self.setup_kwargs = kwargs
+        self.train_data: Optional[DictDataset] = None
+        self.dev_data: Optional[DictDataset] = None
+        self.test_data: Optional[DictDataset] = None
+        self.batch_size: Optional[int] = None
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        """Call the data setup function (once per process) and validate its result.
+
+        :param stage: (str | None) Lightning's stage; every stage shares the same data.
+        """
+        if self.train_data is not None:
+            return
+        train_data, dev_data, test_data, batch_size = validate_data_splits(
+            self.data_setup_function(**self.setup_kwargs))
+        swept = hparam(self.hparam_config, "batch_size")
+        self.batch_size = batch_size if swept is None else validate_batch_size(swept, "hparam_config")
+        self.train_data, self.dev_data, self.test_data = train_data, dev_data, test_data
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled loader over the train split."""
+        return self._loader(self.train_data, shuffle=True)
+
+    def val_dataloader(self) -> Union[DataLoader, List[DataLoader]]:
+        """Loader over the dev split (an empty list, meaning no validation, when there is none)."""
+        return [] if self.dev_data is None else self._loader(self.dev_data, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Loader over the test split.
+
+        :raises ValueError: the data setup function returned no test split.
+        """
+        if self.test_data is None:
+            raise ValueError("data_setup_function returned test_data=None; return a DictDataset named 'test' "
+                             "to evaluate the test split.")
+        return self._loader(self.test_data, shuffle=False)
+
+    def _loader(self, dataset: DictDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=dataset.collate_fn,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+
+class LitTrainer(pl.Trainer):
+    """Lightning `Trainer` for NeuroMANCER problems: ``LitTrainer(epochs=10).fit(problem, data_setup_function)``.
+
+    After `fit`, ``problem`` holds the weights that scored best on ``eval_metric``, on every
+    strategy (single device, ``ddp``, ``ddp_spawn``, ``ddp_notebook``), whether or not weights
+    are saved, and lives on the device it lived on before. Training stops early on ``patience``
+    epochs without improvement (never within the first ``warmup`` epochs) and, with a warning,
+    as soon as an epoch's loss is NaN or infinite. Every keyword not listed below goes to
+    Lightning's `Trainer` (``enable_progress_bar``, ``precision``, ``num_nodes``,
+    ``deterministic``, ``callbacks``...).
+
+    Differences from upstream 1.5.6 (faults there): ``custom_optimizer`` is used, the problem ends
+    with the best (not the last) weights, the dev metric is logged under ``dev_metric``, per-step
+    losses keep no autograd graph, `test` evaluates the test split, and bad input raises instead
+    of ``sys.exit``.
+
+    :param epochs: (int, default 1000) maximum number of epochs.
+    :param train_metric: (str, default 'train_loss') output key minimised during training.
+    :param dev_metric: (str, default 'dev_loss') output key logged on the dev split.
+    :param test_metric: (str, default 'test_loss') output key logged on the test split.
+    :param eval_metric: (str, default 'dev_loss') logged metric whose minimum selects the best weights.
+    :param patience: (int | None, default None) epochs without improvement before stopping; None: never.
+    :param warmup: (int, default 0) leading epochs that never count against ``patience``.
+    :param clip: (float | None, default 100.0) gradient-norm clipping threshold; None disables it.
+        Ignored under manual optimisation, where the custom step owns clipping.
+    :param custom_optimizer: (torch.optim.Optimizer | None) optimizer built on ``problem.parameters()``;
+        None for ``Adam(lr=0.001, betas=(0.0, 0.9))``.
+    :param save_weights: (bool, default True) write the best checkpoint to ``weight_path``.
+    :param weight_path: (str, default './') checkpoint directory.
+    :param weight_name: (str | None) checkpoint file name without '.ckpt' (overwritten by later
+        runs); None for ``epoch=<e>-step=<s>.ckpt``.
+    :param devices: (default 'auto') Lightning ``devices``.
+    :param strategy: (default 'auto') Lightning ``strategy`` ('ddp', 'ddp_spawn', 'ddp_notebook'...).
+    :param accelerator: (default 'auto') Lightning ``accelerator`` ('cpu', 'gpu'...).
+    :param profiler: ('simple' | 'advanced' | 'pytorch' | Profiler | None) Lightning profiler.
+    :param custom_training_step: (callable | None) ``f(model, batch)`` replacing the default step.
+    :param custom_hooks: (dict | None) Lightning hook name -> ``f(self, ...)`` bound onto the
+        LightningModule; a ``configure_optimizers`` hook's return value is what Lightning uses.
+    :param logger: (Lightning logger | bool | None) None: TensorBoard files under ``lightning_logs/``.
+    :param hparam_config: (mapping | wandb config | None) sweep values: ``learning_rate``, ``batch_size``.
+    :param automatic_optimization: (bool, default True) False hands optimisation (backward,
+        stepping, clipping) to ``custom_training_step``.
+    :param callback: (neuromancer.callbacks.Callback | None, keyword-only) a classic NeuroMANCER
+        callback, called at the matching Lightning points (see `NeuromancerCallbackAdapter`).
+    :param num_workers: (int, keyword-only, default 0) data loader worker processes.
+    :param kwargs: further Lightning `Trainer` arguments.
+    :raises ValueError | TypeError | KeyError: an argument of the wrong type or value (the message
+        names it and the fix).
+    """
+
+    def __init__(self, epochs: int = 1000, train_metric: str = "train_loss", dev_metric: str = "dev_loss",
+                 test_metric: str = "test_loss", eval_metric: str = "dev_loss", patience: Optional[int] = None,
+                 warmup: int = 0, clip: Optional[float] = 100.0,
+                 custom_optimizer: Optional[torch.optim.Optimizer] = None, save_weights: bool = True,
+                 weight_path: str = "./", weight_name: Optional[str] = None, devices: Any = "auto",
+                 strategy: Any = "auto", accelerator: Any = "auto", profiler: Union[str, Profiler, None] = None,
+                 custom_training_step: Optional[StepFunction] = None,
+                 custom_hooks: Optional[Mapping[str, Callable]] = None, logger: Any = None,
+                 hparam_config: Any = None, automatic_optimization: bool = True, *,
+                 callback: Optional[Callback] = None, num_workers: int = 0, **kwargs: Any) -> None:
+        # The constructor arguments as given, so a sweep can build one fresh trainer per run.
+        self.init_arguments = {name: value for name, value in locals().items()
+                               if name not in ("self", "kwargs", "__class__")} | dict(kwargs)
+        _check_positive_int(epochs, "epochs")
+        for name, value in (("train_metric", train_metric), ("dev_metric", dev_metric),
+                            ("test_metric", test_metric), ("eval_metric", eval_metric)):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str naming an output key, got {value!r}.")
+        if patience is not None:
+            _check_non_negative_int(patience, "patience")
+        _check_non_negative_int(warmup, "warmup")
+        if clip is not None and (not isinstance(clip, numbers.Real) or not clip > 0):
+            raise ValueError(f"clip must be a positive number (or None to disable clipping), got {clip!r}.")
+        if isinstance(profiler, str) and profiler not in PROFILER_NAMES:
+            raise ValueError(f"profiler {profiler!r} is unknown; use one of {PROFILER_NAMES} or a Lightning Profiler.")
+        if not automatic_optimization and custom_training_step is None:
+            raise ValueError("automatic_optimization=False needs a custom_training_step that calls "
+                             "model.manual_backward(loss) and steps model.optimizers().")
+        _check_training_step(custom_training_step)
+        custom_hooks = validate_custom_hooks(custom_hooks)
+        if custom_training_step is None and not custom_hooks and eval_metric not in (train_metric, dev_metric):
+            raise ValueError(f"eval_metric {eval_metric!r} is never logged; use train_metric ({train_metric!r}) or "
+                             f"dev_metric ({dev_metric!r}), or log it from a custom hook.")
+        self.epochs, self.train_metric, self.dev_metric = epochs, train_metric, dev_metric
+        self.test_metric, self.eval_metric, self.patience, self.warmup = test_metric, eval_metric, patience, warmup
+        self.clip, self.custom_optimizer = clip, custom_optimizer
+        self.weight_path, self.weight_name = weight_path, weight_name
+        self.save_weights = save_weights and kwargs.pop("enable_checkpointing", True)
+        self.devices = devices
+        self.custom_training_step, self.custom_hooks = custom_training_step, custom_hooks
+        self.hparam_config, self.automatic_optimization = hparam_config, automatic_optimization
+        self.callback, self.num_workers = callback, num_workers
+        self._inference_mode = kwargs.get("inference_mode", True)
+        self.lit_problem: Optional[LitProblem] = None
+        self.data_module: Optional[LitDataModule] = None
+        self._best_weights: Optional[Dict[str, torch.Tensor]] = None
+        callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or [])
+        super().__init__(max_epochs=epochs, devices=devices, strategy=strategy, accelerator=accelerator,
+                         profiler=profiler, logger=True if logger is None else logger,
+                         gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
+                         callbacks=callbacks, enable_checkpointing=True, **kwargs)
+        self._limit_val_batches = self.limit_val_batches
+
+    def _training_callbacks(self) -> List[LightningCallback]:
+        """The Lightning callbacks that implement checkpointing, early stopping and best weights."""
+        callbacks: List[LightningCallback] = []
+        if self.callback is not None:
+            callbacks.append(NeuromancerCallbackAdapter(self.callback))
+        if self.patience is not None:
+            callbacks.append(WarmupEarlyStopping(monitor=self.eval_metric, patience=self.patience,
+                                                 warmup=self.warmup, mode="min"))
+        if self.save_weights:
+            callbacks.append(ModelCheckpoint(dirpath=self.weight_path, filename=self.weight_name or "{epoch}-{step}",
+                                             monitor=self.eval_metric, mode="min", save_top_k=1,
+                                             enable_version_counter=self.weight_name is None))
+        callbacks.append(BestWeights(monitor=self.eval_metric))
+        return callbacks
+
+    def fit(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any], **kwargs: Any) -> None:
+        """Train ``problem`` on the data ``data_setup_function(**kwargs)`` returns; leave it with the best weights.
+
+        :param problem: (nn.Module) the `Problem` to train; it ends on the device it started on.
+        :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
+        :param kwargs: passed to ``data_setup_function``.
+        :raises TypeError | ValueError | KeyError: bad data (see `validate_data_splits`), a problem
+            that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, a
+            problem with ``grad_inference=True`` under Lightning's inference mode, or metric names
+            missing from the problem's outputs.
+        """
+        self.lit_problem = self._lit_problem(problem)
+        self.data_module = LitDataModule(data_setup_function, self.hparam_config, num_workers=self.num_workers,
+                                         **kwargs)
+        self.data_module.setup("fit")
+        if self.data_module.dev_data is None and self.eval_metric == self.dev_metric:
+            raise ValueError(f"eval_metric {self.eval_metric!r} is computed on the dev split, but data_setup_function "
+                             f"returned dev_data=None; return a dev DictDataset or set "
+                             f"eval_metric={self.train_metric!r}.")
+        self.limit_val_batches = 0 if self.data_module.dev_data is None else self._limit_val_batches
+        home = _module_device(problem)
+        super().fit(self.lit_problem, datamodule=self.data_module)
+        problem.to(home)
+        self._best_weights = cpu_state_dict(problem)
+
+    def test(self, problem: Optional[torch.nn.Module] = None, data_setup_function: Optional[Callable[..., Any]] = None,
+             verbose: bool = True, **kwargs: Any) -> Dict[str, float]:
+        """Evaluate a problem on the test split and return its metrics, e.g. ``{'test_loss': 0.12}``.
+
+        With no arguments after `fit`, it tests the fitted problem (holding its best weights) on
+        the data `fit` loaded. A ``problem`` and/or ``data_setup_function`` (called with
+        ``kwargs``) replace either.
+
+        :param problem: (nn.Module | None) the problem to test; None: the fitted one.
+        :param data_setup_function: (callable | None) data to test on; None: the data `fit` loaded.
+        :param verbose: (bool, default True) print Lightning's results table.
+        :param kwargs: passed to ``data_setup_function``.
+        :return: (dict) metric name -> value for the test split.
+        :raises ValueError: nothing to test (no problem or data and no earlier `fit`), or no test split.
+        """
+        if data_setup_function is not None:
+            self.data_module = LitDataModule(data_setup_function, self.hparam_config, num_workers=self.num_workers,
+                                             **kwargs)
+        lit_problem = self.lit_problem if problem is None else self._lit_problem(problem)
+        if lit_problem is None or self.data_module is None:
+            raise ValueError("nothing to test: call fit first, or pass test(problem, data_setup_function, ...).")
+        self.data_module.setup("test")
+        if self.data_module.test_data is None:
+            raise ValueError("data_setup_function returned test_data=None; return a DictDataset named 'test'.")
+        results = super().test(lit_problem, datamodule=self.data_module, verbose=verbose)
+        return {name: float(value) for name, value in results[0].items()}
+
+    def hyperparameter_sweep(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any],
+                             sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
+                             **kwargs: Any) -> Any:
+        """Run a wandb sweep over this trainer's settings; leave the best run's weights in ``problem``.
+
+        Online (wandb credentials and a network) it creates a wandb sweep and runs ``count`` runs
+        through a wandb agent; offline it runs the same config locally on Optuna, each run logged
+        by wandb in offline mode. See `neuromancer.trainers.sweep.hyperparameter_sweep` for the
+        config forms, the keyword options (``sweep_mode``, ``sweep_id``, ``sweep_storage``,
+        ``sweep_seed``) and the errors raised.
+
+        :param problem: (nn.Module) the problem; every run starts from its current weights.
+        :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
+        :param sweep_config: (dict) a wandb sweep config (``method``, ``metric``, ``parameters``...).
+        :param count: (int, default 10) number of runs.
+        :param project_name: (str, default 'run_sweep') wandb project of the runs.
+        :param kwargs: passed to ``data_setup_function`` (and the ``sweep_*`` options).
+        :return: (SweepResult) one row per run, best first.
+        """
+        from neuromancer.trainers.sweep import hyperparameter_sweep
+
+        return hyperparameter_sweep(self, problem, data_setup_function, sweep_config, count, project_name, **kwargs)
+
+    def get_weights(self) -> Dict[str, torch.Tensor]:
+        """Return the best weights of the last `fit` as a CPU state dict of the problem (no ``problem.`` prefix).
+
+        :raises RuntimeError: `fit` has not run yet.
+        """
+        if self._best_weights is None:
+            raise RuntimeError("get_weights() is available after fit(); call fit(problem, data_setup_function) first.")
+        return self._best_weights
+
+    def apply_custom_hooks(self, model: pl.LightningModule) -> None:
+        """Bind this trainer's ``custom_hooks`` onto ``model``, replacing its hooks of those names.
+
+        :param model: (LightningModule) usually a `LitProblem`.
+        :raises TypeError | KeyError | ValueError: see `validate_custom_hooks`.
+        """
+        bind_custom_hooks(model, self.custom_hooks)
+
+    def _lit_problem(self, problem: torch.nn.Module) -> LitProblem:
+        """Wrap ``problem`` in a LitProblem configured like this trainer."""
+        if getattr(problem, "grad_inference", False) and self._inference_mode:
+            raise ValueError("problem.grad_inference=True needs autograd during evaluation, which Lightning's "
+                             "inference mode forbids; create LitTrainer(..., inference_mode=False).")
+        lit_problem = LitProblem(problem, self.train_metric, self.dev_metric, self.test_metric,
+                                 custom_optimizer=self.custom_optimizer, custom_training_step=self.custom_training_step,
+                                 custom_hooks=self.custom_hooks, hparam_config=self.hparam_config)
+        lit_problem.automatic_optimization = self.automatic_optimization
+        return lit_problem
+
+
+def _check_positive_int(value: Any, name: str) -> None:
+    """Raise unless ``value`` is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
+def _check_non_negative_int(value: Any, name: str) -> None:
+    """Raise unless ``value`` is an int >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}.")

@@ -1,0 +1,231 @@
+"""Lightning callbacks that give `LitTrainer` NeuroMANCER's training semantics.
+
+`BestWeights` keeps the best weights in memory and puts them back into the model when training
+ends, so the user's `Problem` holds the best weights on every strategy (with or without files on
+disk). `WarmupEarlyStopping` is Lightning's `EarlyStopping` that does not count the first
+``warmup`` epochs. `NeuromancerCallbackAdapter` calls a classic `neuromancer.callbacks.Callback` at the matching
+Lightning points. Every class here relies only on Lightning's public callback API.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Dict, Optional
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+
+from neuromancer.callbacks import Callback as NeuromancerCallback
+
+logger = logging.getLogger(__name__)
+
+StateDict = Dict[str, torch.Tensor]
+
+
+def cpu_state_dict(module: torch.nn.Module) -> StateDict:
+    """Return a detached copy of ``module.state_dict()`` on the CPU (a snapshot that later steps cannot change).
+
+    :param module: (nn.Module) the module to snapshot.
+    :return: (dict) parameter and buffer names mapped to CPU copies.
+    """
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+
+
+def _metric_value(trainer: pl.Trainer, name: str) -> Optional[float]:
+    """Return the logged metric ``name`` as a float, or None while it has not been logged."""
+    value = trainer.callback_metrics.get(name)
+    return None if value is None else float(value)
+
+
+class BestWeights(Checkpoint):
+    """Keep an in-memory copy of the weights that scored best on ``monitor``, and restore them at the end.
+
+    Lightning treats it as a checkpointing callback, so it runs after the epoch's validation and
+    after every ``on_train_epoch_end`` hook (metrics logged there count). The snapshot lives on the
+    CPU, which makes it independent of ``save_weights``; when training ends (or is interrupted) the
+    best weights are loaded back into the LightningModule on every process. Under spawn-based
+    strategies Lightning then ships rank 0's final weights, which are these, to the main process.
+    Before the first evaluation the initial weights count as the best, so a run that diverges in its
+    first epoch gives back where it started.
+
+    :param monitor: (str) name of the logged metric to minimise.
+    :raises KeyError: at the end of an epoch, once validation has run, when ``monitor`` was never
+        logged (the message lists what was).
+    """
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.best_score = math.inf
+        self.best_epoch: Optional[int] = None
+        self.best_state: Optional[StateDict] = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Take the initial weights as the fallback best."""
+        self.best_score, self.best_epoch = math.inf, None
+        self.best_state = cpu_state_dict(pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Snapshot the weights when the monitored metric improved this epoch."""
+        score = _metric_value(trainer, self.monitor)
+        if score is None and trainer.current_epoch + 1 < (trainer.check_val_every_n_epoch or 1):
+            return  # no validation has run yet
+        if score is None:
+            raise KeyError(f"eval_metric {self.monitor!r} was never logged; logged metrics are "
+                           f"{sorted(trainer.callback_metrics)}. Pick one of them as eval_metric.")
+        if math.isfinite(score) and score < self.best_score:
+            self.best_score, self.best_epoch = score, trainer.current_epoch
+            self.best_state = cpu_state_dict(pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Load the best weights into the module."""
+        self._restore(pl_module)
+        if self.best_epoch is not None and trainer.is_global_zero:
+            logger.info("Restored the weights of epoch %d (%s=%.6g).", self.best_epoch, self.monitor, self.best_score)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """Leave the best weights in the module when training is interrupted."""
+        self._restore(pl_module)
+
+    def _restore(self, pl_module: pl.LightningModule) -> None:
+        if self.best_state is not None:
+            pl_module.load_state_dict(self.best_state)
+
+
+class WarmupEarlyStopping(EarlyStopping):
+    """Lightning's `EarlyStopping` that never counts an epoch without improvement during warmup.
+
+    During the first ``warmup`` epochs the best score is still tracked (so an improvement before
+    the warmup ends raises the bar), but the patience counter stays at zero and training never
+    stops; afterwards it is plain `EarlyStopping`.
+
+    :param monitor: (str) name of the logged metric to minimise.
+    :param patience: (int) epochs without improvement (after warmup) before stopping.
+    :param warmup: (int, default 0) number of leading epochs that never count against patience.
+    :param kwargs: further `EarlyStopping` arguments (``min_delta``, ``mode``, ``verbose``...).
+    """
+
+    def __init__(self, monitor: str, patience: int, warmup: int = 0, **kwargs: Any) -> None:
+        super().__init__(monitor=monitor, patience=patience, **kwargs)
+        self.warmup = warmup
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Check for early stopping at epoch end, or only track the best score during warmup."""
+        if self._in_warmup(trainer):
+            self._track_best(trainer)
+        else:
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Check for early stopping after validation, or only track the best score during warmup."""
+        if self._in_warmup(trainer):
+            self._track_best(trainer)
+        else:
+            super().on_validation_end(trainer, pl_module)
+
+    def _in_warmup(self, trainer: pl.Trainer) -> bool:
+        return trainer.current_epoch < self.warmup and not trainer.sanity_checking
+
+    def _track_best(self, trainer: pl.Trainer) -> None:
+        current = trainer.callback_metrics.get(self.monitor)
+        if current is None or not torch.isfinite(current):
+            return
+        current = current.squeeze()
+        if self.monitor_op(current - self.min_delta, self.best_score.to(current.device)):
+            self.best_score = current
+
+
+class NeuromancerCallbackAdapter(Callback):
+    """Call a classic `neuromancer.callbacks.Callback` at the matching Lightning points.
+
+    Hooks run on the global-zero process only (a classic callback knows nothing of ranks) and
+    receive the Lightning trainer plus the output dictionary of that point:
+
+    ===============  ==========================  ==================================================
+    classic hook     Lightning point             ``output``
+    ===============  ==========================  ==================================================
+    begin_train      ``on_train_start``          (none)
+    end_batch        ``on_train_batch_end``      the Problem's output for the batch (detached)
+    begin_epoch      ``on_train_epoch_end``      last train batch output + ``mean_<train_metric>``
+    begin_eval       ``on_train_epoch_end``      the above + last dev batch + ``mean_<dev_metric>``
+    end_eval         ``on_train_epoch_end``      same dict as begin_eval
+    end_epoch        ``on_train_epoch_end``      same dict as begin_eval
+    end_train        ``on_train_end``            the last epoch's dict
+    begin_test       ``on_test_start``           (none)
+    end_test         ``on_test_end``             last test batch output + ``mean_<test_metric>``
+    ===============  ==========================  ==================================================
+
+    The epoch means are the ones the `LitProblem` logs (for the training split, this process's
+    running mean). The LightningModule must be a `LitProblem`; the adapter switches on its output
+    recording.
+
+    :param callback: (neuromancer.callbacks.Callback) the classic callback to drive.
+    :raises TypeError: ``callback`` is not a `neuromancer.callbacks.Callback`.
+    """
+
+    def __init__(self, callback: NeuromancerCallback) -> None:
+        if not isinstance(callback, NeuromancerCallback):
+            raise TypeError(f"callback must be a neuromancer.callbacks.Callback, got {type(callback).__name__}; "
+                            "pass Lightning callbacks with callbacks=[...] instead.")
+        self.callback = callback
+        self._epoch_output: Dict[str, Any] = {}
+
+    @property
+    def state_key(self) -> str:
+        """Identify the adapter by the callback it wraps, so several adapters can coexist."""
+        return f"{type(self).__name__}[{type(self.callback).__qualname__}]"
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Ask the LitProblem to keep the latest detached output of every split."""
+        pl_module.record_outputs = True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Call ``begin_train``."""
+        if trainer.is_global_zero:
+            self.callback.begin_train(trainer)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        """Call ``end_batch`` with the batch's output."""
+        if trainer.is_global_zero:
+            self.callback.end_batch(trainer, dict(pl_module.last_outputs.get("train", {})))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Call ``begin_epoch``, ``begin_eval``, ``end_eval`` and ``end_epoch`` with the epoch's outputs."""
+        if not trainer.is_global_zero:
+            return
+        output = self._split_output(trainer, pl_module, "train", pl_module.train_metric)
+        self.callback.begin_epoch(trainer, dict(output))
+        output.update(self._split_output(trainer, pl_module, "dev", pl_module.dev_metric))
+        for hook in (self.callback.begin_eval, self.callback.end_eval, self.callback.end_epoch):
+            hook(trainer, output)
+        self._epoch_output = output
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Call ``end_train`` with the last epoch's outputs."""
+        if trainer.is_global_zero:
+            self.callback.end_train(trainer, self._epoch_output)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Call ``begin_test``."""
+        if trainer.is_global_zero:
+            self.callback.begin_test(trainer)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Call ``end_test`` with the test outputs."""
+        if trainer.is_global_zero:
+            self.callback.end_test(trainer, self._split_output(trainer, pl_module, "test", pl_module.test_metric))
+
+    @staticmethod
+    def _split_output(trainer: pl.Trainer, pl_module: pl.LightningModule, split: str, metric: str) -> Dict[str, Any]:
+        """Return the split's last batch output plus the metric's epoch mean as ``mean_<metric>``.
+
+        The training mean is still accumulating when this runs (Lightning calls callbacks'
+        ``on_train_epoch_end`` before the module's), so it is read from the module; dev and test
+        means have been logged by then.
+        """
+        output = dict(pl_module.last_outputs.get(split, {}))
+        mean = pl_module.epoch_mean(metric) if split == "train" else trainer.callback_metrics.get(metric)
+        if mean is not None:
+            output[f"mean_{metric}"] = mean
+        return output
