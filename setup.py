@@ -23,11 +23,17 @@ INSTALL_REQUIRES = [
     "tensorboard>=2.14",
 ]
 
+SWEEPS = [
+    "wandb>=0.16",  # sweep runs are wandb runs: online sweeps in the wandb UI, offline runs synced later
+    "optuna>=4",    # the search engine of offline sweeps (random, grid, Gaussian-process bayes, hyperband)
+]
+
 EXTRAS = {
-    # pydot draws Problem/System graphs; pytest runs the suite.
-    "tests": ["pytest>=7.4", "pydot>=1.4"],
-    # wandb runs hyperparameter sweeps; pydot draws graphs in the tutorials.
-    "examples": ["wandb>=0.16", "pydot>=1.4"],
+    "sweeps": SWEEPS,
+    # pytest runs the suite; pydot draws Problem/System graphs; the sweep tests need the sweep extras.
+    "tests": ["pytest>=7.4", "pydot>=1.4", *SWEEPS],
+    # pydot draws graphs in the tutorials.
+    "examples": ["pydot>=1.4", *SWEEPS],
     "docs": ["sphinx>=7", "sphinx-rtd-theme>=2", "myst-parser>=2"],
 }
 

@@ -1,0 +1,612 @@
+"""Hyperparameter sweeps for ``LitTrainer``: many short trainings of one problem, ranked by a metric.
+
+:func:`hyperparameter_sweep` takes a Weights & Biases sweep configuration and runs it. With wandb
+credentials it creates a real wandb sweep and drives its runs through a wandb agent, so the
+sweep shows in the wandb UI and other machines can join it by its id. Without credentials (or
+with ``WANDB_MODE=offline``) the same configuration runs locally on Optuna, which samples every
+wandb parameter form (see :mod:`neuromancer.trainers.sweep_config`), and wandb logs each run in
+offline mode for a later ``wandb sync``. Either way every run starts from the weights the problem
+had when the sweep began, trains with a fresh ``LitTrainer`` built from the calling trainer's
+arguments plus the sampled values, and the call returns a :class:`SweepResult` (one row per run,
+best first) and leaves the best run's weights in the problem. wandb and Optuna are imported only
+when a sweep runs.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import math
+import netrc
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import urlparse
+
+import torch
+
+from neuromancer.trainers.sweep_config import (SweepParameter, SweepPlan, grid_values, optuna_choices,
+                                               parse_sweep_config, sample_value)
+
+logger = logging.getLogger(__name__)
+
+SWEEP_MODES = ("auto", "online", "offline")
+# Values of WANDB_MODE under which nothing may reach the wandb servers.
+_OFFLINE_WANDB_MODES = ("offline", "dryrun", "disabled")
+# Trainer arguments a sweep sets for every run itself; sweeping them would be overwritten.
+_SET_BY_SWEEP = ("logger", "hparam_config")
+# Values read from the run's config by LitProblem / LitDataModule (``hparam_config``).
+_HPARAM_NAMES = ("learning_rate", "batch_size")
+# Random runs a 'bayes' sweep makes before its Gaussian process proposes values.
+BAYES_RANDOM_RUNS = 2
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep.
+
+    :param name: (str) the run's name (wandb's run name; ``'<sweep>-<n>'`` offline).
+    :param config: (dict) the sampled values, as the run's wandb config holds them.
+    :param metric: (float | None) the best value of the sweep metric the run reached; ``None``
+        when it failed before reaching any finite value.
+    :param state: (str) ``'finished'``, ``'pruned'`` (stopped early by hyperband, its best
+        weights kept) or ``'failed'``.
+    :param checkpoint: (str | None) path of the run's best checkpoint, ``None`` without one.
+    :param error: (str | None) for a failed run, the error that ended it.
+    :param wandb_dir: (str | None) the run's local wandb folder (give it to ``wandb sync``).
+    """
+
+    name: str
+    config: dict
+    metric: float | None
+    state: str
+    checkpoint: str | None = None
+    error: str | None = None
+    wandb_dir: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the run trained to the end or was pruned, so its metric and weights count."""
+        return self.state != "failed" and self.metric is not None
+
+
+@dataclass(frozen=True)
+class SweepResult(Sequence[SweepRun]):
+    """What a sweep did: its runs, best first, and how to find the sweep again.
+
+    Indexing and iterating give :class:`SweepRun` rows; ``str(result)`` is a table for people.
+
+    :param runs: (tuple[SweepRun, ...]) runs that succeeded, best first, then failed runs.
+    :param metric_name: (str) the metric runs were ranked by.
+    :param goal: (str) ``'minimize'`` or ``'maximize'``.
+    :param method: (str) ``'random'``, ``'grid'`` or ``'bayes'``.
+    :param mode: (str) ``'online'`` (a wandb sweep) or ``'offline'`` (the local Optuna engine).
+    :param sweep_id: (str) the wandb sweep id online; the Optuna study name offline.
+    """
+
+    runs: tuple[SweepRun, ...]
+    metric_name: str
+    goal: str
+    method: str
+    mode: str
+    sweep_id: str
+
+    def __getitem__(self, index):
+        return self.runs[index]
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __iter__(self) -> Iterator[SweepRun]:
+        return iter(self.runs)
+
+    @property
+    def best(self) -> SweepRun | None:
+        """The best successful run, or ``None`` when every run failed."""
+        return self.runs[0] if self.runs and self.runs[0].succeeded else None
+
+    def __str__(self) -> str:
+        header = (f"{self.method} sweep {self.sweep_id!r} ({self.mode}): {len(self.runs)} run(s), "
+                  f"{self.metric_name} ({self.goal}), best first")
+        return header + "\n" + _format_table(self._table_rows())
+
+    def _table_rows(self) -> list[list[str]]:
+        keys = list(dict.fromkeys(key for run in self.runs for key in _flatten(run.config)))
+        rows = [["rank", "run", "state", self.metric_name, *keys, "checkpoint / error"]]
+        for rank, run in enumerate(self.runs, start=1):
+            flat = _flatten(run.config)
+            metric = "-" if run.metric is None else f"{run.metric:.6g}"
+            last = run.error.splitlines()[0] if run.state == "failed" else (run.checkpoint or "-")
+            rows.append([str(rank), run.name, run.state, metric,
+                         *(_short(flat.get(key, "-")) for key in keys), str(last)])
+        return rows
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _short(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _format_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+
+
+def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_function: Callable,
+                         sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
+                         *, sweep_mode: str = "auto", sweep_id: str | None = None,
+                         sweep_storage: Any = None, sweep_seed: int | None = None, **kwargs: Any) -> SweepResult:
+    """Run a wandb-style hyperparameter sweep of ``problem`` with fresh copies of ``trainer``.
+
+    Each run restores the weights ``problem`` had when the sweep began, builds a new
+    ``LitTrainer`` from ``trainer``'s constructor arguments with the sampled values applied, and
+    calls its ``fit(problem, data_setup_function, **kwargs)``. A sampled ``learning_rate`` sets
+    the optimizer's learning rate and ``batch_size`` replaces the batch size the data setup
+    function returns (both through the run's wandb config, given to the trainer as
+    ``hparam_config``, as upstream); a name the data setup function takes is passed to it; a
+    ``LitTrainer`` (or Lightning ``Trainer``) argument configures the run. Each run logs to a
+    ``WandbLogger`` under ``project_name`` with the sampled values as its config, and checkpoints
+    on the sweep metric, which is also the run's ``eval_metric``.
+
+    Where the sweep runs (``sweep_mode='auto'``): offline when ``WANDB_MODE`` is ``offline``,
+    ``dryrun`` or ``disabled``, or when no wandb API key is found (``WANDB_API_KEY`` or a
+    ``~/.netrc`` / ``$NETRC`` entry for the wandb host); online otherwise, falling back to
+    offline if the wandb server cannot be reached. Online, ``wandb.sweep`` creates the sweep
+    (its id is logged and returned in ``SweepResult.sweep_id``) and ``wandb.agent`` runs
+    ``count`` of its runs here; offline, Optuna samples the runs and wandb writes each one to
+    ``$WANDB_DIR/wandb/offline-run-*`` (``wandb sync`` uploads them later).
+
+    :param trainer: (LitTrainer) the trainer whose constructor arguments every run starts from;
+        its ``logger`` and ``hparam_config`` are replaced per run.
+    :param problem: (Problem) the problem to train; ends holding the best run's weights.
+    :param data_setup_function: (Callable) as for ``LitTrainer.fit``: returns train, dev and test
+        datasets and a batch size.
+    :param sweep_config: (Mapping) a wandb sweep configuration: ``method`` (``'random'``,
+        ``'grid'``, ``'bayes'``), ``parameters``, optional ``metric`` (default: the trainer's
+        ``eval_metric``, minimized), ``early_terminate`` (hyperband), ``run_cap``, ``name``,
+        ``description``, ``entity``.
+    :param count: (int, default 10) runs this call makes (fewer when a grid is exhausted, the
+        metric's target is reached or ``run_cap`` is hit).
+    :param project_name: (str, default 'run_sweep') the wandb project; offline, also the name of
+        the Optuna study unless the config has a ``name``.
+    :param sweep_mode: (str, default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
+    :param sweep_id: (str | None) online: join this existing wandb sweep instead of creating one.
+    :param sweep_storage: (str | os.PathLike | optuna.storages.BaseStorage | None) offline: where
+        the Optuna study lives. ``None`` keeps it in memory; a database URL
+        (``'sqlite:///sweep.db'``) or any other path (an Optuna journal file) lets several
+        processes or machines share one sweep.
+    :param sweep_seed: (int | None) offline: seed of the sampler, for a repeatable sweep.
+    :param kwargs: keyword arguments for ``data_setup_function`` (sampled values override them).
+    :return: (SweepResult) one row per run, best first.
+    :raises ValueError: for a bad ``sweep_config`` (see
+        :func:`~neuromancer.trainers.sweep_config.parse_sweep_config`), a metric goal other than
+        ``'minimize'``, ``count < 1``, an unknown ``sweep_mode``, a ``sweep_id`` for a sweep that
+        runs offline, a trainer argument ``LitTrainer`` refuses, or a parameter that is neither a
+        data setup keyword, a ``LitTrainer`` argument, ``learning_rate`` nor ``batch_size``; all
+        before any training.
+    :raises TypeError: when ``count`` is not an integer.
+    :raises ImportError: when wandb (or, offline, optuna) is not installed.
+    """
+    _check_count(count)
+    mode = resolve_sweep_mode(sweep_mode)
+    if sweep_id is not None and mode == "offline":
+        raise ValueError(f"sweep_id={sweep_id!r} joins an online wandb sweep, but this sweep would run offline "
+                         f"(WANDB_MODE={os.environ.get('WANDB_MODE')!r}, API key found: {_has_wandb_credentials()}); "
+                         f"run `wandb login` or pass sweep_mode='online'")
+    arguments = _constructor_arguments(trainer)
+    plan = parse_sweep_config(sweep_config, default_metric=arguments.get("eval_metric", "dev_loss"))
+    if plan.goal != "minimize":
+        raise ValueError(f"sweep_config['metric']['goal'] is {plan.goal!r}, but LitTrainer keeps each run's weights "
+                         f"with the lowest eval_metric; sweep a metric to minimize (e.g. the negative of "
+                         f"{plan.metric_name!r}, logged from a custom hook)")
+    routes = _route_parameters(plan.top_level_names, type(trainer), data_setup_function)
+    wandb = _require("wandb")
+    runner = _RunTrainer(trainer_class=type(trainer), arguments=arguments, problem=problem,
+                         data_setup_function=data_setup_function, data_kwargs=kwargs, plan=plan, routes=routes)
+    runner.check_trainer_arguments()
+    if mode == "online":
+        sweep_name = _run_online(wandb, runner, count, project_name, sweep_id, fallback=sweep_mode == "auto")
+        mode = "online" if sweep_name is not None else "offline"
+    if mode == "offline":
+        sweep_name = _run_offline(wandb, runner, count, project_name, sweep_storage, sweep_seed)
+    return SweepResult(runs=runner.finish(), metric_name=plan.metric_name, goal=plan.goal, method=plan.method,
+                       mode=mode, sweep_id=sweep_name)
+
+
+def _check_count(count: Any) -> None:
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise TypeError(f"count must be an integer number of runs, got {count!r}")
+    if count < 1:
+        raise ValueError(f"count must be at least 1 (the number of runs to make), got {count}")
+
+
+def _require(module_name: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        raise ImportError(f"hyperparameter sweeps need {module_name}: pip install wandb optuna "
+                          f"(or pip install 'neuromancer[sweeps]')") from error
+
+
+def _constructor_arguments(trainer: Any) -> dict[str, Any]:
+    """The keyword arguments ``trainer`` was built with, Lightning's extra ones included."""
+    arguments = getattr(trainer, "init_arguments", None)
+    if not isinstance(arguments, Mapping):
+        raise TypeError(f"hyperparameter_sweep needs a LitTrainer (it rebuilds one per run from its "
+                        f"constructor arguments); got {type(trainer).__name__}")
+    return dict(arguments)
+
+
+@dataclass(frozen=True)
+class _Routes:
+    """Where each top-level swept name goes: the trainer's arguments, the data setup call, or both."""
+
+    trainer: frozenset[str]
+    data: frozenset[str]
+
+
+def _route_parameters(names: Sequence[str], trainer_class: type, data_setup_function: Callable) -> _Routes:
+    trainer_names, trainer_takes_any = _keyword_names(trainer_class.__init__)
+    if trainer_takes_any:
+        from lightning.pytorch import Trainer
+
+        trainer_names |= _keyword_names(Trainer.__init__)[0]
+    data_names, data_takes_any = _keyword_names(data_setup_function)
+    for_trainer, for_data = set(), set()
+    for name in names:
+        if name in _SET_BY_SWEEP:
+            raise ValueError(f"parameter {name!r} cannot be swept: the sweep sets the trainer's {name} for every run")
+        if name in trainer_names:
+            for_trainer.add(name)
+        if name in data_names or (data_takes_any and name not in trainer_names and name not in _HPARAM_NAMES):
+            for_data.add(name)
+        if name not in for_trainer | for_data and name not in _HPARAM_NAMES:
+            raise ValueError(
+                f"parameter {name!r} is neither a keyword of {_callable_name(data_setup_function)}"
+                f"{inspect.signature(data_setup_function)}, a LitTrainer argument, 'learning_rate' nor 'batch_size'; "
+                f"rename it or add it to the data setup function's parameters")
+    return _Routes(trainer=frozenset(for_trainer), data=frozenset(for_data))
+
+
+def _keyword_names(function: Callable) -> tuple[set[str], bool]:
+    """Names ``function`` accepts by keyword, and whether it also takes any keyword (``**kwargs``)."""
+    parameters = inspect.signature(function).parameters.values()
+    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    return names, any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _callable_name(function: Callable) -> str:
+    return getattr(function, "__name__", type(function).__name__)
+
+
+def resolve_sweep_mode(sweep_mode: str = "auto") -> str:
+    """Where a sweep with ``sweep_mode`` runs here: ``'online'`` (a wandb sweep) or ``'offline'`` (Optuna).
+
+    ``'auto'`` picks offline when ``WANDB_MODE`` is ``offline``, ``dryrun`` or ``disabled`` or
+    when wandb would find no API key (neither ``WANDB_API_KEY`` nor a netrc entry for the host of
+    ``WANDB_BASE_URL``, by default api.wandb.ai, in ``$NETRC`` or ``~/.netrc``), online otherwise.
+    No network request is made: an unreachable server is found when the sweep is created.
+
+    :param sweep_mode: (str, default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
+    :return: (str) ``'online'`` or ``'offline'``.
+    :raises ValueError: for any other ``sweep_mode``.
+    """
+    if sweep_mode not in SWEEP_MODES:
+        raise ValueError(f"sweep_mode is {sweep_mode!r}; use one of {', '.join(SWEEP_MODES)}")
+    if sweep_mode != "auto":
+        return sweep_mode
+    if os.environ.get("WANDB_MODE", "").lower() in _OFFLINE_WANDB_MODES:
+        return "offline"
+    return "online" if _has_wandb_credentials() else "offline"
+
+
+def _has_wandb_credentials() -> bool:
+    """Whether wandb would find an API key: ``WANDB_API_KEY`` or a netrc entry for its host."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    path = os.environ.get("NETRC", os.path.join(os.path.expanduser("~"), ".netrc"))
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def _offline_wandb_mode() -> str:
+    """``'disabled'`` when the user disabled wandb, else ``'offline'``."""
+    return "disabled" if os.environ.get("WANDB_MODE", "").lower() == "disabled" else "offline"
+
+
+def _run_online(wandb: Any, runner: "_RunTrainer", count: int, project_name: str, sweep_id: str | None,
+                fallback: bool) -> str | None:
+    """Drive ``count`` runs of a wandb sweep through a wandb agent; ``None`` when it fell back to offline."""
+    entity = runner.plan.wandb_config.get("entity")
+    if sweep_id is None:
+        try:
+            sweep_id = wandb.sweep(sweep=runner.plan.wandb_config, project=project_name, entity=entity)
+        except (wandb.errors.CommError, wandb.errors.AuthenticationError) as error:
+            if not fallback:
+                raise
+            logger.warning("cannot create a wandb sweep (%s); running the sweep offline instead", error)
+            return None
+    logger.info("wandb sweep %s: other processes and machines join it by running the same sweep with "
+                "sweep_id=%r", sweep_id, "/".join(part for part in (entity, project_name, sweep_id) if part))
+
+    def agent_run() -> None:
+        run = wandb.init(project=project_name, entity=entity, dir=os.environ.get("WANDB_DIR"), job_type="sweep",
+                         reinit="create_new")
+        _train_and_finish(runner, run, dict(run.config), trial=None)
+
+    wandb.agent(sweep_id, function=agent_run, count=count, project=project_name, entity=entity)
+    return sweep_id
+
+
+def _run_offline(wandb: Any, runner: "_RunTrainer", count: int, project_name: str, storage: Any,
+                 seed: int | None) -> str:
+    """Run ``count`` runs locally, sampled by an Optuna study; returns the study's name."""
+    optuna = _require("optuna")
+    plan = runner.plan
+    study_name = plan.name or project_name
+    sampler = _make_sampler(optuna, plan, seed)
+    study = optuna.create_study(storage=_optuna_storage(optuna, storage), sampler=sampler,
+                                pruner=_make_pruner(optuna, plan), study_name=study_name,
+                                direction=plan.goal, load_if_exists=True)
+    wandb_mode = _offline_wandb_mode()
+
+    def objective(trial: Any) -> float:
+        config = _sample_config(plan.parameters, trial, grid=plan.method == "grid")
+        run = wandb.init(project=project_name, config=config, name=f"{study_name}-{trial.number}", group=study_name,
+                         dir=os.environ.get("WANDB_DIR"), job_type="sweep", mode=wandb_mode, reinit="create_new")
+        row = _train_and_finish(runner, run, config, trial)
+        trial.set_user_attr("wandb_run", row.name)
+        trial.set_user_attr("checkpoint", row.checkpoint)
+        if row.state == "failed":
+            raise _RunFailed(row.error)
+        if row.state == "pruned":
+            raise optuna.TrialPruned(f"stopped by hyperband at {plan.metric_name}={row.metric}")
+        return row.metric
+
+    budget = _remaining_runs(optuna, study, sampler, plan, count)
+    if budget:
+        study.optimize(objective, n_trials=budget, catch=(_RunFailed,),
+                       callbacks=[_stop_at_target(plan)] + _run_cap_callbacks(optuna, plan))
+    return study_name
+
+
+def _train_and_finish(runner: "_RunTrainer", run: Any, config: dict[str, Any], trial: Any) -> SweepRun:
+    """Train one run and close its wandb run, marked failed (exit code 1) unless it trained."""
+    row = None
+    try:
+        row = runner.train(run, config, trial=trial)
+    finally:
+        run.finish(exit_code=0 if row is not None and row.state != "failed" else 1)
+    return row
+
+
+class _RunFailed(RuntimeError):
+    """A run ended in an error; the sweep records it and goes on."""
+
+
+def _sample_config(parameters: Sequence[SweepParameter], trial: Any, grid: bool) -> dict[str, Any]:
+    """The run's (possibly nested) config: each parameter drawn through ``trial``."""
+    config: dict[str, Any] = {}
+    for parameter in parameters:
+        node = config
+        for key in parameter.path[:-1]:
+            node = node.setdefault(key, {})
+        node[parameter.path[-1]] = sample_value(parameter, trial, grid=grid)
+    return config
+
+
+def _make_sampler(optuna: Any, plan: SweepPlan, seed: int | None) -> Any:
+    """random: independent uniform draws; grid: every grid point once; bayes: a Gaussian process."""
+    if plan.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if plan.method == "grid":
+        space = {p.name: optuna_choices(grid_values(p)) for p in plan.parameters if p.distribution != "constant"}
+        return optuna.samplers.GridSampler(space, seed=seed)
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=BAYES_RANDOM_RUNS)
+
+
+def _make_pruner(optuna: Any, plan: SweepPlan) -> Any:
+    if plan.hyperband is None:
+        return optuna.pruners.NopPruner()
+    hyperband = plan.hyperband
+    return optuna.pruners.HyperbandPruner(min_resource=hyperband.min_iter,
+                                          max_resource=hyperband.max_iter or "auto",
+                                          reduction_factor=hyperband.eta)
+
+
+def _optuna_storage(optuna: Any, storage: Any) -> Any:
+    """None (in memory), a database URL, an Optuna storage, or a path to a journal file."""
+    if storage is None or isinstance(storage, optuna.storages.BaseStorage):
+        return storage
+    if isinstance(storage, str) and "://" in storage:
+        return storage
+    if isinstance(storage, (str, os.PathLike)):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(os.fspath(storage)))
+    raise TypeError(f"sweep_storage must be None, a database URL, a journal file path or an Optuna storage; "
+                    f"got {storage!r}")
+
+
+def _remaining_runs(optuna: Any, study: Any, sampler: Any, plan: SweepPlan, count: int) -> int:
+    """How many of ``count`` runs to start, given a shared study's grid and ``run_cap``."""
+    if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
+        return 0
+    if plan.run_cap is not None:
+        return max(0, min(count, plan.run_cap - len(study.trials)))
+    return count
+
+
+def _run_cap_callbacks(optuna: Any, plan: SweepPlan) -> list:
+    if plan.run_cap is None:
+        return []
+    return [optuna.study.MaxTrialsCallback(plan.run_cap, states=None)]
+
+
+def _stop_at_target(plan: SweepPlan) -> Callable:
+    def stop_if_reached(study: Any, trial: Any) -> None:
+        if plan.target is not None and trial.value is not None and not plan.better(plan.target, trial.value):
+            logger.info("run %s reached the target %s=%s; stopping the sweep", trial.number, plan.metric_name,
+                        trial.value)
+            study.stop()
+
+    return stop_if_reached
+
+
+class _RunTrainer:
+    """Trains one sweep run at a time from the same initial weights and keeps the best run's weights."""
+
+    def __init__(self, trainer_class: type, arguments: dict[str, Any], problem: torch.nn.Module,
+                 data_setup_function: Callable, data_kwargs: dict[str, Any], plan: SweepPlan, routes: _Routes):
+        self.trainer_class = trainer_class
+        self.arguments = arguments
+        self.problem = problem
+        self.data_setup_function = data_setup_function
+        self.data_kwargs = data_kwargs
+        self.plan = plan
+        self.routes = routes
+        self.initial_weights = _copy_weights(problem)
+        optimizer = arguments.get("custom_optimizer")
+        self.initial_optimizer_state = None if optimizer is None else copy.deepcopy(optimizer.state_dict())
+        self.rows: list[SweepRun] = []
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.best_metric: float | None = None
+
+    def train(self, run: Any, config: dict[str, Any], trial: Any) -> SweepRun:
+        """Train one run with ``config`` logged to wandb ``run``; record and return its row."""
+        run_name = run.name or run.id  # offline runs started by an agent have no name, only an id
+        self.problem.load_state_dict(self.initial_weights)
+        self._reset_custom_optimizer()
+        monitor = _make_monitor(self.plan, trial)
+        checkpoint = None
+        try:
+            trainer = self._make_trainer(run, run_name, config, monitor)
+            trainer.fit(self.problem, self.data_setup_function, **self._data_kwargs(config))
+            checkpoint = _best_checkpoint(trainer)
+            if monitor.best is None:
+                logged = sorted(trainer.callback_metrics)
+                raise ValueError(f"the sweep metric {self.plan.metric_name!r} was never logged; logged metrics "
+                                 f"are {logged}; set sweep_config['metric']['name'] to one of them")
+        except Exception as error:  # a failed run is a result of the sweep, not the end of it
+            logger.warning("sweep run %s failed: %s", run_name, error, exc_info=True)
+            row = SweepRun(name=run_name, config=config, metric=monitor.best, state="failed",
+                           error=f"{type(error).__name__}: {error}", wandb_dir=_wandb_dir(run))
+        else:
+            row = SweepRun(name=run_name, config=config, metric=monitor.best,
+                           state="pruned" if monitor.pruned else "finished", checkpoint=checkpoint,
+                           wandb_dir=_wandb_dir(run))
+            self._keep_if_best(row)
+        run.summary.update({f"best_{self.plan.metric_name}": row.metric, "sweep_state": row.state})
+        self.rows.append(row)
+        return row
+
+    def finish(self) -> tuple[SweepRun, ...]:
+        """Leave the best run's weights in the problem (the initial ones if all failed) and a custom
+        optimizer as it was; return the rows, best first."""
+        self._reset_custom_optimizer()
+        if self.best_weights is None:
+            self.problem.load_state_dict(self.initial_weights)
+            if self.rows:
+                logger.warning("every sweep run failed; the problem keeps its initial weights")
+        else:
+            self.problem.load_state_dict(self.best_weights)
+        succeeded = sorted((row for row in self.rows if row.succeeded), key=lambda row: row.metric,
+                           reverse=self.plan.goal == "maximize")
+        return tuple(succeeded) + tuple(row for row in self.rows if not row.succeeded)
+
+    def _keep_if_best(self, row: SweepRun) -> None:
+        if self.best_metric is None or self.plan.better(row.metric, self.best_metric):
+            self.best_metric = row.metric
+            self.best_weights = _copy_weights(self.problem)
+
+    def check_trainer_arguments(self) -> None:
+        """Build (and drop) one run's trainer without sampled values, so a bad argument or sweep
+        metric fails now, in the trainer's own words, instead of in every run."""
+        self.trainer_class(**{**self.arguments, "eval_metric": self.plan.metric_name, "logger": False})
+
+    def _reset_custom_optimizer(self) -> None:
+        """Give a user's optimizer its initial state back (Adam's moments, step counts, learning rates)."""
+        optimizer = self.arguments.get("custom_optimizer")
+        if optimizer is not None:
+            optimizer.load_state_dict(copy.deepcopy(self.initial_optimizer_state))
+
+    def _make_trainer(self, run: Any, run_name: str, config: dict[str, Any], monitor: Any) -> Any:
+        """A fresh trainer: the caller's arguments, the sampled ones, and the run's logger and config.
+
+        The run's wandb config is the trainer's ``hparam_config`` (sampled ``learning_rate`` and
+        ``batch_size`` reach the optimizer and the loaders through it, as upstream); entries of the
+        caller's own ``hparam_config`` that the sweep does not sample are added to it. Each run
+        checkpoints into ``<weight_path>/<run name>`` so runs do not overwrite each other.
+        """
+        from lightning.pytorch.loggers import WandbLogger
+
+        from neuromancer.trainers.lightning import hparam
+
+        arguments = {**self.arguments, **{name: config[name] for name in self.routes.trainer}}
+        own = {name: hparam(arguments.get("hparam_config"), name) for name in _HPARAM_NAMES if name not in config}
+        run.config.update({name: value for name, value in own.items() if value is not None})
+        arguments.update(logger=WandbLogger(experiment=run), hparam_config=run.config,
+                         eval_metric=self.plan.metric_name,
+                         weight_path=os.path.join(arguments.get("weight_path", "./"), run_name),
+                         callbacks=[*(arguments.get("callbacks") or []), monitor])
+        return self.trainer_class(**arguments)
+
+    def _data_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {**self.data_kwargs, **{name: config[name] for name in self.routes.data}}
+
+
+def _copy_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+def _best_checkpoint(trainer: Any) -> str | None:
+    callback = getattr(trainer, "checkpoint_callback", None)
+    return getattr(callback, "best_model_path", None) or None
+
+
+def _wandb_dir(run: Any) -> str | None:
+    """The run's own folder (``.../wandb/offline-run-...``): what ``wandb sync`` takes."""
+    files = getattr(run, "dir", None)
+    return os.path.dirname(files) if files else None
+
+
+def _make_monitor(plan: SweepPlan, trial: Any) -> Any:
+    """A Lightning callback that tracks the run's best metric, fails it on NaN and applies hyperband."""
+    from lightning.pytorch.callbacks import Callback
+
+    class SweepMonitor(Callback):
+        """Reads the sweep metric after every validation."""
+
+        def __init__(self) -> None:
+            self.best: float | None = None
+            self.pruned = False
+
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            if trainer.sanity_checking or plan.metric_name not in trainer.callback_metrics:
+                return
+            value = float(trainer.callback_metrics[plan.metric_name])
+            if not math.isfinite(value):
+                raise FloatingPointError(f"{plan.metric_name} became {value} at epoch {trainer.current_epoch}")
+            if self.best is None or plan.better(value, self.best):
+                self.best = value
+            if trial is not None and plan.hyperband is not None:
+                trial.report(value, step=trainer.current_epoch + 1)
+                if trial.should_prune():
+                    self.pruned = True
+                    trainer.should_stop = True
+
+    return SweepMonitor()
