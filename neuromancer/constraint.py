@@ -6,14 +6,16 @@ variables build an expression graph (a DAG of `Variable` nodes) instead of compu
 an `Objective`, and comparisons (``x <= 1``, ``y >= p``, ``x == y``) into a `Constraint` whose forward
 pass returns the weighted penalty, the constraint value and its violation; `Loss` wraps a plain
 function of data keys. Building an expression costs O(1) per operation (a node only references its
-inputs), and evaluation visits each node once per call in an explicit topological order, so shared
-sub-expressions are computed once and deep expressions (thousands of chained sums) never meet
-Python's recursion limit. Trainable and constant tensors inside an expression are registered with
+inputs). On first evaluation an expression (or, in `neuromancer.loss`, all terms of a loss together)
+is compiled into a flat plan in topological order, so every shared or repeated pure sub-expression
+is computed once per call and deep expressions (thousands of chained sums) never meet Python's
+recursion limit. Trainable and constant tensors inside an expression are registered with
 the expressions that use them, so ``Problem.parameters()`` and ``.to(device)`` see them.
 """
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 import operator
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -192,10 +194,32 @@ _TENSOR_REFLECTIONS = {
 }
 
 
+def _missing_key_error(key: str, datadict: Dict[str, Any]) -> KeyError:
+    """The KeyError raised where a data variable's ``key`` is absent from ``datadict``."""
+    return KeyError(f"Variable {key!r} is not in the data dictionary; available keys: "
+                    f"{sorted(map(str, datadict))}. Add it to the dataset or produce it "
+                    "with a Node whose output_keys include it.")
+
+
 def _function_name(func: Callable) -> str:
     """A short readable name for a torch function or Tensor method (``sin``, ``sum``, ``mul``)."""
     name = getattr(func, "__name__", None) or type(func).__name__
     return _clean_label(name.strip("_").replace("<", "").replace(">", "") or "func")
+
+
+_GET_T = operator.attrgetter("T")
+_GET_MT = operator.attrgetter("mT")
+
+# Functions that the operators of Variable build and that always give the same result for the same
+# inputs: two nodes applying one of them to the same operands may share one computed value.
+_PURE_OPERATORS = (operator.add, operator.sub, operator.mul, operator.truediv, operator.pow, operator.matmul,
+                   operator.neg, operator.abs, operator.getitem, _GET_T, _GET_MT)
+_PURE_OPERATOR_IDS = frozenset(map(id, _PURE_OPERATORS))
+
+
+def _is_pure_operator(func: Any) -> bool:
+    """True where ``func`` is one of `_PURE_OPERATORS` (compared by identity: funcs may be unhashable)."""
+    return id(func) in _PURE_OPERATOR_IDS
 
 
 # The attributes nn.Module.__init__ creates (containers are copied fresh per node).
@@ -437,12 +461,12 @@ class Variable(nn.Module):
     @property
     def T(self) -> "Variable":
         """The transpose ``value.T`` as a new expression."""
-        return Variable._derived(operator.attrgetter("T"), (self,), "T")
+        return Variable._derived(_GET_T, (self,), "T")
 
     @property
     def mT(self) -> "Variable":
         """The batched matrix transpose ``value.mT`` as a new expression."""
-        return Variable._derived(operator.attrgetter("mT"), (self,), "mT")
+        return Variable._derived(_GET_MT, (self,), "mT")
 
     # ------------------------------------------------------------------------------- evaluation
     def _topological_order(self) -> Tuple["Variable", ...]:
@@ -485,9 +509,7 @@ class Variable(nn.Module):
             try:
                 return datadict[self._key]
             except KeyError:
-                raise KeyError(f"Variable {self._key!r} is not in the data dictionary; available keys: "
-                               f"{sorted(map(str, datadict))}. Add it to the dataset or produce it "
-                               "with a Node whose output_keys include it.") from None
+                raise _missing_key_error(self._key, datadict) from None
         if kind == "scalar":
             return self._number
         if kind in ("constant", "trainable"):
@@ -497,21 +519,16 @@ class Variable(nn.Module):
         raise ValueError(f"Variable {self._display_name!r} is a placeholder without a value: create it "
                          "with a key, a tensor, or inputs and a function.")
 
-    def _evaluate(self, datadict: Dict[str, Any], memo: Dict[int, Any]) -> Any:
-        """Evaluate on ``datadict`` reusing and filling ``memo`` (node id -> value).
+    def _plan(self) -> "_EvaluationPlan":
+        """The compiled evaluation program of this expression (built on first use, then cached).
 
-        Nodes are visited in topological order, so every parent is in ``memo`` before its users.
+        The graph below a node never changes after it is built, so the plan stays valid.
         """
-        for node in self._topological_order():
-            node_id = id(node)
-            if node_id in memo:
-                continue
-            parents = node._parents
-            if parents:
-                memo[node_id] = node._call([memo[id(parent)] for parent in parents])
-            else:
-                memo[node_id] = node._leaf_value(datadict)
-        return memo[id(self)]
+        plan = self.__dict__.get("_compiled_plan")
+        if plan is None:
+            plan = _EvaluationPlan((self,))
+            _set_field(self, "_compiled_plan", plan)
+        return plan
 
     def forward(self, datadict: Optional[Dict[str, Any]] = None) -> Any:
         """Evaluate the expression on ``datadict``; each node is computed once per call.
@@ -521,7 +538,8 @@ class Variable(nn.Module):
         :raises KeyError: a data variable's key is missing (the message lists the keys available).
         :raises ValueError: the graph contains a placeholder without a value.
         """
-        return self._evaluate(datadict if datadict is not None else {}, {})
+        plan = self._plan()
+        return plan.evaluate(datadict if datadict is not None else {})[plan.root_slots[0]]
 
     def get_value(self, n: "Variable", datadict: Dict[str, Any]) -> Any:
         """Value of node ``n`` (this variable or any other) on ``datadict``; same as ``n(datadict)``.
@@ -737,6 +755,175 @@ class Variable(nn.Module):
         return graph
 
 
+# ------------------------------------------------------------------------------ evaluation plans
+def _dropped_cache() -> None:
+    """What a cached plan becomes when its owner is copied or unpickled: nothing, so it is rebuilt.
+
+    Plans hold compiled functions and refer to the original nodes, neither of which a copy should keep.
+    """
+    return None
+
+
+_ATOMIC_CONSTANTS = frozenset({int, bool, str, type(None), type(Ellipsis)})
+
+
+def _constant_signature(obj: Any) -> Any:
+    """A hashable description of a constant argument, equal only for interchangeable constants.
+
+    The type is part of it, so ``2`` and ``2.0`` stay apart, and so is the sign of floats, so
+    ``0.0`` and ``-0.0`` do too. Returns None for constants that cannot be compared safely (e.g.
+    tensors used as indices).
+    """
+    kind = type(obj)
+    if kind is float:
+        return float, obj, math.copysign(1.0, obj)
+    if kind in _ATOMIC_CONSTANTS:
+        return kind, obj
+    if kind is _Slot:
+        return _Slot, obj.index
+    if kind is complex:
+        return complex, repr(obj)
+    if kind is slice:
+        parts = (_constant_signature(obj.start), _constant_signature(obj.stop), _constant_signature(obj.step))
+        return None if None in parts else (slice, parts)
+    if kind in (list, tuple):
+        items = []
+        for item in obj:
+            signature = _constant_signature(item)
+            if signature is None:
+                return None
+            items.append(signature)
+        return kind, tuple(items)
+    return None
+
+
+def _node_signature(node: Variable, parent_slots: Tuple[int, ...]) -> Any:
+    """What makes ``node``'s value interchangeable with another node's, or None where nothing does.
+
+    Data variables are identified by their key, numbers by their value, and nodes computed by a pure
+    operator by the operator, their operands' slots and their constant arguments. Tensor leaves,
+    placeholders and nodes applying any other function (which may be random or have side effects)
+    are only ever equal to themselves.
+    """
+    kind = node._kind
+    if kind == "data":
+        return "data", node._key
+    if kind == "scalar":
+        return "scalar", _constant_signature(node._number)
+    if kind != "derived" or not _is_pure_operator(node._func) or node._kwargs is not None:
+        return None
+    arguments = None if node._args is None else _constant_signature(node._args)
+    if node._args is not None and arguments is None:
+        return None
+    return node._func, parent_slots, arguments
+
+
+def _compile_step(node: Variable, slots: Tuple[int, ...]) -> Callable[[List[Any]], Any]:
+    """A function computing ``node`` from the list of values, where its parents sit at ``slots``.
+
+    The usual shapes of call (the function on one or two operands, or on one operand and a constant)
+    get a direct call; anything else goes through `Variable._call`.
+    """
+    func, args = node._func, node._args
+    if node._kwargs is None and args is None:
+        return _direct_step(func, slots)
+    if node._kwargs is None and args is not None:
+        if all(type(arg) is _Slot for arg in args):
+            return _direct_step(func, tuple(slots[arg.index] for arg in args))
+        if len(args) == 2 and len(slots) == 1:
+            left, right = args
+            only = slots[0]
+            if type(left) is _Slot and type(right) is not _Seq:
+                return lambda values: func(values[only], right)
+            if type(right) is _Slot and type(left) is not _Seq:
+                return lambda values: func(left, values[only])
+    return lambda values: node._call([values[slot] for slot in slots])
+
+
+def _direct_step(func: Callable, slots: Tuple[int, ...]) -> Callable[[List[Any]], Any]:
+    """A function calling ``func`` on the values at ``slots``, in that order."""
+    if len(slots) == 1:
+        only = slots[0]
+        return lambda values: func(values[only])
+    if len(slots) == 2:
+        first, second = slots
+        return lambda values: func(values[first], values[second])
+    return lambda values: func(*[values[slot] for slot in slots])
+
+
+class _EvaluationPlan:
+    """A flat program that evaluates several expressions on a data dictionary in one pass.
+
+    Compiling walks every root's graph once (no recursion), gives each distinct value a slot of a
+    list, and records the data keys to read, the tensor leaves to fetch and the computations to run
+    in topological order. Nodes shared between the roots are computed once, and so are repeated
+    pure sub-expressions such as ``x[:, [0]] ** 2`` built twice (unless the expressions take
+    derivatives, whose meaning depends on which node a value came from). Leaves are read at every
+    evaluation, so moved buffers and replaced parameters are always current.
+
+    :param roots: (tuple of Variable) the expressions; their values are at ``root_slots``.
+    """
+
+    def __init__(self, roots: Tuple[Variable, ...]) -> None:
+        self.roots = tuple(roots)
+        self.root_slots, self._initial, self._data_reads, self._leaf_reads, self._steps = self._compile()
+
+    def __reduce__(self) -> tuple:
+        """Copies and pickles of an expression drop its plan; the copy compiles its own on first use."""
+        return _dropped_cache, ()
+
+    def _compile(self) -> tuple:
+        """``(root_slots, initial values, data reads, leaf reads, steps)`` for the roots' graphs."""
+        nodes: Dict[int, Variable] = {}
+        for root in self.roots:
+            for node in root._topological_order():
+                nodes.setdefault(id(node), node)
+        merge = not any(node._func is _derivative for node in nodes.values())
+        slot_of: Dict[int, int] = {}
+        slot_by_signature: Dict[Any, int] = {}
+        initial: List[Any] = []
+        data_reads, leaf_reads, steps = [], [], []
+        for node in nodes.values():
+            parent_slots = tuple(slot_of[id(parent)] for parent in node._parents)
+            signature = _node_signature(node, parent_slots) if merge else None
+            if signature is not None and signature in slot_by_signature:
+                slot_of[id(node)] = slot_by_signature[signature]
+                continue
+            slot = len(initial)
+            slot_of[id(node)] = slot
+            if signature is not None:
+                slot_by_signature[signature] = slot
+            initial.append(None)
+            if node._kind == "data":
+                data_reads.append((slot, node._key))
+            elif node._kind == "scalar":
+                initial[slot] = node._number
+            elif node._kind == "derived":
+                steps.append((slot, _compile_step(node, parent_slots)))
+            else:
+                leaf_reads.append((slot, node))
+        root_slots = tuple(slot_of[id(root)] for root in self.roots)
+        return root_slots, initial, tuple(data_reads), tuple(leaf_reads), tuple(steps)
+
+    def evaluate(self, datadict: Dict[str, Any]) -> List[Any]:
+        """Compute every value of the plan on ``datadict``; the roots' are at `root_slots`.
+
+        :raises KeyError: a data variable's key is missing (the message lists the keys available).
+        :raises ValueError: an expression contains a placeholder without a value.
+        """
+        values = self._initial.copy()
+        for slot, key in self._data_reads:
+            try:
+                values[slot] = datadict[key]
+            except KeyError:
+                raise _missing_key_error(key, datadict) from None
+        for slot, node in self._leaf_reads:
+            values[slot] = node._leaf_value(datadict)
+        for slot, step in self._steps:
+            values[slot] = step(values)
+        return values
+
+
 class _Comparator(nn.Module):
     """Shared logic of `Eq`, `LT` and `GT`: norm validation and the penalty of a violation."""
 
@@ -760,6 +947,11 @@ class _Comparator(nn.Module):
         return violation if self.norm == 1 else violation ** 2
 
 
+def _as_tensor(value: Any) -> torch.Tensor:
+    """``value`` itself where it is a tensor (the usual case), else ``torch.as_tensor(value)``."""
+    return value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+
+
 class Eq(_Comparator):
     """Equality ``left == right``: value ``left - right``, violation ``|value|`` (norm 1) or
     ``value**2`` (norm 2), loss the mean violation.
@@ -773,7 +965,7 @@ class Eq(_Comparator):
     def forward(self, left: Any, right: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(loss, value, violation)`` of ``left == right``."""
         value = left - right
-        violation = self._penalise(torch.abs(torch.as_tensor(value)))
+        violation = self._penalise(torch.abs(_as_tensor(value)))
         return torch.mean(violation), value, violation
 
 
@@ -790,7 +982,7 @@ class LT(_Comparator):
     def forward(self, left: Any, right: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(loss, value, violation)`` of ``left <= right``."""
         value = left - right
-        violation = self._penalise(torch.relu(torch.as_tensor(value)))
+        violation = self._penalise(torch.relu(_as_tensor(value)))
         return torch.mean(violation), value, violation
 
 
@@ -807,7 +999,7 @@ class GT(_Comparator):
     def forward(self, left: Any, right: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(loss, value, violation)`` of ``left >= right``."""
         value = right - left
-        violation = self._penalise(torch.relu(torch.as_tensor(value)))
+        violation = self._penalise(torch.relu(_as_tensor(value)))
         return torch.mean(violation), value, violation
 
 
@@ -816,6 +1008,13 @@ def _check_weight(weight: Any) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"A weight must be a real number, got {type(weight).__name__} {weight!r:.60}.")
     return float(weight)
+
+
+def _weighted(weight: float, loss: Any) -> Any:
+    """``weight * loss``; a floating tensor with weight 1 is returned as is (no extra operation)."""
+    if weight == 1.0 and isinstance(loss, torch.Tensor) and loss.is_floating_point():
+        return loss
+    return weight * loss
 
 
 def _gradient_key(input_key: Optional[str], input_keys: List[str], owner: str) -> str:
@@ -878,7 +1077,14 @@ class Objective(nn.Module):
 
         :raises KeyError: a key the expression reads is missing.
         """
-        return {self.name: self.weight * self.metric(self.var(input_dict))}
+        return {self.name: self._weighted_metric(self.var(input_dict))}
+
+    def _weighted_metric(self, value: Any) -> Any:
+        """``weight * metric(value)`` for the already evaluated expression ``value``.
+
+        Aggregate losses call this with values they evaluated for all terms at once.
+        """
+        return _weighted(self.weight, self.metric(value))
 
     def grad(self, input_dict: Dict[str, Any], input_key: Optional[str] = None) -> torch.Tensor:
         """Gradient of the weighted objective w.r.t. ``input_dict[input_key]``.
@@ -959,12 +1165,29 @@ class Constraint(nn.Module):
 
         :raises KeyError: a key an expression reads is missing.
         """
-        memo: Dict[int, Any] = {}
-        left = self.left._evaluate(input_dict, memo)
-        right = self.right._evaluate(input_dict, memo)
-        loss, value, violation = self.comparator(left, right)
-        return {self.name: self.weight * loss, f"{self.name}_value": value,
-                f"{self.name}_violation": violation}
+        plan = self._sides_plan()
+        values = plan.evaluate(input_dict)
+        left_slot, right_slot = plan.root_slots
+        penalty, value, violation = self._penalty(values[left_slot], values[right_slot])
+        return {self.name: penalty, f"{self.name}_value": value, f"{self.name}_violation": violation}
+
+    def _sides_plan(self) -> _EvaluationPlan:
+        """The evaluation plan of both sides, rebuilt where a side has been replaced."""
+        left, right = self.left, self.right
+        cached = self.__dict__.get("_cached_sides_plan")
+        if cached is None or cached.roots[0] is not left or cached.roots[1] is not right:
+            cached = _EvaluationPlan((left, right))
+            self.__dict__["_cached_sides_plan"] = cached
+        return cached
+
+    def _penalty(self, left: Any, right: Any) -> Tuple[Any, Any, Any]:
+        """``(weighted penalty, value, violation)`` for the already evaluated sides.
+
+        Aggregate losses call this with values they evaluated for all terms at once. The comparator
+        is an internal part of the constraint, so its ``forward`` is called without module hooks.
+        """
+        loss, value, violation = self.comparator.forward(left, right)
+        return _weighted(self.weight, loss), value, violation
 
     def grad(self, input_dict: Dict[str, Any], input_key: Optional[str] = None) -> torch.Tensor:
         """Gradient of the weighted penalty w.r.t. ``input_dict[input_key]``.

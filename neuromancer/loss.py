@@ -1,7 +1,8 @@
 """Aggregate losses: combine objectives and constraints into the scalar a trainer minimises.
 
 An aggregate loss evaluates every `Objective` (or `Loss`) and `Constraint` of a problem on the data
-dictionary and returns that dictionary extended with each term's outputs, the per-sample
+dictionary (all terms' expressions in one compiled pass, so a sub-expression several terms use is
+computed once) and returns that dictionary extended with each term's outputs, the per-sample
 concatenations of constraint values and violations (``C_values``, ``C_violations`` and their
 equality/inequality splits), ``objective_loss``, ``penalty_loss`` and ``loss``. `PenaltyLoss` adds
 the weighted penalties to the objectives; `BarrierLoss` replaces the penalty of strictly satisfied
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Dict, List, Union
+from typing import Any, Callable, Dict, List, Tuple, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from neuromancer.constraint import Constraint, Eq, Loss, Objective
+from neuromancer.constraint import Constraint, Eq, Loss, Objective, _dropped_cache, _EvaluationPlan
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class AggregateLoss(nn.Module, ABC):
     """Base class of the aggregate losses: evaluates objectives and constraints.
 
     Subclasses implement `forward`, which must return the input dictionary extended with the terms'
-    outputs and ``loss``.
+    outputs and ``loss``. Every term reads the input dictionary given to the loss, as upstream (one
+    term's outputs are not inputs of another).
 
     :param objectives: (list of Objective | Loss) the terms to minimise.
     :param constraints: (list of Constraint) the soft constraints.
@@ -82,14 +84,7 @@ class AggregateLoss(nn.Module, ABC):
 
     def calculate_objectives(self, input_dict: TensorDict) -> TensorDict:
         """Evaluate the objectives: their outputs plus ``objective_loss`` (their sum, 0 if none)."""
-        output: TensorDict = {}
-        total = torch.zeros(())
-        for objective in self.objectives:
-            values = objective(input_dict)
-            output.update(values)
-            total = total + values[objective.name]
-        output["objective_loss"] = total
-        return output
+        return self._objective_outputs(input_dict, *self._expression_values(input_dict, "objectives"))
 
     def calculate_constraints(self, input_dict: TensorDict) -> TensorDict:
         """Evaluate the constraints: their outputs, ``penalty_loss`` (sum of weighted penalties) and,
@@ -97,19 +92,78 @@ class AggregateLoss(nn.Module, ABC):
         ``C_eq_values``, ``C_ineq_values``, ``C_eq_violations``, ``C_ineq_violations`` (each
         constraint's value flattened to ``(batch, -1)`` and concatenated along dim 1).
         """
+        return self._constraint_outputs(input_dict, *self._expression_values(input_dict, "constraints"))
+
+    def _term_outputs(self, input_dict: TensorDict) -> Tuple[TensorDict, TensorDict]:
+        """The outputs of `calculate_objectives` and `calculate_constraints` from one evaluation.
+
+        Both share one pass over all expressions, so a sub-expression used by several terms is
+        computed once. A subclass that overrides either public method gets it called instead.
+        """
+        kind = type(self)
+        if kind.calculate_objectives is not AggregateLoss.calculate_objectives or \
+                kind.calculate_constraints is not AggregateLoss.calculate_constraints:
+            return self.calculate_objectives(input_dict), self.calculate_constraints(input_dict)
+        plan, values = self._expression_values(input_dict, "all")
+        return (self._objective_outputs(input_dict, plan, values),
+                self._constraint_outputs(input_dict, plan, values))
+
+    def _expression_values(self, input_dict: TensorDict, part: str) -> Tuple["_TermPlan", List[Any]]:
+        """The plan of ``part`` ('all', 'objectives' or 'constraints') and its values on ``input_dict``."""
+        plan = self._term_plan(part)
+        return plan, plan.expressions.evaluate(input_dict)
+
+    def _term_plan(self, part: str) -> "_TermPlan":
+        """The plan evaluating the expressions of ``part``'s terms at once (rebuilt where a term changed)."""
+        objectives, constraints = self.objectives, self.constraints
+        signature = _terms_signature(objectives, constraints)
+        plans = self.__dict__.get("_cached_term_plans")
+        if plans is None:
+            plans = self.__dict__["_cached_term_plans"] = _TermPlanCache()
+        plan = plans.get(part)
+        if plan is None or not plan.matches(signature):
+            plan = plans[part] = _TermPlan(signature, objectives if part != "constraints" else [],
+                                           constraints if part != "objectives" else [])
+        return plan
+
+    def _objective_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any]) -> TensorDict:
+        """Objective outputs and ``objective_loss`` from the plan's evaluated ``values``."""
         output: TensorDict = {}
-        total = torch.zeros(())
-        values, violations = [], []
-        for constraint in self.constraints:
-            result = constraint(input_dict)
-            output.update(result)
-            total = total + result[constraint.name]
-            values.append(_per_sample(result[f"{constraint.name}_value"]))
-            violations.append(_per_sample(result[f"{constraint.name}_violation"]))
-        if self.constraints:
-            equality = _equality_columns(self.constraints, output, values[0].device)
-            output.update(_constraint_summaries(values, violations, equality))
-        output["penalty_loss"] = total
+        total = None
+        for term, slot in plan.objectives:
+            if slot is None or _has_hooks(term):
+                result = term(input_dict)
+                output.update(result)
+                term_loss = result[term.name]
+            else:
+                term_loss = term._weighted_metric(values[slot])
+                output[term.name] = term_loss
+            total = term_loss if total is None else total + term_loss
+        output["objective_loss"] = torch.zeros(()) if total is None else total
+        return output
+
+    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any]) -> TensorDict:
+        """Constraint outputs, summaries and ``penalty_loss`` from the plan's evaluated ``values``."""
+        output: TensorDict = {}
+        total = None
+        per_sample_values, per_sample_violations, equality = [], [], []
+        for term, left_slot, right_slot in plan.constraints:
+            name = term.name
+            value_key, violation_key = f"{name}_value", f"{name}_violation"
+            if left_slot is None or _has_hooks(term):
+                result = term(input_dict)
+                output.update(result)
+                penalty, value, violation = result[name], result[value_key], result[violation_key]
+            else:
+                penalty, value, violation = term._penalty(values[left_slot], values[right_slot])
+                output[name], output[value_key], output[violation_key] = penalty, value, violation
+            total = penalty if total is None else total + penalty
+            per_sample_values.append(_per_sample(value))
+            per_sample_violations.append(_per_sample(violation))
+            equality.append(isinstance(term.comparator, Eq))
+        if per_sample_values:
+            output.update(_constraint_summaries(per_sample_values, per_sample_violations, equality))
+        output["penalty_loss"] = torch.zeros(()) if total is None else total
         return output
 
     @abstractmethod
@@ -146,29 +200,124 @@ def _scaled(term: Union[Objective, Loss], weight: float) -> Union[Objective, Los
     return weight * term
 
 
+def _terms_signature(objectives: nn.ModuleList, constraints: nn.ModuleList) -> tuple:
+    """The terms and the expressions they evaluate, in order: what a `_TermPlan` depends on."""
+    signature: List[Any] = []
+    for term in objectives:
+        signature += (term, term._modules.get("var"))
+    for term in constraints:
+        modules = term._modules
+        signature += (term, modules.get("left"), modules.get("right"))
+    return tuple(signature)
+
+
+def _evaluates_directly(term: nn.Module, base: type) -> bool:
+    """Whether the loss may evaluate ``term`` from shared values: a ``base`` that keeps its forward."""
+    return isinstance(term, base) and type(term).forward is base.forward
+
+
+def _has_hooks(term: nn.Module) -> bool:
+    """Whether forward hooks are registered on ``term`` (then it is called as a module)."""
+    return bool(term._forward_hooks or term._forward_pre_hooks)
+
+
+class _TermPlanCache(dict):
+    """The term plans of a loss by part; copies and pickles of the loss drop it (it is rebuilt)."""
+
+    def __reduce__(self) -> tuple:
+        return _dropped_cache, ()
+
+
+class _TermPlan:
+    """How an aggregate loss evaluates some of its terms: one `_EvaluationPlan` over their expressions.
+
+    Objectives and constraints that keep the standard forward are evaluated from the shared
+    values (their slot is given); any other term (e.g. a `Loss`) is called on the data (slot None).
+
+    :param signature: (tuple) all the loss's terms and expressions when the plan was built, see `matches`.
+    :param objectives: (ModuleList | list) the objective terms to evaluate (empty for constraints only).
+    :param constraints: (ModuleList | list) the constraint terms to evaluate (empty for objectives only).
+    """
+
+    def __init__(self, signature: tuple, objectives: nn.ModuleList, constraints: nn.ModuleList) -> None:
+        self.signature = signature
+        self.signature_ids = tuple(map(id, signature))
+        roots: List[Any] = []
+        direct_objectives = [_evaluates_directly(term, Objective) for term in objectives]
+        direct_constraints = [_evaluates_directly(term, Constraint) for term in constraints]
+        for term, direct in zip(objectives, direct_objectives):
+            if direct:
+                roots.append(term.var)
+        for term, direct in zip(constraints, direct_constraints):
+            if direct:
+                roots += (term.left, term.right)
+        self.expressions = _EvaluationPlan(tuple(roots))
+        slots = iter(self.expressions.root_slots)
+        self.objectives = [(term, next(slots) if direct else None)
+                           for term, direct in zip(objectives, direct_objectives)]
+        self.constraints = [(term, *((next(slots), next(slots)) if direct else (None, None)))
+                            for term, direct in zip(constraints, direct_constraints)]
+
+    def matches(self, signature: tuple) -> bool:
+        """Whether ``signature`` lists the very same objects as the plan's.
+
+        Objects are compared by ``id``: the plan holds its signature's objects, so their ids cannot
+        be reused by other objects while it exists.
+        """
+        return tuple(map(id, signature)) == self.signature_ids
+
+
 def _per_sample(tensor: Any) -> torch.Tensor:
     """Reshape a constraint value to ``(batch, -1)`` (a scalar becomes ``(1, 1)``)."""
+    if isinstance(tensor, torch.Tensor) and tensor.dim() == 2:
+        return tensor
     tensor = torch.as_tensor(tensor)
     if tensor.dim() == 0:
         return tensor.reshape(1, 1)
     return tensor.reshape(tensor.shape[0], -1)
 
 
+def _concatenated(columns: List[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(columns, dim=1)``; a single tensor is returned as is.
+
+    :raises ValueError: the tensors disagree on the batch size.
+    """
+    if len(columns) == 1:
+        return columns[0]
+    try:
+        return torch.cat(columns, dim=1)
+    except RuntimeError:
+        sizes = sorted({column.shape[0] for column in columns})
+        if len(sizes) > 1:
+            raise ValueError(f"Constraints evaluate to different batch sizes {sizes}: every constraint's "
+                             "value must have the batch as its first dimension.") from None
+        raise
+
+
 def _constraint_summaries(values: List[torch.Tensor], violations: List[torch.Tensor],
-                          equality: torch.Tensor) -> TensorDict:
+                          equality: List[bool]) -> TensorDict:
     """Concatenate per-sample constraint values/violations and split them by constraint kind.
+
+    ``equality[i]`` says whether constraint ``i`` is an equality. Where all constraints are of one
+    kind, the split of that kind is the full concatenation and the other an empty ``(batch, 0)`` view.
 
     :raises ValueError: constraints disagree on the batch size.
     """
-    sizes = {value.shape[0] for value in values}
-    if len(sizes) > 1:
-        raise ValueError(f"Constraints evaluate to different batch sizes {sorted(sizes)}: every "
-                         "constraint's value must have the batch as its first dimension.")
-    all_values = torch.cat(values, dim=1)
-    all_violations = torch.cat(violations, dim=1)
+    all_values, all_violations = _concatenated(values), _concatenated(violations)
+    if not any(equality):
+        eq_values, eq_violations = all_values[:, :0], all_violations[:, :0]
+        ineq_values, ineq_violations = all_values, all_violations
+    elif all(equality):
+        eq_values, eq_violations = all_values, all_violations
+        ineq_values, ineq_violations = all_values[:, :0], all_violations[:, :0]
+    else:
+        eq_values = _concatenated([v for v, is_eq in zip(values, equality) if is_eq])
+        eq_violations = _concatenated([v for v, is_eq in zip(violations, equality) if is_eq])
+        ineq_values = _concatenated([v for v, is_eq in zip(values, equality) if not is_eq])
+        ineq_violations = _concatenated([v for v, is_eq in zip(violations, equality) if not is_eq])
     return {"C_violations": all_violations, "C_values": all_values,
-            "C_eq_violations": all_violations[:, equality], "C_ineq_violations": all_violations[:, ~equality],
-            "C_eq_values": all_values[:, equality], "C_ineq_values": all_values[:, ~equality]}
+            "C_eq_violations": eq_violations, "C_ineq_violations": ineq_violations,
+            "C_eq_values": eq_values, "C_ineq_values": ineq_values}
 
 
 class PenaltyLoss(AggregateLoss):
@@ -185,8 +334,8 @@ class PenaltyLoss(AggregateLoss):
 
     def forward(self, input_dict: TensorDict) -> TensorDict:
         """Return a new dict: ``input_dict`` plus the terms' outputs, summaries and ``loss``."""
-        output = {**input_dict, **self.calculate_objectives(input_dict)}
-        output.update(self.calculate_constraints(output))
+        objectives, constraints = self._term_outputs(input_dict)
+        output = {**input_dict, **objectives, **constraints}
         output["loss"] = output["objective_loss"] + output["penalty_loss"]
         return output
 
@@ -259,10 +408,10 @@ class BarrierLoss(PenaltyLoss):
         barrier = torch.clamp(barrier, min=0.0, max=self.upper_bound)
         return torch.where(feasible, barrier, torch.zeros_like(barrier))
 
-    def calculate_constraints(self, input_dict: TensorDict) -> TensorDict:
+    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any]) -> TensorDict:
         """Constraint outputs and summaries, ``<name>_barrier`` values, ``barrier_loss`` and the
-        barrier-aware ``penalty_loss``."""
-        output = super().calculate_constraints(input_dict)
+        barrier-aware ``penalty_loss`` (what `calculate_constraints` returns for this loss)."""
+        output = super()._constraint_outputs(input_dict, plan, values)
         total = torch.zeros(())
         barrier_total = torch.zeros(())
         for constraint in self.constraints:
@@ -408,8 +557,8 @@ class AugmentedLagrangeLoss(AggregateLoss):
 
         :raises KeyError: in training, the batch lacks 'epoch' or 'index'.
         """
-        output = {**input_dict, **self.calculate_objectives(input_dict)}
-        output.update(self.calculate_constraints(output))
+        objectives, constraints = self._term_outputs(input_dict)
+        output = {**input_dict, **objectives, **constraints}
         objective = output["objective_loss"]
         squared_norms = torch.sum(output["C_violations"] ** 2, dim=-1, keepdim=True) if self.constraints \
             else torch.zeros(1, 1)

@@ -137,7 +137,8 @@ class Problem(Freezable):
         output = self.loss(self.step(data))
         if isinstance(output, torch.Tensor):
             output = {str(getattr(self.loss, "name", "loss")): output}
-        return {f"{data['name']}_{key}": value for key, value in output.items()}
+        prefix = f"{data['name']}_"
+        return {f"{prefix}{key}": value for key, value in output.items()}
 
     def step(self, input_dict: TensorDict) -> TensorDict:
         """Run the nodes in order, each seeing the data plus every earlier node's outputs.
@@ -162,9 +163,9 @@ class Problem(Freezable):
         if isinstance(node, System):
             needed = node._keys_needed_from_data()
         else:
-            needed = set(_keys_of(node, "input_keys"))
-        missing = sorted(needed - set(data))
-        if missing:
+            needed = getattr(node, "input_keys", None) or ()
+        if any(key not in data for key in needed):
+            missing = sorted(key for key in needed if key not in data)
             raise KeyError(
                 f"Problem node {_graph_name(node, index)!r} needs key {missing[0]!r}, which neither the "
                 f"data nor an earlier node provides (available: {sorted(map(str, data))}). Add it to "

@@ -87,19 +87,28 @@ class Node(Freezable):
 
     def _gather_inputs(self, data: TensorDict) -> List[Any]:
         """Fetch the input tensors from ``data`` in ``input_keys`` order."""
-        missing = [k for k in self.input_keys if k not in data]
-        if missing:
-            raise KeyError(
-                f"Node {self._label()} needs input key {missing[0]!r}, which is not in the data; "
-                f"available keys: {sorted(map(str, data))}. Provide it in the dataset or from an "
-                f"earlier node's output_keys."
-            )
-        return [data[k] for k in self.input_keys]
+        try:
+            return [data[k] for k in self.input_keys]
+        except KeyError:
+            missing = [k for k in self.input_keys if k not in data]
+            if not missing:
+                raise
+        raise KeyError(
+            f"Node {self._label()} needs input key {missing[0]!r}, which is not in the data; "
+            f"available keys: {sorted(map(str, data))}. Provide it in the dataset or from an "
+            f"earlier node's output_keys."
+        )
 
     def _name_outputs(self, output: Any) -> TensorDict:
         """Map the callable's output (one tensor or a tuple/list) onto ``output_keys``."""
-        outputs = tuple(output) if isinstance(output, (tuple, list)) else (output,)
-        if len(outputs) != len(self.output_keys):
+        output_keys = self.output_keys
+        if not isinstance(output, (tuple, list)):
+            if len(output_keys) == 1:
+                return {output_keys[0]: output}
+            outputs: tuple = (output,)
+        else:
+            outputs = tuple(output)
+        if len(outputs) != len(output_keys):
             raise ValueError(
                 f"Node {self._label()} has {len(self.output_keys)} output_keys "
                 f"{self.output_keys} but its callable returned {len(outputs)} output(s); make "

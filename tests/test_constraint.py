@@ -246,6 +246,50 @@ def test_deep_sum_of_2000_terms_evaluates_without_recursion_limits():
     assert objective({"x": torch.tensor(x_value)})[objective.name].item() == pytest.approx(expected.mean())
 
 
+
+def test_random_functions_built_twice_give_independent_samples():
+    x = variable("x")
+    difference = torch.rand_like(x) - torch.rand_like(x)
+    assert difference({"x": torch.zeros(50)}).abs().max().item() > 0.0
+
+
+def test_equal_looking_constants_of_different_types_stay_apart():
+    x = variable("x")
+    dtypes = variable([x ** 2, x ** 2.0], lambda whole, real: (whole.dtype, real.dtype))
+    assert dtypes({"x": torch.tensor([1, 2, 3])}) == (torch.int64, torch.float32)
+    signs = variable([x * 0.0, x * -0.0], lambda plus, minus: (torch.signbit(plus), torch.signbit(minus)))
+    plus, minus = signs({"x": torch.tensor([1.0])})
+    assert not plus.item() and minus.item()
+
+
+def test_derivative_with_respect_to_a_slice_built_twice_is_not_merged():
+    x = variable("x")
+    squared = x[:, [0]] ** 2
+    data = {"x": torch.tensor([[3.0, 1.0]], requires_grad=True)}
+    # the second slice is another node, absent from squared's graph: its derivative is 0, as without plans
+    torch.testing.assert_close(squared.grad(x[:, [0]])(data), torch.zeros(1, 1))
+    torch.testing.assert_close(squared.grad(x)(data), torch.tensor([[6.0, 0.0]]))
+
+
+def test_evaluated_expressions_copy_and_pickle_with_their_own_parameters():
+    import copy
+    import io
+
+    weight = variable(torch.tensor([2.0], requires_grad=True))
+    expression = variable("x") * weight + 1.0
+    data = {"x": torch.tensor([1.0, 2.0])}
+    torch.testing.assert_close(expression(data), torch.tensor([3.0, 5.0]))
+    buffer = io.BytesIO()
+    torch.save(expression, buffer)
+    buffer.seek(0)
+    for twin in (copy.deepcopy(expression), torch.load(buffer, weights_only=False)):
+        own = next(twin.parameters())
+        with torch.no_grad():
+            own.fill_(3.0)
+        torch.testing.assert_close(twin(data), torch.tensor([4.0, 7.0]))
+    torch.testing.assert_close(expression(data), torch.tensor([3.0, 5.0]))
+
+
 def test_value_property():
     assert variable("x").value is None
     assert (variable("x") + 1).value is None

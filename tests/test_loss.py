@@ -242,3 +242,152 @@ def test_augmented_lagrangian_needs_index_and_restores_state():
     assert not fresh.init
     with pytest.raises(TypeError, match="train_data"):
         AugmentedLagrangeLoss([], [], train_data=object())
+
+
+def test_expression_shared_by_several_terms_is_evaluated_once_per_forward():
+    calls = []
+
+    def counted(value):
+        calls.append(1)
+        return value * 2.0
+
+    x = variable("x")
+    doubled = variable([x], counted)
+    objective = (doubled ** 2).minimize(name="obj")
+    upper, lower = doubled <= 1.0, doubled >= -1.0
+    upper.name, lower.name = "upper", "lower"
+    loss = PenaltyLoss([objective], [upper, lower])
+    for _ in range(2):
+        calls.clear()
+        out = loss(batch())
+        assert len(calls) == 1
+    doubled_x = 2.0 * X
+    expected = np.mean(doubled_x ** 2) + np.maximum(doubled_x - 1, 0).mean() + np.maximum(-1 - doubled_x, 0).mean()
+    assert out["loss"].item() == pytest.approx(expected, rel=1e-6)
+
+
+class PowCounter(torch.overrides.TorchFunctionMode):
+    """Counts the power operations torch executes inside the ``with`` block."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if "pow" in getattr(func, "__name__", ""):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_equal_pure_subexpressions_built_separately_are_computed_once():
+    x = variable("x")
+
+    def radius():
+        return x[:, [0]] ** 2 + x[:, [1]] ** 2
+
+    inner, outer = radius() >= 0.25, radius() <= 4.0
+    inner.name, outer.name = "inner", "outer"
+    loss = PenaltyLoss([], [inner, outer])
+    with PowCounter() as counter:
+        out = loss(batch())
+    assert counter.count == 2
+    squared = (X ** 2).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(out["inner_value"].numpy(), 0.25 - squared, rtol=1e-6)
+    np.testing.assert_allclose(out["outer_value"].numpy(), squared - 4.0, rtol=1e-6)
+
+
+def test_objectives_and_constraints_can_be_calculated_separately():
+    x, y = variable("x"), variable("y")
+    objective = (x ** 2).minimize(name="obj")
+    constraint = y <= 0.5
+    constraint.name = "c"
+    loss = PenaltyLoss([objective], [constraint])
+    only_x = {"x": torch.tensor(X, dtype=torch.float32)}
+    only_y = {"y": torch.tensor(Y, dtype=torch.float32)}
+    assert loss.calculate_objectives(only_x)["objective_loss"].item() == pytest.approx(np.mean(X ** 2))
+    assert loss.calculate_constraints(only_y)["penalty_loss"].item() == \
+        pytest.approx(np.maximum(Y - 0.5, 0).mean())
+    with pytest.raises(KeyError, match="'y' is not in the data"):
+        loss(only_x)
+
+
+def test_loss_follows_terms_changed_after_a_forward():
+    objectives, constraints = make_terms()
+    loss = PenaltyLoss(objectives, constraints)
+    loss(batch())
+    constraints[0].right = variable("y")
+    constraints[0].name = "x_below_y"
+    extra = variable("x") >= -1.0
+    extra.name = "extra"
+    loss.constraints.append(extra)
+    out = loss(batch())
+    np.testing.assert_allclose(out["x_below_y_value"].numpy(), X - Y, rtol=1e-6)
+    np.testing.assert_allclose(out["extra_violation"].numpy(), np.maximum(-1.0 - X, 0), rtol=1e-6)
+    assert "c1" not in out and out["C_values"].shape == (4, 6)
+
+
+def test_forward_hooks_on_terms_still_run():
+    objectives, constraints = make_terms()
+    seen = []
+    objectives[0].register_forward_hook(lambda module, inputs, output: {module.name: 10 * output[module.name]})
+    constraints[0].register_forward_pre_hook(lambda module, inputs: seen.append(module.name))
+    out = PenaltyLoss(objectives, constraints)(batch())
+    assert seen == ["c1"]
+    assert out["obj"].item() == pytest.approx(10 * np.mean(X ** 2))
+    assert out["objective_loss"].item() == pytest.approx(10 * np.mean(X ** 2))
+
+
+def test_subclass_overriding_calculate_constraints_is_used_by_forward():
+    class NoPenalty(PenaltyLoss):
+        def calculate_constraints(self, input_dict):
+            output = super().calculate_constraints(input_dict)
+            output["penalty_loss"] = torch.zeros(())
+            return output
+
+    out = NoPenalty(*make_terms())(batch())
+    assert out["penalty_loss"].item() == 0.0
+    assert out["loss"].item() == pytest.approx(np.mean(X ** 2))
+
+
+def test_only_equality_or_only_inequality_constraints_split_into_full_and_empty():
+    x, y = variable("x"), variable("y")
+    equality, inequality = x == y, x <= y
+    equality.name, inequality.name = "eq", "ineq"
+    for constraint, full, empty in ((equality, "C_eq", "C_ineq"), (inequality, "C_ineq", "C_eq")):
+        out = PenaltyLoss([], [constraint])(batch())
+        np.testing.assert_allclose(out[f"{full}_values"].numpy(), X - Y, rtol=1e-6)
+        np.testing.assert_allclose(out[f"{full}_violations"].numpy(), out["C_violations"].numpy())
+        assert out[f"{empty}_values"].shape == (4, 0) and out[f"{empty}_violations"].shape == (4, 0)
+
+
+def test_constraints_with_different_batch_sizes_raise():
+    x, y = variable("x"), variable("y")
+    first, second = x <= 1.0, y <= 1.0
+    first.name, second.name = "first", "second"
+    data = {"x": torch.zeros(4, 2), "y": torch.zeros(3, 2)}
+    with pytest.raises(ValueError, match=r"different batch sizes \[3, 4\]"):
+        PenaltyLoss([], [first, second])(data)
+
+
+def test_copies_and_pickles_of_a_used_loss_evaluate_their_own_variables():
+    import copy
+    import io
+
+    weight = variable(torch.tensor([[1.0, -1.0]], requires_grad=True), display_name="w")
+    x = variable("x")
+    objective = ((x * weight) ** 2).minimize(name="obj")
+    constraint = x * weight <= torch.tensor([[0.5, 0.5]])
+    constraint.name = "c"
+    loss = PenaltyLoss([objective], [constraint])
+    expected = loss(batch())["loss"].item()
+    buffer = io.BytesIO()
+    torch.save(loss, buffer)
+    buffer.seek(0)
+    for twin in (copy.deepcopy(loss), torch.load(buffer, weights_only=False)):
+        assert twin(batch())["loss"].item() == pytest.approx(expected)
+        twin(batch())["loss"].backward()
+        own = next(twin.parameters())
+        assert own is not weight.value and own.grad is not None and weight.value.grad is None
+    doubled = loss.to(torch.float64)(batch())
+    assert doubled["c_value"].dtype == torch.float64  # the plan reads the moved parameter and buffer
+    assert doubled["loss"].item() == pytest.approx(expected, rel=1e-6)
