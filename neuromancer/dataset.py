@@ -12,7 +12,6 @@ importing this module never imports Lightning.
 """
 from __future__ import annotations
 
-import importlib
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -21,10 +20,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
+from neuromancer._lazy import lazy_exports
+
 ArrayDict = Dict[str, Any]
 SequenceData = Union[ArrayDict, List[ArrayDict]]
-
-_LIGHTNING_EXPORTS = frozenset({"LitDataModule"})
 
 __all__ = [
     "DictDataset", "SequenceDataset", "StaticDataset", "batch_tensor",
@@ -34,18 +33,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Resolve ``LitDataModule`` from `neuromancer.trainers.lightning` on first access."""
-    if name in _LIGHTNING_EXPORTS:
-        try:
-            lightning_module = importlib.import_module("neuromancer.trainers.lightning")
-        except ImportError as error:
-            raise AttributeError(f"neuromancer.dataset.{name} lives in neuromancer.trainers.lightning, which could not "
-                                 f"be imported ({error}); install lightning to use it.") from error
-        value = getattr(lightning_module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'neuromancer.dataset' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"LitDataModule": "neuromancer.trainers.lightning"})
 
 
 class DictDataset(Dataset):

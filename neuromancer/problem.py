@@ -11,34 +11,21 @@ Lightning.
 """
 from __future__ import annotations
 
-import importlib
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
 from torch import nn
 
+from neuromancer._lazy import lazy_exports
 from neuromancer.system import Freezable, System, _graph_name, _import_pydot, render_graph
 
 TensorDict = Dict[str, torch.Tensor]
 
-_LIGHTNING_EXPORTS = frozenset({"LitProblem"})
-
 __all__ = ["Problem"]
 
 
-def __getattr__(name: str) -> Any:
-    """Resolve ``LitProblem`` from `neuromancer.trainers.lightning` on first access."""
-    if name in _LIGHTNING_EXPORTS:
-        try:
-            lightning_module = importlib.import_module("neuromancer.trainers.lightning")
-        except ImportError as error:
-            raise AttributeError(f"neuromancer.problem.{name} lives in neuromancer.trainers.lightning, which could not "
-                                 f"be imported ({error}); install lightning to use it.") from error
-        value = getattr(lightning_module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'neuromancer.problem' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, {"LitProblem": "neuromancer.trainers.lightning"})
 
 
 def _keys_of(component: Any, attribute: str) -> List[str]:

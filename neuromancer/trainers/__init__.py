@@ -7,8 +7,7 @@ package imports neither loop, and Lightning is only loaded when a Lightning name
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from neuromancer._lazy import lazy_exports
 
 _EXPORTS = {
     "Trainer": "neuromancer.trainers.trainer",
@@ -20,15 +19,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    """Import the module that defines ``name`` the first time ``neuromancer.trainers.<name>`` is used."""
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'neuromancer.trainers' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
