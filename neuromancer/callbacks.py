@@ -1,4 +1,4 @@
-"""`Callback`: hooks the classic `neuromancer.trainers.trainer.Trainer` calls during training.
+"""`Callback`: hooks the trainers call during training, for `Trainer` and `LitTrainer` alike.
 
 Subclass `Callback` and override the hooks you need (visualisation, custom logging, curriculum
 changes, alternate evaluations); every hook does nothing by default. The hooks receive the trainer
@@ -16,7 +16,9 @@ name, e.g. ``train_loss``). They run in this order::
     end_train
     begin_test ... end_test   (in Trainer.test)
 
-`LitTrainer` uses Lightning callbacks instead; it does not call these hooks.
+`LitTrainer(..., callback=MyCallback())` calls the same hooks at the matching Lightning points
+(see `neuromancer.trainers.lightning_callbacks.NeuromancerCallbackAdapter`), so a callback
+written for `Trainer` works unchanged there; the ``trainer`` it receives is then the Lightning one.
 """
 from __future__ import annotations
 
