@@ -9,20 +9,18 @@ import math
 import os
 import struct
 
+import lightning.pytorch as pl
 import pytest
 import torch
+import wandb
 
-wandb = pytest.importorskip("wandb")
-pytest.importorskip("optuna")
-import lightning.pytorch as pl  # noqa: E402
-
-from neuromancer.constraint import Objective, variable  # noqa: E402
-from neuromancer.dataset import DictDataset  # noqa: E402
-from neuromancer.loss import PenaltyLoss  # noqa: E402
-from neuromancer.problem import Problem  # noqa: E402
-from neuromancer.system import Node  # noqa: E402
-from neuromancer.trainers.lightning import LitTrainer  # noqa: E402
-from neuromancer.trainers.sweep import SweepResult, resolve_sweep_mode  # noqa: E402
+from neuromancer.constraint import Objective, variable
+from neuromancer.dataset import DictDataset
+from neuromancer.loss import PenaltyLoss
+from neuromancer.problem import Problem
+from neuromancer.system import Node
+from neuromancer.trainers.lightning import LitTrainer
+from neuromancer.trainers.sweep import SweepResult, resolve_sweep_mode
 
 TRUE_WEIGHTS = torch.tensor([[1.5], [-2.0]])
 DEV_SIZE = 32  # every swept batch size is >= DEV_SIZE, so the dev loss is one batch's loss

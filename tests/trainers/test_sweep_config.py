@@ -3,12 +3,12 @@ import math
 import statistics
 
 import numpy as np
+import optuna
 import pytest
 
 from neuromancer.trainers.sweep_config import (MAX_GRID_POINTS, SweepConfigError, grid_values, parse_sweep_config,
                                                sample_value)
 
-optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
