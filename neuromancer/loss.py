@@ -58,7 +58,7 @@ class AggregateLoss(nn.Module, ABC):
     :param constraints: (list of Constraint) the soft constraints.
     :raises TypeError: an item is not an Objective/Loss (objectives) or a Constraint (constraints).
     :raises ValueError: two terms have the same name (their outputs would overwrite each other):
-        give them distinct ``name``s.
+        give each a distinct ``name``.
     """
 
     def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint]) -> None:
