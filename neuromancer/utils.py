@@ -1,19 +1,25 @@
 """Small helpers around devices and checkpoints: operand device placement and loading LitTrainer weights.
 
 `handle_device_placement` decorates binary operations (``f(self, left, right)``) so both
-operands sit on one device. `load_state_dict_lightning` loads a checkpoint written by
-`LitTrainer` into a plain `Problem`, on any machine (tensors are mapped to the CPU first), with
-safe ``weights_only`` unpickling. This module imports torch only, never Lightning.
+operands sit on one device. `read_checkpoint` is the one place checkpoint files are read: with
+``weights_only`` unpickling, so a file from an untrusted source can hold tensors and plain
+containers but can run no code, and with errors that name the file when it is unsafe, truncated or
+corrupt. `load_state_dict_lightning` uses it to load a checkpoint written by `LitTrainer` into a
+plain `Problem`, on any machine (tensors are mapped to the CPU first). This module imports torch
+only, never Lightning.
 """
 from __future__ import annotations
 
 import functools
 import os
+import pickle
+import zipfile
 from typing import Any, Callable, Dict, Tuple, Union
 
 import torch
 
-__all__ = ["handle_device_placement", "load_state_dict_lightning"]
+__all__ = ["handle_device_placement", "load_state_dict_lightning", "read_checkpoint", "CheckpointError",
+           "UnsafeCheckpointError", "CorruptCheckpointError"]
 
 LIGHTNING_PREFIX = "problem."
 
@@ -45,6 +51,75 @@ def handle_device_placement(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded; the message names the file and what to do."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holding objects other than tensors and plain containers, refused unread.
+
+    Unpickling such objects can run arbitrary code, so nothing in the file is executed.
+    """
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that is truncated, empty or not a torch checkpoint at all."""
+
+
+# torch's weights-only unpickler says one of these when a file asks for a global (a class or a
+# function) it does not allow; its other complaints are about bytes that are no pickle at all.
+_UNSAFE_MARKERS = ("Unsupported global", "unsupported GLOBAL")
+
+
+def read_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Dict[str, Any]:
+    """Read a checkpoint file safely: ``torch.load(path, map_location, weights_only=True)`` with clear errors.
+
+    Only tensors, numbers, strings and plain containers (dicts, lists, tuples) are unpickled, so a
+    file crafted to run code when loaded (a ``__reduce__`` calling ``os.system``, say) runs none
+    and is refused. Every checkpoint `LitTrainer` writes (weights, optimizer state, loop,
+    early-stopping and best-weights state) is made of those, so nothing legitimate is lost.
+
+    :param path: (str | PathLike) the checkpoint file.
+    :param map_location: (default 'cpu') torch's ``map_location``: where tensors are loaded.
+    :return: (dict | Any) the checkpoint's contents.
+    :raises FileNotFoundError: no file at ``path``.
+    :raises UnsafeCheckpointError: (a ValueError) the file holds other objects; it was not loaded.
+    :raises CorruptCheckpointError: (a ValueError) the file is truncated, empty or not a checkpoint.
+    """
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise FileNotFoundError(f"no checkpoint file at {name!r}; check the path (and weight_path / weight_name).")
+    try:
+        return torch.load(name, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        if any(marker in str(error) for marker in _UNSAFE_MARKERS):
+            raise UnsafeCheckpointError(
+                f"refused to load checkpoint {name!r}: it holds objects other than tensors and plain containers, "
+                "and unpickling them could run arbitrary code (it was read with weights_only=True and nothing in "
+                "it was executed). Only checkpoints written by LitTrainer or torch.save of state dicts load here; "
+                f"if you wrote this file yourself and trust it, convert it to a plain state dict. Details: "
+                f"{_cause_line(error, containing='GLOBAL')}") from None
+        raise _corrupt(name, error) from error
+    except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile, OSError) as error:
+        raise _corrupt(name, error) from error
+
+
+def _cause_line(error: BaseException, containing: str = "") -> str:
+    """The line of a torch loading error that names the cause (torch surrounds it with advice)."""
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip() and containing in line and not line.strip().startswith("Check the documentation")]
+    cause = lines[-1] if lines else type(error).__name__
+    return cause.split(" Please use")[0].removeprefix("WeightsUnpickler error: ")
+
+
+def _corrupt(name: str, error: BaseException) -> CorruptCheckpointError:
+    """The error for a checkpoint file that torch cannot read at all."""
+    return CorruptCheckpointError(
+        f"checkpoint {name!r} is truncated or corrupt ({type(error).__name__}: {_cause_line(error)[:200]}); it "
+        "may have been cut off while being written or copied. Use another checkpoint (e.g. the best one next to "
+        "last.ckpt) or retrain.")
+
+
 def _format_keys(keys: set) -> str:
     """Up to ten sorted keys, then a count of the rest."""
     ordered = sorted(keys)
@@ -71,10 +146,11 @@ def load_state_dict_lightning(problem: torch.nn.Module, weight_path: Union[str, 
     :param problem: (nn.Module) a `Problem` built like the trained one.
     :param weight_path: (str | PathLike) path of the checkpoint file.
     :raises FileNotFoundError: no file at ``weight_path``.
+    :raises UnsafeCheckpointError | CorruptCheckpointError: (ValueErrors) see `read_checkpoint`.
     :raises ValueError: the file is not a LitTrainer checkpoint, or its weights do not match
         ``problem`` (the message names missing and unexpected keys and mismatched shapes).
     """
-    checkpoint = torch.load(weight_path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(weight_path)
     state = _problem_state(checkpoint, weight_path)
     expected = problem.state_dict()
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)

@@ -18,6 +18,10 @@ import inspect
 import itertools
 import logging
 import numbers
+import os
+import signal
+import tempfile
+import threading
 import types
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -27,23 +31,28 @@ import torch
 from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.core.hooks import CheckpointHooks, DataHooks, ModelHooks
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
 from torch.utils.data import DataLoader
 
 from neuromancer.callbacks import Callback
 from neuromancer.dataset import DictDataset
+from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO
 from neuromancer.trainers.lightning_callbacks import (
-    BestWeights, NeuromancerCallbackAdapter, WarmupEarlyStopping, cpu_state_dict,
+    BestWeights, LastCheckpoint, NeuromancerCallbackAdapter, RandomState, WarmupEarlyStopping, cpu_state_dict,
 )
+from neuromancer.utils import read_checkpoint
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LitTrainer", "LitProblem", "LitDataModule"]
+__all__ = ["LitTrainer", "LitProblem", "LitDataModule", "UnwritableDirectoryError"]
 
 DEFAULT_LEARNING_RATE = 0.001
 DEFAULT_BETAS = (0.0, 0.9)
 PROFILER_NAMES = ("simple", "advanced", "pytorch", "xla")
 SPLITS = ("train", "dev", "test")
+NONFINITE_MODES = ("stop", "skip")
+LAST_CHECKPOINT = "last"
 
 TensorDict = Dict[str, Any]
 StepFunction = Callable[["LitProblem", TensorDict], Any]
@@ -58,6 +67,8 @@ BINDABLE_HOOKS = frozenset(
     + list(_STEP_METHODS))
 _VARARG_HOOK_PARAMETERS = {"predict_step": ("batch", "batch_idx")}
 EPOCH_END_HOOKS = ("on_train_epoch_end", "on_validation_epoch_end", "on_test_epoch_end")
+# LitProblem's own hooks that a custom hook of the same name runs after, instead of replacing.
+CHAINED_HOOKS = EPOCH_END_HOOKS + ("on_before_optimizer_step",)
 
 
 def hparam(config: Any, key: str) -> Any:
@@ -121,11 +132,11 @@ def validate_custom_hooks(custom_hooks: Optional[Mapping[str, Callable]]) -> Dic
 
 
 def _after_own_hook(name: str, function: Callable) -> Callable:
-    """A hook running LitProblem's own hook ``name`` (its epoch-end logging) and then ``function``."""
+    """A hook running LitProblem's own hook ``name`` (epoch-end logging, skipping updates) and then ``function``."""
     own = getattr(LitProblem, name)
 
     def chained(self: "LitProblem", *args: Any, **kwargs: Any) -> Any:
-        own(self)
+        own(self, *args, **kwargs)
         return function(self, *args, **kwargs)
 
     return chained
@@ -135,14 +146,15 @@ def bind_custom_hooks(module: pl.LightningModule, custom_hooks: Optional[Mapping
     """Bind each custom hook onto ``module`` as a method, replacing the Lightning hook of that name.
 
     On a `LitProblem`, custom epoch-end hooks run after its own (which log the epoch's means),
-    so they see this epoch's metrics; every other hook is replaced.
+    so they see this epoch's metrics, and a custom ``on_before_optimizer_step`` runs after its own
+    (which drops the gradients of a non-finite step); every other hook is replaced.
 
     :param module: (LightningModule) the module whose hooks are replaced.
     :param custom_hooks: (dict | None) hook name -> function ``f(self, ...)``; validated first.
     :raises TypeError | KeyError | ValueError: see `validate_custom_hooks`.
     """
     for name, function in validate_custom_hooks(custom_hooks).items():
-        if isinstance(module, LitProblem) and name in EPOCH_END_HOOKS:
+        if isinstance(module, LitProblem) and name in CHAINED_HOOKS:
             function = _after_own_hook(name, function)
         setattr(module, name, types.MethodType(function, module))
 
@@ -219,12 +231,25 @@ class LitProblem(pl.LightningModule):
     ``<dev_metric>`` and ``<test_metric>``. The training loss of single steps is logged as
     ``<train_metric>_step`` on the steps the loggers write (every ``log_every_n_steps``), or on every
     step while a progress bar shows it; calling Lightning's ``log`` only then keeps its per-call
-    cost out of the other steps. When an epoch's train or dev mean is not finite, training stops
-    with a warning. The problem's weights appear in the state dict under the ``problem.`` prefix.
+    cost out of the other steps. The problem's weights appear in the state dict under the ``problem.``
+    prefix.
+
+    Every training step's loss is checked: a NaN or infinite loss is never back-propagated. With
+    ``nonfinite='stop'`` training stops at that step, with a warning naming the epoch, the batch,
+    the global step and the metric (the best weights seen so far are what `LitTrainer` keeps); with
+    ``nonfinite='skip'`` the step is skipped (counted in ``skipped_steps``) and training goes on.
+    After a stop, ``nonfinite_stop`` says where (e.g. ``'epoch 2, batch 1 (global step 9):
+    train_loss=nan is not finite'``); it is None otherwise.
+    The check reads one boolean from the device per step: free on a CPU and, on a GPU, a
+    synchronisation that costs about one kernel-launch latency (the host waits for the forward
+    pass, then queues the backward pass), which is the price of keeping a non-finite step's update
+    out of the weights; in multi-process runs the processes agree on it (one tiny all-reduce), so
+    all of them skip or stop at the same step. A dev-split mean that is not finite stops training too.
 
     Custom hooks replace the module's hooks of the same name, except the epoch-end hooks
     (``on_train_epoch_end``, ``on_validation_epoch_end``, ``on_test_epoch_end``), which run after
-    the module has logged the epoch's means.
+    the module has logged the epoch's means, and ``on_before_optimizer_step``, which runs after
+    the module's own.
 
     Unlike upstream 1.5.6, the dev and test metrics are logged under the names the user chose
     (upstream always logged ``dev_loss``), no step's autograd graph is kept until the epoch ends,
@@ -243,16 +268,22 @@ class LitProblem(pl.LightningModule):
     :param custom_hooks: (dict | None) Lightning hook name -> ``f(self, ...)`` bound onto the module.
     :param hparam_config: (mapping | wandb config | None) a ``learning_rate`` entry sets the
         optimizer's learning rate (also a custom optimizer's).
+    :param nonfinite: (str, keyword-only, default 'stop') what a NaN or infinite training loss
+        does: 'stop' training or 'skip' the step. Under manual optimisation the custom step has
+        already applied its update, so 'skip' only keeps the loss out of the epoch mean.
     :raises TypeError: ``problem`` is not an nn.Module, or a custom part has the wrong type.
     :raises ValueError | KeyError: see `validate_custom_hooks`; a custom optimizer built on other
-        parameters; a custom training step that cannot take ``(model, batch)``.
+        parameters; a custom training step that cannot take ``(model, batch)``; an unknown
+        ``nonfinite`` mode.
     """
 
     def __init__(self, problem: torch.nn.Module, train_metric: str = "train_loss", dev_metric: str = "train_loss",
                  test_metric: str = "train_loss", custom_optimizer: Optional[torch.optim.Optimizer] = None,
                  custom_training_step: Optional[StepFunction] = None,
-                 custom_hooks: Optional[Mapping[str, Callable]] = None, hparam_config: Any = None) -> None:
+                 custom_hooks: Optional[Mapping[str, Callable]] = None, hparam_config: Any = None, *,
+                 nonfinite: str = "stop") -> None:
         super().__init__()
+        _check_nonfinite_mode(nonfinite)
         if not isinstance(problem, torch.nn.Module):
             raise TypeError(f"problem must be a neuromancer Problem (an nn.Module), got {type(problem).__name__}.")
         _check_custom_optimizer(custom_optimizer, problem)
@@ -267,6 +298,11 @@ class LitProblem(pl.LightningModule):
         self.record_outputs = False
         self.last_outputs: Dict[str, TensorDict] = {}
         self._sums: Dict[str, List[Any]] = {}
+        self.nonfinite = nonfinite
+        self.nonfinite_stop: Optional[str] = None
+        self._drop_gradients = False
+        self.skipped_steps = 0
+        self._skipped_this_epoch = 0
         bind_custom_hooks(self, self.custom_hooks)
 
     def get_problem(self) -> torch.nn.Module:
@@ -287,6 +323,8 @@ class LitProblem(pl.LightningModule):
         else:
             output = self.custom_training_step(self, batch)
             loss = _step_loss(output, self.train_metric)
+        if loss is not None and not self._loss_is_finite(loss, batch_idx):
+            return self._no_update_loss()
         if loss is not None:
             size = _batch_size(batch)
             self._accumulate(self.train_metric, loss, size)
@@ -313,9 +351,12 @@ class LitProblem(pl.LightningModule):
         self._evaluate("test", self.test_metric, batch)
 
     def on_train_epoch_end(self) -> None:
-        """Log the epoch's mean training loss; stop training if it is not finite."""
-        mean = self._log_epoch_mean(self.train_metric, logged_name=f"{self.train_metric}_epoch")
-        self._stop_if_not_finite(self.train_metric, mean)
+        """Log the epoch's mean training loss (over its finite steps) and how many steps were skipped."""
+        self._log_epoch_mean(self.train_metric, logged_name=f"{self.train_metric}_epoch")
+        if self._skipped_this_epoch > 1 and self.trainer.is_global_zero:
+            logger.warning("Skipped %d steps of epoch %d whose %s was not finite (%d in all).",
+                           self._skipped_this_epoch, self.current_epoch, self.train_metric, self.skipped_steps)
+        self._skipped_this_epoch = 0
 
     def on_validation_epoch_end(self) -> None:
         """Log the mean of ``dev_metric`` over the dev split; stop training if it is not finite."""
@@ -392,6 +433,57 @@ class LitProblem(pl.LightningModule):
             self.log(name, mean, prog_bar=True)
         return mean
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Drop the gradients of a step whose loss was not finite, so the optimizer leaves every weight
+        (and its own state: momenta, step counts) as it was."""
+        if self._drop_gradients:
+            self._drop_gradients = False
+            optimizer.zero_grad(set_to_none=True)
+
+    def _no_update_loss(self) -> Optional[torch.Tensor]:
+        """What a step with a non-finite loss returns: nothing to optimise.
+
+        Under manual optimisation, None. Otherwise a zero that depends on every trainable weight:
+        its backward pass gives zero (finite) gradients and, in multi-process runs, takes part in
+        the gradient all-reduce the other processes wait for (Lightning refuses a None there);
+        `on_before_optimizer_step` then drops the gradients so that nothing is updated.
+        """
+        if not self.automatic_optimization:
+            return None
+        self._drop_gradients = True
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return torch.stack([p.sum() for p in trainable]).sum() * 0.0 if trainable else None
+
+    def _loss_is_finite(self, loss: torch.Tensor, batch_idx: int) -> bool:
+        """Whether this step's loss is finite on every process; report (and stop) when it is not."""
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self.trainer.world_size > 1:
+            finite = bool(self.trainer.strategy.reduce_boolean_decision(finite, all=True))
+        if not finite:
+            self._report_nonfinite_step(loss, batch_idx)
+        return finite
+
+    def _report_nonfinite_step(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop training, or count the skipped step, with a warning that says where it happened."""
+        value = loss.detach()
+        shown = float(value) if value.numel() == 1 else "a tensor with non-finite entries (on some process)"
+        where = f"epoch {self.current_epoch}, batch {batch_idx} (global step {self.trainer.global_step})"
+        applied = ("the custom training step had already applied its update" if not self.automatic_optimization
+                   else "its update was not applied")
+        if self.nonfinite == "stop":
+            self.trainer.should_stop = True
+            self.nonfinite_stop = f"{where}: {self.train_metric}={shown} is not finite"
+            if self.trainer.is_global_zero:
+                logger.warning("Stopping at %s: %s=%s is not finite; %s, and the best weights seen so far are "
+                               "kept. Pass nonfinite='skip' to skip such steps instead.",
+                               where, self.train_metric, shown, applied)
+            return
+        self.skipped_steps += 1
+        self._skipped_this_epoch += 1
+        if self._skipped_this_epoch == 1 and self.trainer.is_global_zero:
+            logger.warning("Skipping the step at %s: %s=%s is not finite; %s.", where, self.train_metric, shown,
+                           applied)
+
     def _stop_if_not_finite(self, name: str, mean: Optional[torch.Tensor]) -> None:
         """Ask the trainer to stop, with a warning, when an epoch mean is NaN or infinite."""
         if mean is None or bool(torch.isfinite(mean).all()):
@@ -400,6 +492,13 @@ class LitProblem(pl.LightningModule):
         if self.trainer.is_global_zero:
             logger.warning("Stopping at epoch %d: %s=%s is not finite; the best weights seen so far are kept.",
                            self.current_epoch, name, float(mean))
+
+
+def _check_nonfinite_mode(mode: Any) -> None:
+    """Raise unless ``mode`` is one of `NONFINITE_MODES`."""
+    if mode not in NONFINITE_MODES:
+        raise ValueError(f"nonfinite must be one of {NONFINITE_MODES} (what a NaN or infinite training loss does), "
+                         f"got {mode!r}.")
 
 
 def _split_error(dataset: Any, slot: str) -> Optional[Exception]:
@@ -460,8 +559,11 @@ class LitDataModule(pl.LightningDataModule):
     returned ``(train_data, dev_data, test_data, batch_size)`` with `DictDataset` splits named
     'train', 'dev', 'test' (dev and test may be None). Loaders fetch a whole batch at once through
     the dataset's ``__getitems__`` and finish it with the dataset's own ``collate_fn``; only the
-    train loader shuffles. Unlike upstream 1.5.6, a wrongly named dataset raises an exception
-    instead of calling ``sys.exit``.
+    train loader shuffles. It shuffles with a generator of its own, seeded from torch's global
+    generator when the data is set up (so ``seed_everything`` makes it repeatable) and saved in
+    checkpoints (`state_dict`), so a resumed run draws the batches the uninterrupted run would
+    have drawn, whatever else consumes random numbers. Unlike upstream 1.5.6, a wrongly named
+    dataset raises an exception instead of calling ``sys.exit``.
 
     :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
     :param hparam_config: (mapping | wandb config | None) a ``batch_size`` entry overrides the
@@ -487,6 +589,7 @@ class LitDataModule(pl.LightningDataModule):
         self.dev_data: Optional[DictDataset] = None
         self.test_data: Optional[DictDataset] = None
         self.batch_size: Optional[int] = None
+        self.shuffle_generator: Optional[torch.Generator] = None
 
     def setup(self, stage: Optional[str] = None) -> None:
         """Call the data setup function (once per process) and validate its result.
@@ -500,6 +603,35 @@ class LitDataModule(pl.LightningDataModule):
         swept = hparam(self.hparam_config, "batch_size")
         self.batch_size = batch_size if swept is None else validate_batch_size(swept, "hparam_config")
         self.train_data, self.dev_data, self.test_data = train_data, dev_data, test_data
+        self.shuffle_generator = torch.Generator()
+        self.shuffle_generator.manual_seed(int(torch.randint(0, 2 ** 62, ())))
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The shuffling generator's state, for checkpoints (empty before `setup`)."""
+        return {} if self.shuffle_generator is None else {"shuffle_generator": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Continue shuffling where the checkpointed run stopped."""
+        if "shuffle_generator" in state_dict:
+            self.shuffle_generator = self.shuffle_generator or torch.Generator()
+            self.shuffle_generator.set_state(state_dict["shuffle_generator"])
+
+    def __getstate__(self) -> Dict[str, Any]:
+        """Pickle the shuffling generator as bytes: torch cannot send a Generator to spawned processes."""
+        state = self.__dict__.copy()
+        generator = state.pop("shuffle_generator", None)
+        state["shuffle_generator_bytes"] = None if generator is None else generator.get_state().numpy().tobytes()
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        """Rebuild the shuffling generator from its pickled bytes."""
+        state = dict(state)
+        saved = state.pop("shuffle_generator_bytes", None)
+        self.__dict__.update(state)
+        self.shuffle_generator = None
+        if saved is not None:
+            self.shuffle_generator = torch.Generator()
+            self.shuffle_generator.set_state(torch.frombuffer(bytearray(saved), dtype=torch.uint8))
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled loader over the train split."""
@@ -521,7 +653,8 @@ class LitDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: DictDataset, shuffle: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=dataset.collate_fn,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          generator=self.shuffle_generator if shuffle else None)
 
 
 class LitTrainer(pl.Trainer):
@@ -530,10 +663,19 @@ class LitTrainer(pl.Trainer):
     After `fit`, ``problem`` holds the weights that scored best on ``eval_metric``, on every
     strategy (single device, ``ddp``, ``ddp_spawn``, ``ddp_notebook``), whether or not weights
     are saved, and lives on the device it lived on before. Training stops early on ``patience``
-    epochs without improvement (never within the first ``warmup`` epochs) and, with a warning,
-    as soon as an epoch's loss is NaN or infinite. Every keyword not listed below goes to
-    Lightning's `Trainer` (``enable_progress_bar``, ``precision``, ``num_nodes``,
-    ``deterministic``, ``callbacks``...).
+    epochs without improvement (never within the first ``warmup`` epochs) and, with a warning
+    naming the epoch, step and metric, at the first step whose loss is NaN or infinite (or skips
+    such steps, with ``nonfinite='skip'``). Every keyword not listed below goes to Lightning's
+    `Trainer` (``enable_progress_bar``, ``precision``, ``num_nodes``, ``deterministic``,
+    ``callbacks``, ``plugins``...).
+
+    Fault tolerance: with ``save_weights`` the best checkpoint and ``last.ckpt`` (the state after
+    the latest epoch: weights, optimizer, epoch, early-stopping, best-weights and random-generator
+    state) are written to ``weight_path`` atomically (a killed run never leaves a half-written
+    file), and ``fit(..., ckpt_path='last')`` continues an interrupted run exactly where it
+    stopped. Ctrl-C ends `fit` cleanly with the best weights in the problem. Checkpoints are only
+    ever read with ``weights_only=True``, so a file from an untrusted source runs no code. An
+    unwritable ``weight_path`` or log directory is reported before the first epoch.
 
     Differences from upstream 1.5.6 (faults there): ``custom_optimizer`` is used, the problem ends
     with the best (not the last) weights, the dev metric is logged under ``dev_metric``, per-step
@@ -551,10 +693,10 @@ class LitTrainer(pl.Trainer):
         Ignored under manual optimisation, where the custom step owns clipping.
     :param custom_optimizer: (torch.optim.Optimizer | None) optimizer built on ``problem.parameters()``;
         None for ``Adam(lr=0.001, betas=(0.0, 0.9))``.
-    :param save_weights: (bool, default True) write the best checkpoint to ``weight_path``.
+    :param save_weights: (bool, default True) write the best checkpoint and ``last.ckpt`` to ``weight_path``.
     :param weight_path: (str, default './') checkpoint directory.
-    :param weight_name: (str | None) checkpoint file name without '.ckpt' (overwritten by later
-        runs); None for ``epoch=<e>-step=<s>.ckpt``.
+    :param weight_name: (str | None) best checkpoint's file name without '.ckpt' (overwritten by
+        later runs; 'last' is reserved); None for ``epoch=<e>-step=<s>.ckpt``.
     :param devices: (default 'auto') Lightning ``devices``.
     :param strategy: (default 'auto') Lightning ``strategy`` ('ddp', 'ddp_spawn', 'ddp_notebook'...).
     :param accelerator: (default 'auto') Lightning ``accelerator`` ('cpu', 'gpu'...).
@@ -569,7 +711,10 @@ class LitTrainer(pl.Trainer):
     :param callback: (neuromancer.callbacks.Callback | None, keyword-only) a classic NeuroMANCER
         callback, called at the matching Lightning points (see `NeuromancerCallbackAdapter`).
     :param num_workers: (int, keyword-only, default 0) data loader worker processes.
-    :param kwargs: further Lightning `Trainer` arguments.
+    :param nonfinite: (str, keyword-only, default 'stop') what a NaN or infinite training loss
+        does: 'stop' training at that step, or 'skip' the step and go on (see `LitProblem`).
+    :param kwargs: further Lightning `Trainer` arguments. ``plugins`` gains an
+        `AtomicCheckpointIO` unless it already holds a CheckpointIO.
     :raises ValueError | TypeError | KeyError: an argument of the wrong type or value (the message
         names it and the fix).
     """
@@ -583,7 +728,8 @@ class LitTrainer(pl.Trainer):
                  custom_training_step: Optional[StepFunction] = None,
                  custom_hooks: Optional[Mapping[str, Callable]] = None, logger: Any = None,
                  hparam_config: Any = None, automatic_optimization: bool = True, *,
-                 callback: Optional[Callback] = None, num_workers: int = 0, **kwargs: Any) -> None:
+                 callback: Optional[Callback] = None, num_workers: int = 0, nonfinite: str = "stop",
+                 **kwargs: Any) -> None:
         # The constructor arguments as given, so a sweep can build one fresh trainer per run.
         self.init_arguments = {name: value for name, value in locals().items()
                                if name not in ("self", "kwargs", "__class__")} | dict(kwargs)
@@ -603,6 +749,10 @@ class LitTrainer(pl.Trainer):
             raise ValueError("automatic_optimization=False needs a custom_training_step that calls "
                              "model.manual_backward(loss) and steps model.optimizers().")
         _check_training_step(custom_training_step)
+        _check_nonfinite_mode(nonfinite)
+        if weight_name == LAST_CHECKPOINT:
+            raise ValueError(f"weight_name {LAST_CHECKPOINT!r} is reserved for the checkpoint of the latest epoch "
+                             "(last.ckpt); name the best checkpoint otherwise, e.g. weight_name='best'.")
         custom_hooks = validate_custom_hooks(custom_hooks)
         if custom_training_step is None and not custom_hooks and eval_metric not in (train_metric, dev_metric):
             raise ValueError(f"eval_metric {eval_metric!r} is never logged; use train_metric ({train_metric!r}) or "
@@ -615,7 +765,7 @@ class LitTrainer(pl.Trainer):
         self.devices = devices
         self.custom_training_step, self.custom_hooks = custom_training_step, custom_hooks
         self.hparam_config, self.automatic_optimization = hparam_config, automatic_optimization
-        self.callback, self.num_workers = callback, num_workers
+        self.callback, self.num_workers, self.nonfinite = callback, num_workers, nonfinite
         self._inference_mode = kwargs.get("inference_mode", True)
         self.lit_problem: Optional[LitProblem] = None
         self.data_module: Optional[LitDataModule] = None
@@ -624,7 +774,8 @@ class LitTrainer(pl.Trainer):
         super().__init__(max_epochs=epochs, devices=devices, strategy=strategy, accelerator=accelerator,
                          profiler=profiler, logger=True if logger is None else logger,
                          gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
-                         callbacks=callbacks, enable_checkpointing=True, **kwargs)
+                         callbacks=callbacks, enable_checkpointing=True,
+                         plugins=_with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
         self._limit_val_batches = self.limit_val_batches
 
     def _training_callbacks(self) -> List[LightningCallback]:
@@ -635,24 +786,52 @@ class LitTrainer(pl.Trainer):
         if self.patience is not None:
             callbacks.append(WarmupEarlyStopping(monitor=self.eval_metric, patience=self.patience,
                                                  warmup=self.warmup, mode="min"))
+        # Lightning runs checkpointing callbacks last, in this order (the best checkpoint first, so
+        # that it is the trainer's `checkpoint_callback`): the best checkpoint and the best weights
+        # are updated before last.ckpt, which stores their state, is written. All of them act at
+        # the end of the epoch, after every metric of the epoch (a train metric too) is logged.
+        callbacks.append(RandomState())
         if self.save_weights:
             callbacks.append(ModelCheckpoint(dirpath=self.weight_path, filename=self.weight_name or "{epoch}-{step}",
                                              monitor=self.eval_metric, mode="min", save_top_k=1,
-                                             enable_version_counter=self.weight_name is None))
+                                             enable_version_counter=self.weight_name is None,
+                                             save_on_train_epoch_end=True))
         callbacks.append(BestWeights(monitor=self.eval_metric))
+        if self.save_weights:
+            callbacks.append(LastCheckpoint(self.weight_path))
         return callbacks
 
-    def fit(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any], **kwargs: Any) -> None:
+    def fit(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any], *,
+            ckpt_path: Union[str, os.PathLike, None] = None, **kwargs: Any) -> None:
         """Train ``problem`` on the data ``data_setup_function(**kwargs)`` returns; leave it with the best weights.
+
+        With ``ckpt_path`` the run continues from a checkpoint instead of starting afresh: weights,
+        optimizer state, epoch and step counters, early-stopping, best-weights and random-generator
+        state are restored, so a run stopped after epoch ``k`` and resumed (with the same seed, data
+        and settings) ends with the weights an uninterrupted run ends with. ``epochs`` counts from
+        the start of the original run. The checkpoint is read with ``weights_only=True``.
+
+        Ctrl-C (KeyboardInterrupt) ends training cleanly: `fit` returns with the best weights seen
+        so far in ``problem`` (and on disk, when ``save_weights``), and a warning says where it
+        stopped and how to resume.
 
         :param problem: (nn.Module) the `Problem` to train; it ends on the device it started on.
         :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
+        :param ckpt_path: (str | PathLike | None, keyword-only) checkpoint to resume from: 'last'
+            for ``<weight_path>/last.ckpt``, or a path; None trains from the problem's weights.
+            It is not passed to ``data_setup_function``.
         :param kwargs: passed to ``data_setup_function``.
         :raises TypeError | ValueError | KeyError: bad data (see `validate_data_splits`), a problem
             that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, a
             problem with ``grad_inference=True`` under Lightning's inference mode, or metric names
             missing from the problem's outputs.
+        :raises FileNotFoundError: ``ckpt_path`` names no file ('last': no ``last.ckpt`` in ``weight_path``).
+        :raises neuromancer.utils.CheckpointError: (a ValueError) the checkpoint is unsafe to
+            unpickle, truncated or corrupt; the message names the file.
+        :raises UnwritableDirectoryError: (a PermissionError and ValueError) ``weight_path`` or a
+            logger's directory cannot be written; raised before the first epoch.
         """
+        resume_from = self._resolve_ckpt_path(ckpt_path)
         self.lit_problem = self._lit_problem(problem)
         self.data_module = LitDataModule(data_setup_function, self.hparam_config, num_workers=self.num_workers,
                                          **kwargs)
@@ -662,10 +841,71 @@ class LitTrainer(pl.Trainer):
                              f"returned dev_data=None; return a dev DictDataset or set "
                              f"eval_metric={self.train_metric!r}.")
         self.limit_val_batches = 0 if self.data_module.dev_data is None else self._limit_val_batches
+        self._check_output_directories()
         home = _module_device(problem)
-        super().fit(self.lit_problem, datamodule=self.data_module)
+        self._fit_until_done_or_interrupted(resume_from)
         problem.to(home)
         self._best_weights = cpu_state_dict(problem)
+
+    def _resolve_ckpt_path(self, ckpt_path: Union[str, os.PathLike, None]) -> Optional[str]:
+        """The checkpoint file to resume from (checked to load safely), or None to start afresh."""
+        if ckpt_path is None:
+            return None
+        if not isinstance(ckpt_path, (str, os.PathLike)):
+            raise TypeError(f"ckpt_path must be 'last', a path or None, got {type(ckpt_path).__name__}.")
+        if ckpt_path == LAST_CHECKPOINT:
+            path = LastCheckpoint(self.weight_path).path
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"ckpt_path='last' resumes from {path!r}, which does not exist; it is written "
+                                        f"after every epoch of a run with save_weights=True and weight_path="
+                                        f"{self.weight_path!r}. Pass that run's weight_path, or a checkpoint's path.")
+        else:
+            path = os.fspath(ckpt_path)
+        read_checkpoint(path)  # refuse an unsafe or corrupt file here, in this process, before any setup
+        return path
+
+    def _check_output_directories(self) -> None:
+        """Make sure the checkpoint and log directories can be written, before any training happens."""
+        if self.save_weights:
+            ensure_writable_directory(self.weight_path, "weight_path",
+                                      "pass LitTrainer(weight_path=...) a writable directory, or save_weights=False")
+        for each in self.loggers:
+            directory = _logger_directory(each)
+            if directory is not None:
+                ensure_writable_directory(directory, f"the log directory of {type(each).__name__}",
+                                          "give the logger a writable save_dir (for the default TensorBoard logs, run "
+                                          "from a writable directory or pass default_root_dir=...), or logger=False")
+
+    def _fit_until_done_or_interrupted(self, resume_from: Optional[str]) -> None:
+        """Run Lightning's fit; turn Ctrl-C, which Lightning answers with ``sys.exit(1)``, into a clean return."""
+        sigint_handler = _sigint_handler()
+        try:
+            super().fit(self.lit_problem, datamodule=self.data_module, ckpt_path=resume_from, weights_only=True)
+        except SystemExit:
+            if self._best_weights_keeper().interruption != KeyboardInterrupt.__name__:
+                raise
+            self._report_interruption()
+        finally:
+            _restore_sigint_handler(sigint_handler)
+
+    def _best_weights_keeper(self) -> BestWeights:
+        return next(each for each in self.callbacks if isinstance(each, BestWeights))
+
+    def _report_interruption(self) -> None:
+        """Warn that training was interrupted, saying which weights the problem holds and how to resume."""
+        keeper = self._best_weights_keeper()
+        message = f"Training interrupted by Ctrl-C at epoch {self.current_epoch} (global step {self.global_step}). "
+        if keeper.best_epoch is None:
+            message += "No epoch had been evaluated yet: the problem keeps the weights it started with."
+        else:
+            message += (f"The problem holds the best weights seen, from epoch {keeper.best_epoch} "
+                        f"({keeper.monitor}={keeper.best_score:.6g})")
+            best_path = self.checkpoint_callback.best_model_path if self.save_weights else ""
+            message += f"; they are saved in {best_path}." if best_path else "."
+        last = os.path.abspath(LastCheckpoint(self.weight_path).path)
+        if self.save_weights and os.path.isfile(last):
+            message += f" Resume with fit(..., ckpt_path='last') to continue from {last}."
+        logger.warning(message)
 
     def test(self, problem: Optional[torch.nn.Module] = None, data_setup_function: Optional[Callable[..., Any]] = None,
              verbose: bool = True, **kwargs: Any) -> Dict[str, float]:
@@ -717,6 +957,16 @@ class LitTrainer(pl.Trainer):
 
         return hyperparameter_sweep(self, problem, data_setup_function, sweep_config, count, project_name, **kwargs)
 
+    @property
+    def stopped_on_nonfinite(self) -> Optional[str]:
+        """Where the last `fit` stopped on a NaN or infinite training loss, or None if it did not.
+
+        E.g. ``'epoch 2, batch 1 (global step 9): train_loss=nan is not finite'``. A sweep or a
+        script can treat such a run as failed. Under spawn-based strategies the stop happens in
+        the worker processes, and this is None in the calling process.
+        """
+        return None if self.lit_problem is None else self.lit_problem.nonfinite_stop
+
     def get_weights(self) -> Dict[str, torch.Tensor]:
         """Return the best weights of the last `fit` as a CPU state dict of the problem (no ``problem.`` prefix).
 
@@ -741,9 +991,72 @@ class LitTrainer(pl.Trainer):
                              "inference mode forbids; create LitTrainer(..., inference_mode=False).")
         lit_problem = LitProblem(problem, self.train_metric, self.dev_metric, self.test_metric,
                                  custom_optimizer=self.custom_optimizer, custom_training_step=self.custom_training_step,
-                                 custom_hooks=self.custom_hooks, hparam_config=self.hparam_config)
+                                 custom_hooks=self.custom_hooks, hparam_config=self.hparam_config,
+                                 nonfinite=self.nonfinite)
         lit_problem.automatic_optimization = self.automatic_optimization
         return lit_problem
+
+
+class UnwritableDirectoryError(PermissionError, ValueError):
+    """A directory `LitTrainer` must write to (``weight_path``, a logger's) cannot be written.
+
+    Raised by `LitTrainer.fit` before the first epoch, so no training is lost; it is both a
+    PermissionError and a ValueError (a setting to change). The message names the directory and
+    the fix.
+    """
+
+
+def ensure_writable_directory(directory: Union[str, os.PathLike], role: str, fix: str) -> None:
+    """Create ``directory`` if needed and check that a file can be written in it (by writing one).
+
+    Writing a probe file, rather than asking ``os.access``, also catches read-only mounts and access rules
+    that permission bits do not show, and holds for root, whom permission bits do not stop.
+
+    :param directory: (str | PathLike) the directory to check.
+    :param role: (str) what the directory is for, for the message (e.g. 'weight_path').
+    :param fix: (str) what the user can do about it, for the message.
+    :raises UnwritableDirectoryError: it cannot be created, is not a directory, or cannot be written.
+    """
+    path = os.fspath(directory)
+    try:
+        os.makedirs(path, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=path, prefix=".neuromancer-write-check-")
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise UnwritableDirectoryError(
+            f"{role} {path!r} is not a writable directory ({error.strerror or error}); checked before training "
+            f"so no epoch is lost. Fix: {fix}.") from error
+
+
+def _logger_directory(each: Any) -> Optional[str]:
+    """The local directory a Lightning logger writes under (its root or save dir), or None if it has none."""
+    for attribute in ("root_dir", "save_dir"):
+        value = getattr(each, attribute, None)
+        if isinstance(value, (str, os.PathLike)) and "://" not in os.fspath(value):
+            return os.fspath(value)
+    return None
+
+
+def _with_checkpoint_io(plugins: Any) -> List[Any]:
+    """The user's Lightning plugins plus an `AtomicCheckpointIO`, unless they already hold a CheckpointIO."""
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins
+
+
+def _sigint_handler() -> Any:
+    """The current Ctrl-C handler (None off the main thread, where handlers cannot be changed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGINT)
+
+
+def _restore_sigint_handler(handler: Any) -> None:
+    """Put back the Ctrl-C handler Lightning replaces with 'ignore' while it shuts down after an interrupt."""
+    if handler is not None and signal.getsignal(signal.SIGINT) is not handler:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _check_positive_int(value: Any, name: str) -> None:

@@ -1,16 +1,24 @@
 """Lightning callbacks that give `LitTrainer` NeuroMANCER's training semantics.
 
 `BestWeights` keeps the best weights in memory and puts them back into the model when training
-ends, so the user's `Problem` holds the best weights on every strategy (with or without files on
-disk). `WarmupEarlyStopping` is Lightning's `EarlyStopping` that does not count the first
-``warmup`` epochs. `NeuromancerCallbackAdapter` calls a classic `neuromancer.callbacks.Callback` at the matching
-Lightning points. Every class here relies only on Lightning's public callback API.
+ends or is interrupted, so the user's `Problem` holds the best weights on every strategy (with or
+without files on disk); its state travels in checkpoints so a resumed run remembers them.
+`WarmupEarlyStopping` is Lightning's `EarlyStopping` that does not count the first ``warmup``
+epochs. `LastCheckpoint` writes ``last.ckpt`` after every epoch, the file a run resumes from.
+`RandomState` stores the random number generators' state in checkpoints and restores it on
+resume, so a resumed run shuffles and samples exactly as an uninterrupted one would.
+`NeuromancerCallbackAdapter` calls a classic `neuromancer.callbacks.Callback` at the matching
+Lightning points. Every class here relies only on Lightning's public callback API, and every
+state it saves is made of tensors, numbers, strings and plain containers (loadable with
+``weights_only=True``).
 """
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, Optional
+import os
+import random
+from typing import Any, Dict, List, Optional
 
 import lightning.pytorch as pl
 import torch
@@ -47,7 +55,9 @@ class BestWeights(Checkpoint):
     best weights are loaded back into the LightningModule on every process. Under spawn-based
     strategies Lightning then ships rank 0's final weights, which are these, to the main process.
     Before the first evaluation the initial weights count as the best, so a run that diverges in its
-    first epoch gives back where it started.
+    first epoch gives back where it started. The best score, epoch and weights are part of every
+    checkpoint (`state_dict`), so a run resumed from one keeps comparing against them. Should an
+    exception end training, `interruption` records its type name (``'KeyboardInterrupt'`` for Ctrl-C).
 
     :param monitor: (str) name of the logged metric to minimise.
     :raises KeyError: at the end of an epoch, once validation has run, when ``monitor`` was never
@@ -59,9 +69,31 @@ class BestWeights(Checkpoint):
         self.best_score = math.inf
         self.best_epoch: Optional[int] = None
         self.best_state: Optional[StateDict] = None
+        self.interruption: Optional[str] = None
+        self._resumed = False
+
+    @property
+    def state_key(self) -> str:
+        """Identify the state by the monitored metric: a resumed run monitoring another metric starts afresh."""
+        return f"{type(self).__name__}[monitor={self.monitor}]"
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The best score, its epoch and the best weights (CPU tensors), for checkpoints."""
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "best_state": self.best_state}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore what `state_dict` saved; the next `on_train_start` keeps it instead of starting afresh."""
+        self.best_score = float(state_dict["best_score"])
+        self.best_epoch = state_dict["best_epoch"]
+        self.best_state = state_dict["best_state"]
+        self._resumed = True
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Take the initial weights as the fallback best."""
+        """Take the initial weights as the fallback best, unless the state was restored from a checkpoint."""
+        self.interruption = None
+        if self._resumed and self.best_state is not None:
+            self._resumed = False
+            return
         self.best_score, self.best_epoch = math.inf, None
         self.best_state = cpu_state_dict(pl_module)
 
@@ -70,6 +102,8 @@ class BestWeights(Checkpoint):
         score = _metric_value(trainer, self.monitor)
         if score is None and trainer.current_epoch + 1 < (trainer.check_val_every_n_epoch or 1):
             return  # no validation has run yet
+        if score is None and trainer.should_stop:
+            return  # stopped (e.g. on a non-finite loss) before the metric could be logged
         if score is None:
             raise KeyError(f"eval_metric {self.monitor!r} was never logged; logged metrics are "
                            f"{sorted(trainer.callback_metrics)}. Pick one of them as eval_metric.")
@@ -84,7 +118,8 @@ class BestWeights(Checkpoint):
             logger.info("Restored the weights of epoch %d (%s=%.6g).", self.best_epoch, self.monitor, self.best_score)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """Leave the best weights in the module when training is interrupted."""
+        """Leave the best weights in the module when training is interrupted, and record why."""
+        self.interruption = type(exception).__name__
         self._restore(pl_module)
 
     def _restore(self, pl_module: pl.LightningModule) -> None:
@@ -133,6 +168,93 @@ class WarmupEarlyStopping(EarlyStopping):
         current = current.squeeze()
         if self.monitor_op(current - self.min_delta, self.best_score.to(current.device)):
             self.best_score = current
+
+
+class LastCheckpoint(Checkpoint):
+    """Write the complete training state to ``<dirpath>/last.ckpt`` at the end of every training epoch.
+
+    Being a checkpointing callback, Lightning runs it after the LightningModule's and the other
+    callbacks' epoch-end hooks; placed after `BestWeights` and the best-checkpoint callback, the
+    file holds this epoch's weights, optimizer, loop, early-stopping and best-weights state, which
+    is what ``LitTrainer.fit(..., ckpt_path='last')`` resumes from. The file is replaced every epoch
+    (through the trainer's CheckpointIO, atomically with `AtomicCheckpointIO`); unlike Lightning's
+    ``ModelCheckpoint(save_last=True)`` it never gets a version suffix, so 'last' always means the
+    latest run's latest epoch.
+
+    :param dirpath: (str | PathLike) directory of ``last.ckpt``.
+    """
+
+    FILENAME = "last.ckpt"
+
+    def __init__(self, dirpath: Any) -> None:
+        self.dirpath = os.fspath(dirpath)
+
+    @property
+    def path(self) -> str:
+        """The checkpoint's path, ``<dirpath>/last.ckpt``."""
+        return os.path.join(self.dirpath, self.FILENAME)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Save the state of the epoch that just ended (every process takes part; the strategy writes once)."""
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state, not only the weights
+
+
+class RandomState(Callback):
+    """Save the random number generators in checkpoints and restore them when a run resumes.
+
+    A checkpoint written at the end of epoch ``k`` holds the state of torch's CPU generator (and
+    of every CUDA device's, when CUDA is initialised), Python's ``random`` and NumPy's global
+    generator. On resume the state is restored when training starts (after Lightning's sanity
+    check, which draws from the generators too), so epoch ``k + 1`` shuffles its batches and draws
+    its random numbers exactly as the uninterrupted run did. States are stored as tensors and
+    plain lists, loadable with ``weights_only=True``.
+    """
+
+    def __init__(self) -> None:
+        self._pending: Optional[Dict[str, Any]] = None
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The generators' current states."""
+        version, internal, gauss = random.getstate()
+        state: Dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss],
+                                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
+        numpy = _numpy()
+        if numpy is not None:
+            kind, keys, position, has_gauss, cached = numpy.random.get_state()
+            state["numpy"] = [kind, torch.from_numpy(keys.astype("int64")), int(position), int(has_gauss),
+                              float(cached)]
+        return state
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Keep the saved states, to be restored when training starts."""
+        self._pending = dict(state_dict)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Restore the generators from the checkpoint this run resumed from, if any."""
+        if self._pending is None:
+            return
+        state, self._pending = self._pending, None
+        torch.set_rng_state(state["torch"])
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        cuda_states: List[torch.Tensor] = state.get("cuda", [])
+        if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+        numpy = _numpy()
+        if numpy is not None and "numpy" in state:
+            kind, keys, position, has_gauss, cached = state["numpy"]
+            numpy.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, cached))
+
+
+def _numpy() -> Any:
+    """The numpy module, or None where it is not installed."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
 
 
 class NeuromancerCallbackAdapter(Callback):

@@ -57,7 +57,7 @@ def test_problem_holds_best_weights_when_dev_loss_rises_at_the_end(tmp_path):
     assert recorder.weights == pytest.approx(weights, rel=1e-5)
     assert weight(problem) == pytest.approx(weights[best], rel=1e-5)
     assert trainer.get_weights()["nodes.0.callable.w"].item() == pytest.approx(weights[best], rel=1e-5)
-    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == [f"epoch={best}-step={best + 1}.ckpt"]
+    assert sorted(p.name for p in tmp_path.glob("*.ckpt")) == [f"epoch={best}-step={best + 1}.ckpt", "last.ckpt"]
 
 
 def test_best_weights_are_restored_without_saving_weights(tmp_path):
@@ -73,7 +73,7 @@ def test_weight_name_and_path_name_the_checkpoint_which_loads_into_a_fresh_probl
 
     problem = scalar_problem()
     sgd_trainer(problem, epochs=4, weight_path=str(tmp_path / "weights"), weight_name="best").fit(problem, data_setup)
-    assert [p.name for p in (tmp_path / "weights").iterdir()] == ["best.ckpt"]
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["best.ckpt", "last.ckpt"]
 
     fresh = scalar_problem(w0=5.0)
     load_state_dict_lightning(fresh, tmp_path / "weights" / "best.ckpt")
