@@ -496,6 +496,8 @@ class _RunTrainer:
         try:
             trainer = self._make_trainer(run, run_name, config, monitor)
             trainer.fit(self.problem, self.data_setup_function, **self._data_kwargs(config))
+            if trainer.stopped_on_nonfinite:
+                raise FloatingPointError(trainer.stopped_on_nonfinite)
             checkpoint = _best_checkpoint(trainer)
             if monitor.best is None:
                 logged = sorted(trainer.callback_metrics)

@@ -333,7 +333,8 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     result = make_trainer().hyperparameter_sweep(problem, setup, config, count=2, sweep_seed=0)
     assert [run.state for run in result] == ["finished", "failed"]
     assert result[0].config["poison"] is False and result[1].config["poison"] is True
-    assert result[1].error.startswith("FloatingPointError: dev_loss became nan")
+    assert result[1].error.startswith("FloatingPointError:")
+    assert "train_loss=nan is not finite" in result[1].error
     assert len(setup.calls) == 2
     assert dev_loss(problem) == pytest.approx(result.best.metric, rel=1e-5)
     assert "FloatingPointError" in str(result)
