@@ -13,7 +13,7 @@ importing this module never imports Lightning.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -371,13 +371,26 @@ def standardize(M: Any, mean: Any = None, std: Any = None) -> Tuple[np.ndarray, 
     M = np.asarray(M)
     mean = M.mean(axis=0) if mean is None else mean
     std = M.std(axis=0) if std is None else std
-    return _scale(M - _row(mean), _row(std)), np.asarray(mean).reshape(-1), np.asarray(std).reshape(-1)
+    return _scale(M - _row(mean), _row(std)), _flat(mean), _flat(std)
 
 
-def _min_max(M: Any, Mmin: Any, Mmax: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``M`` as an array with its column minima and maxima (computed where not given)."""
+def _flat(stat: Any) -> np.ndarray:
+    """A statistic as a 1-D array, the form the normalisers return it in."""
+    return np.asarray(stat).reshape(-1)
+
+
+def _min_max_scale(M: Any, Mmin: Any, Mmax: Any, numerator: Callable[[np.ndarray, np.ndarray], np.ndarray]
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Divide ``numerator(M - Mmin, Mmax - Mmin)`` by the column ranges ``Mmax - Mmin`` (0 where a range is 0).
+
+    Column minima and maxima not given are computed from ``M``; returns (scaled M, Mmin, Mmax),
+    the statistics as 1-D arrays.
+    """
     M = np.asarray(M)
-    return M, M.min(axis=0) if Mmin is None else Mmin, M.max(axis=0) if Mmax is None else Mmax
+    Mmin = M.min(axis=0) if Mmin is None else Mmin
+    Mmax = M.max(axis=0) if Mmax is None else Mmax
+    spread = _row(Mmax) - _row(Mmin)
+    return _scale(numerator(M - _row(Mmin), spread), spread), _flat(Mmin), _flat(Mmax)
 
 
 def normalize_01(M: Any, Mmin: Any = None, Mmax: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -388,9 +401,7 @@ def normalize_01(M: Any, Mmin: Any = None, Mmax: Any = None) -> Tuple[np.ndarray
     :param Mmax: (array, default None) column maxima; None computes them from ``M``.
     :return: (normalised M, Mmin, Mmax), the statistics as 1-D arrays.
     """
-    M, Mmin, Mmax = _min_max(M, Mmin, Mmax)
-    scaled = _scale(M - _row(Mmin), _row(Mmax) - _row(Mmin))
-    return scaled, np.asarray(Mmin).reshape(-1), np.asarray(Mmax).reshape(-1)
+    return _min_max_scale(M, Mmin, Mmax, lambda offset, spread: offset)
 
 
 def normalize_11(M: Any, Mmin: Any = None, Mmax: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -401,10 +412,7 @@ def normalize_11(M: Any, Mmin: Any = None, Mmax: Any = None) -> Tuple[np.ndarray
     :param Mmax: (array, default None) column maxima; None computes them from ``M``.
     :return: (normalised M, Mmin, Mmax), the statistics as 1-D arrays.
     """
-    M, Mmin, Mmax = _min_max(M, Mmin, Mmax)
-    spread = _row(Mmax) - _row(Mmin)
-    scaled = _scale(2 * (M - _row(Mmin)) - spread, spread)
-    return scaled, np.asarray(Mmin).reshape(-1), np.asarray(Mmax).reshape(-1)
+    return _min_max_scale(M, Mmin, Mmax, lambda offset, spread: 2 * offset - spread)
 
 
 def denormalize_01(M: Any, Mmin: Any, Mmax: Any) -> Any:

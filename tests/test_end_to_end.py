@@ -95,6 +95,21 @@ def train_and_solve(problem, train, dev, test_batch, epochs, lr):
         return problem(test_batch)["test_x"].double().numpy()
 
 
+def train_against_slsqp(objective, constraints, input_keys, hsizes, sample, reference, epochs, lr, n_train,
+                        batch_size):
+    """Train a solution map from the parameters ``input_keys`` to ``x`` and solve the held-out samples.
+
+    ``sample(generator, n)`` draws the parameters (one column each) and ``reference(params)`` solves
+    them with SLSQP. Returns (held-out parameters as numpy, network solutions, SLSQP solutions).
+    """
+    node = Node(solution_map(len(input_keys), hsizes), input_keys, ["x"], name="solution_map")
+    problem = Problem([node], PenaltyLoss([objective], constraints))
+    train, dev = loaders(sample, n_train, 500, batch_size)
+    params, test_batch = held_out(sample)
+    solution = train_and_solve(problem, train, dev, test_batch, epochs=epochs, lr=lr)
+    return params, solution, reference(params)
+
+
 def rosenbrock_samples(generator, n):
     return {"a": uniform(generator, n, 0.2, 1.2), "p": uniform(generator, n, 0.5, 2.0)}
 
@@ -127,12 +142,9 @@ def run_rosenbrock(epochs, lr, weight, n_train=3000, batch_size=64):
     objective = ((1 - x1) ** 2 + a * (x2 - x1 ** 2) ** 2).minimize(weight=1.0, name="obj")
     constraints = named([weight * (x1 >= x2), weight * ((p / 2) ** 2 <= x1 ** 2 + x2 ** 2),
                          weight * (x1 ** 2 + x2 ** 2 <= p ** 2)])
-    node = Node(solution_map(2, [80] * 4), ["a", "p"], ["x"], name="solution_map")
-    problem = Problem([node], PenaltyLoss([objective], constraints))
-    train, dev = loaders(rosenbrock_samples, n_train, 500, batch_size)
-    params, test_batch = held_out(rosenbrock_samples)
-    solution = train_and_solve(problem, train, dev, test_batch, epochs=epochs, lr=lr)
-    reference = rosenbrock_reference(params)
+    params, solution, reference = train_against_slsqp(
+        objective, constraints, ["a", "p"], [80] * 4, rosenbrock_samples, rosenbrock_reference,
+        epochs=epochs, lr=lr, n_train=n_train, batch_size=batch_size)
     return (rosenbrock_objective(solution[:, 0], solution[:, 1], params["a"]).mean(),
             rosenbrock_objective(reference[:, 0], reference[:, 1], params["a"]).mean(),
             rosenbrock_violations(solution[:, 0], solution[:, 1], params["p"]).mean())
@@ -172,12 +184,9 @@ def run_qp(epochs, lr, weight, n_train=3000, batch_size=64):
     objective = (x1 ** 2 + x2 ** 2).minimize(weight=1.0, name="obj")
     constraints = named([weight * (-x1 - x2 + p1 <= 0), weight * (x1 + x2 - p1 - 5 <= 0),
                          weight * (x1 - x2 + p2 - 5 <= 0), weight * (-x1 + x2 - p2 - 5 <= 0)])
-    node = Node(solution_map(2, [60] * 2), ["p1", "p2"], ["x"], name="solution_map")
-    problem = Problem([node], PenaltyLoss([objective], constraints))
-    train, dev = loaders(qp_samples, n_train, 500, batch_size)
-    params, test_batch = held_out(qp_samples)
-    solution = train_and_solve(problem, train, dev, test_batch, epochs=epochs, lr=lr)
-    reference = qp_reference(params)
+    params, solution, reference = train_against_slsqp(
+        objective, constraints, ["p1", "p2"], [60] * 2, qp_samples, qp_reference,
+        epochs=epochs, lr=lr, n_train=n_train, batch_size=batch_size)
     return ((solution ** 2).sum(axis=1).mean(), (reference ** 2).sum(axis=1).mean(),
             qp_violations(solution[:, 0], solution[:, 1], params["p1"], params["p2"]).mean())
 

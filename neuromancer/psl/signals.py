@@ -43,6 +43,25 @@ def _rescale(signal: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarra
     return low + unit * (high - low)
 
 
+def _gaussian_draws(nsim: int, d: int, min: Bound, max: Bound, sigma: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check the arguments of a Gaussian signal and draw ``[nsim, d]`` samples of N(0, ``sigma``^2).
+
+    :return: (samples, low, high) with the bounds broadcast to shape ``[d]``
+    :raises ValueError: for non-positive sizes, negative ``sigma`` or ``min > max``
+    """
+    _check_size(nsim, d)
+    if sigma < 0:
+        raise ValueError(f"sigma={sigma!r} must be non-negative")
+    low, high = _bounds(min, max, d)
+    return rng.normal(0.0, sigma, size=(nsim, d)), low, high
+
+
+def _place(signal: np.ndarray, low: np.ndarray, high: np.ndarray, bound: bool) -> np.ndarray:
+    """Rescale ``signal`` onto ``[low, high]`` when ``bound``, else offset it by ``low``."""
+    return _rescale(signal, low, high) if bound else low + signal
+
+
 def _check_form(form: str) -> None:
     """Raise ValueError for a waveform name that is not supported."""
     if form not in _PERIODIC_FORMS:
@@ -157,14 +176,9 @@ def walk(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, sigma: float = 0
     :return: (np.ndarray) [nsim, d] signal
     :raises ValueError: for non-positive sizes, negative ``sigma`` or ``min > max``
     """
-    _check_size(nsim, d)
-    if sigma < 0:
-        raise ValueError(f"sigma={sigma!r} must be non-negative")
-    low, high = _bounds(min, max, d)
-    steps = rng.normal(0.0, sigma, size=(nsim, d))
+    steps, low, high = _gaussian_draws(nsim, d, min, max, sigma, rng)
     steps[0] = 0.0
-    path = np.cumsum(steps, axis=0)
-    return _rescale(path, low, high) if bound else low + path
+    return _place(np.cumsum(steps, axis=0), low, high, bound)
 
 
 def noise(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, sigma: float = 0.05, bound: bool = True,
@@ -182,12 +196,8 @@ def noise(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, sigma: float = 
     :return: (np.ndarray) [nsim, d] signal
     :raises ValueError: for non-positive sizes, negative ``sigma`` or ``min > max``
     """
-    _check_size(nsim, d)
-    if sigma < 0:
-        raise ValueError(f"sigma={sigma!r} must be non-negative")
-    low, high = _bounds(min, max, d)
-    samples = rng.normal(0.0, sigma, size=(nsim, d))
-    return _rescale(samples, low, high) if bound else low + samples
+    samples, low, high = _gaussian_draws(nsim, d, min, max, sigma, rng)
+    return _place(samples, low, high, bound)
 
 
 signals: dict[str, Callable[..., np.ndarray]] = {

@@ -15,24 +15,13 @@ import torch
 
 from neuromancer.trainers.lightning import LitTrainer
 
-# The helpers live beside this file in a module that spawned DDP workers must import by name.
+# The helpers live beside this file in modules that spawned DDP workers must import by name.
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_script import data_setup, expected_trajectory, scalar_problem, split, weight  # noqa: E402
+from lit_helpers import QUIET, sgd_trainer  # noqa: E402
 
-QUIET = dict(accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False)
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path, monkeypatch):
-    """Run every test in its own directory, where lightning_logs/ and checkpoints land."""
-    monkeypatch.chdir(tmp_path)
-
-
-def sgd_trainer(problem, lr=0.1, **kwargs):
-    """A quiet LitTrainer optimising ``problem`` with plain SGD."""
-    options = dict(QUIET, logger=False)
-    options.update(kwargs)
-    return LitTrainer(custom_optimizer=torch.optim.SGD(problem.parameters(), lr=lr), **options)
+# Every test runs in its own directory, where lightning_logs/ and checkpoints land.
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 class EpochRecorder(pl.Callback):

@@ -30,8 +30,11 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from ddp_script import data_setup, expected_trajectory, scalar_problem, weight  # noqa: E402
 from fault_ddp import FAILURE_MESSAGE, regression_problem, regression_setup  # noqa: E402
+from lit_helpers import QUIET, sgd_trainer  # noqa: E402
 
-QUIET = dict(accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False)
+# Every test runs in its own directory, where lightning_logs/ and checkpoints land.
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
+
 SUBPROCESS_TIMEOUT = 150
 # Two processes each summing half of the gradient (then averaging) round differently from one
 # process summing all of it: float32 round-off, far below this bound, separates the two runs.
@@ -39,19 +42,6 @@ DDP_TOLERANCE = 1e-6
 # A resumed run repeats the uninterrupted run's arithmetic; on the CPU in deterministic mode the
 # results agree to round-off (in practice bit for bit).
 RESUME_TOLERANCE = 1e-6
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_path(tmp_path, monkeypatch):
-    """Run every test in its own directory, where lightning_logs/ and checkpoints land."""
-    monkeypatch.chdir(tmp_path)
-
-
-def sgd_trainer(problem, lr=0.1, **kwargs):
-    """A quiet LitTrainer optimising ``problem`` with plain SGD."""
-    options = dict(QUIET, logger=False)
-    options.update(kwargs)
-    return LitTrainer(custom_optimizer=torch.optim.SGD(problem.parameters(), lr=lr), **options)
 
 
 class EpochRecorder(pl.Callback):
