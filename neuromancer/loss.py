@@ -54,16 +54,19 @@ class AggregateLoss(nn.Module, ABC):
     outputs and ``loss``. Every term reads the input dictionary given to the loss, as upstream (one
     term's outputs are not inputs of another).
 
-    :param objectives: (list of Objective | Loss) the terms to minimise.
+    :param objectives: (list of Objective | Loss | Constraint) the terms to minimise. A Constraint
+        here adds its weighted penalty to ``objective_loss`` (not to ``penalty_loss`` nor the
+        ``C_*`` summaries), as upstream: system-identification scripts minimise tracking terms such
+        as ``(xhat == x)^2`` this way.
     :param constraints: (list of Constraint) the soft constraints.
-    :raises TypeError: an item is not an Objective/Loss (objectives) or a Constraint (constraints).
+    :raises TypeError: an item is not an Objective/Loss/Constraint (objectives) or a Constraint (constraints).
     :raises ValueError: two terms have the same name (their outputs would overwrite each other):
         give each a distinct ``name``.
     """
 
     def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint]) -> None:
         super().__init__()
-        self.objectives = nn.ModuleList(_as_term_list(objectives, (Objective, Loss), "objectives"))
+        self.objectives = nn.ModuleList(_as_term_list(objectives, (Objective, Loss, Constraint), "objectives"))
         self.constraints = nn.ModuleList(_as_term_list(constraints, (Constraint,), "constraints"))
         self._check_names()
         input_keys: Dict[str, None] = {}

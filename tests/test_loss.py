@@ -86,10 +86,22 @@ def test_bad_terms_raise_type_errors_naming_the_item():
     objectives, constraints = make_terms()
     with pytest.raises(TypeError, match=r"constraints\[1\] is a str"):
         PenaltyLoss(objectives, [constraints[0], "foo"])
-    with pytest.raises(TypeError, match=r"objectives\[0\] is a Constraint"):
-        PenaltyLoss([constraints[0]], [])
+    with pytest.raises(TypeError, match=r"objectives\[0\] is a str"):
+        PenaltyLoss(["foo"], [])
     with pytest.raises(TypeError, match="single Objective"):
         PenaltyLoss(objectives[0], constraints)
+
+
+def test_a_constraint_among_the_objectives_adds_its_penalty_to_the_objective_loss():
+    # Upstream system-identification scripts minimise tracking terms written as (xhat == x)^2.
+    _, (c1, c2, c3) = make_terms()
+    out = PenaltyLoss([c2, c3], [c1])(batch())
+    expected = by_hand()
+    objective = sum(weight * violation.mean() for _, violation, weight in (expected["c2"], expected["c3"]))
+    assert out["objective_loss"].item() == pytest.approx(objective, rel=1e-6)
+    assert out["penalty_loss"].item() == pytest.approx(expected["c1"][1].mean(), rel=1e-6)
+    assert out["C_values"].shape == (len(X), 2), "only the constraints list feeds the C_* summaries"
+    torch.testing.assert_close(out["c3_violation"], torch.tensor(expected["c3"][1], dtype=torch.float32))
 
 
 def test_duplicate_term_names_raise():
