@@ -6,13 +6,15 @@ samples, batch 64) it times, in interleaved rounds:
 
 - the hand-written PyTorch loop of ``benchmarks/core.py`` (shuffled batches, Adam, clipping and
   a dev pass per epoch, on a loss written directly in torch),
-- the same loop calling the symbolic NeuroMANCER `Problem` (the modeling layer's share), and
+- the same loop calling the symbolic NeuroMANCER `Problem` (the modeling layer's share),
+- a bare LightningModule running that same `Problem` under a plain Lightning ``Trainer`` (same
+  optimizer and clipping, no logger, no checkpoints): Lightning's own share, and
 - `LitTrainer` on that same `Problem`, with the progress bar off and default logging
-  (TensorBoard files, best checkpoint on disk, best weights kept).
+  (TensorBoard files, best checkpoint and ``last.ckpt`` on disk, best weights kept).
 
-LitTrainer's time per epoch is measured from the start of one epoch to the start of the next
-(checkpointing and logging included; the first epoch, which also holds Lightning's start-up, is
-left out). The resident memory of the process is read at the end of every LitTrainer epoch; it
+The Lightning runs' time per epoch is measured from the start of one epoch to the start of the
+next (checkpointing and logging included; the first epoch, which also holds Lightning's start-up,
+is left out). The resident memory of the process is read at the end of every LitTrainer epoch; it
 must stay flat (no autograd graph or logged tensor accumulates). The table is printed and
 written to ``benchmarks/results/lightning.md`` for the docs.
 """
@@ -99,28 +101,76 @@ def lit_trainer_epochs(mlp: torch.nn.Module, train: Dict[str, torch.Tensor], dev
     return clock.seconds_per_epoch(), clock.memory
 
 
+def bare_lightning_module(problem: torch.nn.Module):
+    """A minimal LightningModule around ``problem``: the loss to optimise and the dev loss, nothing else."""
+    import lightning.pytorch as pl
+
+    class BareModule(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.problem = problem
+
+        def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return self.problem(batch)["train_loss"]
+
+        def validation_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return self.problem(batch)["dev_loss"]
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.Adam(self.problem.parameters(), lr=0.001, betas=(0.0, 0.9))
+
+    return BareModule()
+
+
+def bare_lightning_epochs(mlp: torch.nn.Module, train: Dict[str, torch.Tensor], dev: Dict[str, torch.Tensor],
+                          epochs: int) -> List[float]:
+    """Train the `Problem` in a bare LightningModule (no logger, no checkpoints); return seconds per epoch."""
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    from neuromancer.dataset import DictDataset
+
+    train_set, dev_set = DictDataset(train, name="train"), DictDataset(dev, name="dev")
+    clock = epoch_clock()
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, enable_progress_bar=False,
+                         enable_model_summary=False, logger=False, enable_checkpointing=False,
+                         gradient_clip_val=100.0, gradient_clip_algorithm="norm", callbacks=[clock])
+    trainer.fit(bare_lightning_module(rosenbrock_problem(mlp, CONSTRAINT_WEIGHT)),
+                DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True, collate_fn=train_set.collate_fn),
+                DataLoader(dev_set, batch_size=BATCH_SIZE, collate_fn=dev_set.collate_fn))
+    return clock.seconds_per_epoch()
+
+
 def overhead_rows(n_samples: int, epochs: int, rounds: int) -> List[Row]:
-    """Interleave the hand-written loop and LitTrainer for ``rounds`` rounds and compare medians."""
+    """Interleave the hand-written loops, the bare LightningModule and LitTrainer for ``rounds`` rounds."""
     train, dev = rosenbrock_data(n_samples, seed=0), rosenbrock_data(n_samples, seed=1)
     initial = rosenbrock_mlp()
-    hand_samples, problem_samples, lit_samples, memory = [], [], [], []
+    hand_samples, problem_samples, bare_samples, lit_samples, memory = [], [], [], [], []
     for _ in range(rounds):
         hand_samples.append(plain_loop_seconds_per_epoch(batch_loss_by_hand(CONSTRAINT_WEIGHT), copy.deepcopy(initial),
                                                          train, dev, BATCH_SIZE, epochs))
         problem_samples.append(plain_loop_seconds_per_epoch(batch_loss_by_problem(CONSTRAINT_WEIGHT),
                                                             copy.deepcopy(initial), train, dev, BATCH_SIZE, epochs))
+        bare_samples.extend(bare_lightning_epochs(copy.deepcopy(initial), train, dev, epochs + 1)[1:])
         seconds, memory = lit_trainer_epochs(copy.deepcopy(initial), train, dev, epochs + 1)
         lit_samples.extend(seconds[1:])
-    hand, plain, lit = (statistics.median(samples) for samples in (hand_samples, problem_samples, lit_samples))
+    hand, plain, bare, lit = (statistics.median(samples)
+                              for samples in (hand_samples, problem_samples, bare_samples, lit_samples))
     growth = max(memory[1:]) - memory[1]
     steps = -(-n_samples // BATCH_SIZE)
     return [
         Row(f"hand-written PyTorch loop, s/epoch ({steps} steps + dev pass)", f"{hand:.3f}", "-", True),
         Row("the same loop calling the symbolic `Problem`, s/epoch", f"{plain:.3f}", "-", True),
+        Row("bare LightningModule running the same `Problem`, s/epoch (no logging, no checkpoints)", f"{bare:.3f}",
+            "-", True),
         Row("`LitTrainer`, s/epoch (progress bar off, default logging)", f"{lit:.3f}", "-", True),
         Row("`LitTrainer` / hand-written loop", f"{lit / hand:.2f}", f"<= {RATIO_GOAL}", lit / hand <= RATIO_GOAL),
         Row("(breakdown) `Problem` loop / hand-written loop: modeling-layer cost", f"{plain / hand:.2f}", "-", True),
         Row("(breakdown) `LitTrainer` / `Problem` loop: the trainer's own cost", f"{lit / plain:.2f}", "-", True),
+        Row("(breakdown) bare LightningModule running the same `Problem` (no logging, no checkpoints) / "
+            "hand-written loop: Lightning's own share", f"{bare / hand:.2f}", "-", True),
+        Row("(breakdown) `LitTrainer` / bare LightningModule: LitTrainer's layer on top of Lightning (logging, "
+            "checkpoints, best weights, checks)", f"{lit / bare:.2f}", "-", True),
         Row("`LitTrainer` resident memory per epoch end, MiB", " ".join(f"{m:.0f}" for m in memory), "flat", True),
         Row("memory growth after the second epoch, MiB", f"{growth:.1f}", f"<= {MEMORY_GROWTH_GOAL_MIB}",
             growth <= MEMORY_GROWTH_GOAL_MIB),

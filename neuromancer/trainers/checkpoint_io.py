@@ -2,9 +2,11 @@
 
 `AtomicCheckpointIO` is the Lightning CheckpointIO plugin `LitTrainer` installs (unless the user
 passes one of their own in ``plugins``). It writes each checkpoint to a temporary file in the
-target's own directory, flushes it to disk and renames it over the target with ``os.replace``, so a
-run killed mid-write (pre-emption, out of memory, Ctrl-C twice) leaves the previous complete
-checkpoint, never a half-written one. It reads every checkpoint, including the one Lightning loads
+target's own directory and renames it over the target with ``os.replace``, so a run killed
+mid-write (pre-emption, out of memory, Ctrl-C twice) leaves the previous complete checkpoint,
+never a half-written one. With ``durable=True`` it also forces the file and the rename to disk
+(fsync), which protects against an operating-system crash or power loss too, at the price of
+waiting for the disk at every save. It reads every checkpoint, including the one Lightning loads
 to resume a run, through `neuromancer.utils.read_checkpoint`, so an untrusted file can run no code
 and a corrupt one raises an error that names it.
 """
@@ -23,7 +25,7 @@ from neuromancer.utils import read_checkpoint
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AtomicCheckpointIO", "save_atomically"]
+__all__ = ["AtomicCheckpointIO", "save_atomically", "link_atomically"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -33,17 +35,22 @@ def _partial_prefix(path: str) -> str:
     return f".{os.path.basename(path)}."
 
 
-def save_atomically(obj: Any, path: PathLike) -> None:
+def save_atomically(obj: Any, path: PathLike, durable: bool = False) -> None:
     """``torch.save(obj, path)`` such that ``path`` only ever holds a complete file.
 
     The data goes to a hidden temporary file in the same directory (so the final rename never
-    crosses file systems), is flushed and fsync'ed, and then replaces ``path`` in one
-    ``os.replace``. Should the process die before the rename, ``path`` keeps its previous
-    content and only the temporary file is left; the next successful save of ``path`` removes
-    such leftovers.
+    crosses file systems) and then replaces ``path`` in one ``os.replace``. Should the process
+    die before the rename, ``path`` keeps its previous content and only the temporary file is
+    left; the next successful save of ``path`` removes such leftovers. The rename is atomic for
+    every other process at once; surviving a crash of the operating system or a power loss as
+    well takes ``durable=True``.
 
     :param obj: what to save (a checkpoint dict).
     :param path: (str | PathLike) the target file; its directory is created if missing.
+    :param durable: (bool, default False) fsync the file before the rename and the directory
+        after it, so the new content is on disk when the call returns. Each fsync waits for the
+        disk (milliseconds on a local SSD, more on a busy or network file system), which is why
+        it is not the default for checkpoints written every epoch.
     :raises OSError: the directory cannot be created or written (the temporary file is removed).
     """
     target = os.path.abspath(os.fspath(path))
@@ -55,15 +62,47 @@ def save_atomically(obj: Any, path: PathLike) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
         os.replace(partial, target)
     except BaseException:
         if os.path.exists(partial):
             os.remove(partial)
         raise
-    _sync_directory(directory)
+    if durable:
+        _sync_directory(directory)
     _remove_leftovers(target)
+
+
+def link_atomically(source: PathLike, path: PathLike, durable: bool = False) -> bool:
+    """Make ``path`` a hard link to the complete file ``source``, replacing ``path`` in one ``os.replace``.
+
+    This gives ``path`` the content of ``source`` without writing it again (two names, one file;
+    a later atomic save of either name replaces that name only). Like `save_atomically`,
+    ``path`` only ever holds a complete file.
+
+    :param source: (str | PathLike) an existing file in the same file system as ``path``.
+    :param path: (str | PathLike) the name to (re)point at it.
+    :param durable: (bool, default False) fsync the directory after the rename.
+    :return: (bool) True when linked; False when the file system cannot link ``source`` there
+        (no hard links, another device, ``source`` missing), in which case nothing changed.
+    """
+    target = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(target)
+    partial = os.path.join(directory, f"{_partial_prefix(target)}{secrets.token_hex(8)}.partial")
+    try:
+        os.link(os.fspath(source), partial)
+    except OSError:
+        return False
+    try:
+        os.replace(partial, target)
+    except BaseException:
+        os.remove(partial)
+        raise
+    if durable:
+        _sync_directory(directory)
+    return True
 
 
 def _sync_directory(directory: str) -> None:
@@ -94,15 +133,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning CheckpointIO that writes checkpoints atomically and reads them with ``weights_only=True``.
 
     Pass it as ``LitTrainer(..., plugins=[AtomicCheckpointIO()])`` to a plain Lightning ``Trainer``
-    too; `LitTrainer` installs it by itself unless ``plugins`` already holds a CheckpointIO.
+    too; `LitTrainer` installs it by itself unless ``plugins`` already holds a CheckpointIO (pass
+    ``plugins=[AtomicCheckpointIO(durable=True)]`` for checkpoints that survive a power loss).
     Loading always uses ``weights_only=True``, whatever Lightning asks for: every checkpoint
     `LitTrainer` writes loads that way, and a checkpoint that does not is refused unread
     (`neuromancer.utils.UnsafeCheckpointError`).
+
+    :param durable: (bool, default False) fsync every checkpoint before and after its rename (see
+        `save_atomically`); without it a write is atomic against a killed process but may be lost
+        if the operating system crashes before flushing it.
+    :raises TypeError: ``durable`` is not a bool.
     """
+
+    def __init__(self, durable: bool = False) -> None:
+        super().__init__()
+        if not isinstance(durable, bool):
+            raise TypeError(f"durable must be True or False, got {durable!r}.")
+        self.durable = durable
 
     def save_checkpoint(self, checkpoint: Dict[str, Any], path: PathLike,
                         storage_options: Optional[Any] = None) -> None:
-        """Write ``checkpoint`` to ``path`` atomically (see `save_atomically`).
+        """Write ``checkpoint`` to ``path`` atomically, and durably if so configured (see `save_atomically`).
 
         :param checkpoint: (dict) the checkpoint Lightning assembled.
         :param path: (str | PathLike) the target file.
@@ -112,7 +163,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options (got {storage_options!r}); "
                             "write a CheckpointIO of your own for remote storage.")
-        save_atomically(checkpoint, path)
+        save_atomically(checkpoint, path, durable=self.durable)
 
     def load_checkpoint(self, path: PathLike, map_location: Optional[Callable] = None,
                         weights_only: Optional[bool] = None) -> Dict[str, Any]:

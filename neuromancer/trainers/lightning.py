@@ -17,6 +17,7 @@ import difflib
 import inspect
 import itertools
 import logging
+import math
 import numbers
 import os
 import signal
@@ -29,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback as LightningCallback
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.core.hooks import CheckpointHooks, DataHooks, ModelHooks
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
@@ -240,11 +241,12 @@ class LitProblem(pl.LightningModule):
     ``nonfinite='skip'`` the step is skipped (counted in ``skipped_steps``) and training goes on.
     After a stop, ``nonfinite_stop`` says where (e.g. ``'epoch 2, batch 1 (global step 9):
     train_loss=nan is not finite'``); it is None otherwise.
-    The check reads one boolean from the device per step: free on a CPU and, on a GPU, a
-    synchronisation that costs about one kernel-launch latency (the host waits for the forward
-    pass, then queues the backward pass), which is the price of keeping a non-finite step's update
-    out of the weights; in multi-process runs the processes agree on it (one tiny all-reduce), so
-    all of them skip or stop at the same step. A dev-split mean that is not finite stops training too.
+    The check reads one number from the device per step (the loss itself, when it is a scalar):
+    free on a CPU and, on a GPU, a synchronisation that costs about one kernel-launch latency (the
+    host waits for the forward pass, then queues the backward pass), which is the price of keeping
+    a non-finite step's update out of the weights; in multi-process runs the processes agree on it
+    (one tiny all-reduce), so all of them skip or stop at the same step. A dev-split mean that is
+    not finite stops training too.
 
     Custom hooks replace the module's hooks of the same name, except the epoch-end hooks
     (``on_train_epoch_end``, ``on_validation_epoch_end``, ``on_test_epoch_end``), which run after
@@ -399,13 +401,12 @@ class LitProblem(pl.LightningModule):
             self.last_outputs[split] = _detached(output)
 
     def _accumulate(self, name: str, value: torch.Tensor, size: int) -> None:
-        """Add a batch's (detached) metric, weighted by its size, to the epoch's sum."""
-        weighted = value.detach() * size
-        if name in self._sums:
-            entry = self._sums[name]
-            entry[0], entry[1] = entry[0] + weighted, entry[1] + size
+        """Add a batch's (detached) metric, weighted by its size, to the epoch's sum (one tensor operation)."""
+        entry = self._sums.get(name)
+        if entry is None:
+            self._sums[name] = [value.detach() * size, size]
         else:
-            self._sums[name] = [weighted, size]
+            entry[0], entry[1] = torch.add(entry[0], value.detach(), alpha=size), entry[1] + size
 
     def _step_is_shown(self) -> bool:
         """Whether this step's loss reaches a logger or a progress bar."""
@@ -456,7 +457,7 @@ class LitProblem(pl.LightningModule):
 
     def _loss_is_finite(self, loss: torch.Tensor, batch_idx: int) -> bool:
         """Whether this step's loss is finite on every process; report (and stop) when it is not."""
-        finite = bool(torch.isfinite(loss.detach()).all())
+        finite = _is_finite(loss)
         if self.trainer.world_size > 1:
             finite = bool(self.trainer.strategy.reduce_boolean_decision(finite, all=True))
         if not finite:
@@ -492,6 +493,13 @@ class LitProblem(pl.LightningModule):
         if self.trainer.is_global_zero:
             logger.warning("Stopping at epoch %d: %s=%s is not finite; the best weights seen so far are kept.",
                            self.current_epoch, name, float(mean))
+
+
+def _is_finite(value: torch.Tensor) -> bool:
+    """Whether every entry of ``value`` is finite; a scalar is read with one ``item()`` (the cheapest device read)."""
+    if value.numel() == 1:
+        return math.isfinite(value.item())
+    return bool(torch.isfinite(value.detach()).all())
 
 
 def _check_nonfinite_mode(mode: Any) -> None:
@@ -786,20 +794,28 @@ class LitTrainer(pl.Trainer):
         if self.patience is not None:
             callbacks.append(WarmupEarlyStopping(monitor=self.eval_metric, patience=self.patience,
                                                  warmup=self.warmup, mode="min"))
-        # Lightning runs checkpointing callbacks last, in this order (the best checkpoint first, so
-        # that it is the trainer's `checkpoint_callback`): the best checkpoint and the best weights
-        # are updated before last.ckpt, which stores their state, is written. All of them act at
-        # the end of the epoch, after every metric of the epoch (a train metric too) is logged.
+        # Lightning runs checkpointing callbacks last, in this order, at the end of the epoch after
+        # every metric of the epoch (a train metric too) is logged: the best weights are updated
+        # first, so the best checkpoint holds this epoch's complete state, which is also what
+        # last.ckpt stores (and, when the best checkpoint was just written, shares by a hard link).
         callbacks.append(RandomState())
-        if self.save_weights:
-            callbacks.append(ModelCheckpoint(dirpath=self.weight_path, filename=self.weight_name or "{epoch}-{step}",
-                                             monitor=self.eval_metric, mode="min", save_top_k=1,
-                                             enable_version_counter=self.weight_name is None,
-                                             save_on_train_epoch_end=True))
         callbacks.append(BestWeights(monitor=self.eval_metric))
         if self.save_weights:
-            callbacks.append(LastCheckpoint(self.weight_path))
+            best = ModelCheckpoint(dirpath=self.weight_path, filename=self.weight_name or "{epoch}-{step}",
+                                   monitor=self.eval_metric, mode="min", save_top_k=1,
+                                   enable_version_counter=self.weight_name is None, save_on_train_epoch_end=True)
+            callbacks += [best, LastCheckpoint(self.weight_path, best=best)]
         return callbacks
+
+    @property
+    def checkpoint_callback(self) -> Optional[Checkpoint]:
+        """The first ModelCheckpoint among the callbacks (the best checkpoint, with ``best_model_path``).
+
+        Lightning's rule takes the first checkpointing callback of any kind, which here would be
+        `BestWeights`; without a ModelCheckpoint (``save_weights=False``) that rule applies.
+        """
+        return next((each for each in self.callbacks if isinstance(each, ModelCheckpoint)),
+                    super().checkpoint_callback)
 
     def fit(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any], *,
             ckpt_path: Union[str, os.PathLike, None] = None, **kwargs: Any) -> None:

@@ -18,13 +18,14 @@ import logging
 import math
 import os
 import random
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint
 
 from neuromancer.callbacks import Callback as NeuromancerCallback
+from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO, link_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -181,24 +182,55 @@ class LastCheckpoint(Checkpoint):
     ``ModelCheckpoint(save_last=True)`` it never gets a version suffix, so 'last' always means the
     latest run's latest epoch.
 
+    When ``best`` (the best-checkpoint callback, which must run right before this one, after
+    `BestWeights`) has just written this epoch's state, that file already holds exactly what
+    ``last.ckpt`` would, so in a single-process run with `AtomicCheckpointIO` ``last.ckpt``
+    becomes a hard link to it instead of a second serialisation of the same state (a normal
+    write where the file system cannot link).
+
     :param dirpath: (str | PathLike) directory of ``last.ckpt``.
+    :param best: (ModelCheckpoint | None, default None) the best-checkpoint callback whose fresh
+        file may be linked; None always writes.
     """
 
     FILENAME = "last.ckpt"
 
-    def __init__(self, dirpath: Any) -> None:
+    def __init__(self, dirpath: Any, best: Optional[ModelCheckpoint] = None) -> None:
         self.dirpath = os.fspath(dirpath)
+        self.best = best
+        self._best_seen: Optional[Tuple[str, Optional[float]]] = None
 
     @property
     def path(self) -> str:
         """The checkpoint's path, ``<dirpath>/last.ckpt``."""
         return os.path.join(self.dirpath, self.FILENAME)
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Note the best checkpoint that exists before the first epoch (a resumed run's, or none)."""
+        self._best_seen = self._best_marker()
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Save the state of the epoch that just ended (every process takes part; the strategy writes once)."""
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
+        marker = self._best_marker()
+        best_just_written, self._best_seen = marker != self._best_seen, marker
+        if best_just_written and self._links_allowed(trainer) and \
+                link_atomically(self.best.best_model_path, self.path, durable=trainer.strategy.checkpoint_io.durable):
+            return
         trainer.save_checkpoint(self.path, weights_only=False)  # the full state, not only the weights
+
+    def _best_marker(self) -> Optional[Tuple[str, Optional[float]]]:
+        """Path and score of the best checkpoint: they change exactly when the best callback writes a new one."""
+        if self.best is None:
+            return None
+        score = self.best.best_model_score
+        return self.best.best_model_path, None if score is None else float(score)
+
+    @staticmethod
+    def _links_allowed(trainer: pl.Trainer) -> bool:
+        """Linking is local-file work on one process: a single process writing through `AtomicCheckpointIO`."""
+        return trainer.world_size == 1 and isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
 
 
 class RandomState(Callback):

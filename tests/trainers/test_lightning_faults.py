@@ -485,3 +485,51 @@ def test_checkpoints_are_written_with_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "new" / "file.ckpt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _assert_same_state(saved, fresh, where="checkpoint"):
+    """Assert two checkpoint dicts hold equal values (tensors compared exactly)."""
+    if isinstance(saved, dict):
+        assert saved.keys() == fresh.keys(), where
+        for key in saved:
+            _assert_same_state(saved[key], fresh[key], f"{where}[{key!r}]")
+    elif isinstance(saved, (list, tuple)):
+        assert len(saved) == len(fresh), where
+        for index, (a, b) in enumerate(zip(saved, fresh)):
+            _assert_same_state(a, b, f"{where}[{index}]")
+    elif isinstance(saved, torch.Tensor):
+        assert torch.equal(saved, fresh), where
+    else:
+        assert saved == fresh, where
+
+
+class CompareLastWithFreshSave(pl.callbacks.Checkpoint):
+    """After LitTrainer's own checkpoints, save the state afresh and compare last.ckpt with it."""
+
+    def __init__(self, weight_path):
+        self.weight_path, self.epochs = weight_path, []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        fresh = self.weight_path / "fresh.ckpt"
+        trainer.save_checkpoint(fresh)
+        _assert_same_state(read_checkpoint(self.weight_path / "last.ckpt"), read_checkpoint(fresh))
+        self.epochs.append(trainer.current_epoch)
+
+
+@pytest.mark.parametrize("weight_name", ["best", None])
+@pytest.mark.parametrize("lr", [0.1, 1.05])  # the dev loss improves every epoch / only in the first
+def test_last_checkpoint_holds_the_epochs_full_state_whether_or_not_the_best_was_just_written(tmp_path, weight_name,
+                                                                                                lr):
+    compare = CompareLastWithFreshSave(tmp_path)
+    problem = scalar_problem()
+    sgd_trainer(problem, lr=lr, epochs=4, weight_path=str(tmp_path), weight_name=weight_name,
+                callbacks=[compare]).fit(problem, data_setup)
+    assert compare.epochs == [0, 1, 2, 3]
+
+
+def test_durable_checkpoints_are_written_whole(tmp_path):
+    AtomicCheckpointIO(durable=True).save_checkpoint({"epoch": 4}, tmp_path / "durable.ckpt")
+    assert read_checkpoint(tmp_path / "durable.ckpt") == {"epoch": 4}
+    assert [p.name for p in tmp_path.iterdir()] == ["durable.ckpt"]
+    with pytest.raises(TypeError, match="durable must be True or False"):
+        AtomicCheckpointIO(durable="yes")
