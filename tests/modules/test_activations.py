@@ -1,7 +1,5 @@
 """Tests of neuromancer.modules.activations: formulas, learnable parameters, registry."""
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +8,6 @@ import torch
 from neuromancer.modules import activations as A
 
 X = torch.linspace(-3, 3, 13)
-SURFACE = Path(__file__).resolve().parents[3] / "shared" / "api" / "neuromancer-1.5-surface.json"
 
 
 def reference_soft_exp(alpha, x):
@@ -95,8 +92,8 @@ def test_pelu_follows_the_paper():
     np.testing.assert_allclose(act(X).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_registry_has_upstream_keys_and_every_entry_constructs():
-    keys = json.loads(SURFACE.read_text())["registries"]["neuromancer.modules.activations.activations"]["keys"]
+def test_registry_has_upstream_keys_and_every_entry_constructs(upstream_registries):
+    keys = upstream_registries["neuromancer.modules.activations.activations"]["keys"]
     assert set(keys) <= set(A.activations)
     for name, cls in A.activations.items():
         assert cls()(torch.randn(3, 2)).shape == (3, 2), name

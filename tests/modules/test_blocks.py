@@ -1,8 +1,6 @@
 """Tests of neuromancer.modules.blocks: interface, structure-specific guarantees, KAN and RNN behaviour."""
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +9,6 @@ import torch.nn as nn
 from neuromancer import slim
 from neuromancer.modules import activations, blocks as B
 
-SURFACE = Path(__file__).resolve().parents[3] / "shared" / "api" / "neuromancer-1.5-surface.json"
 
 
 @pytest.fixture(autouse=True)
@@ -32,8 +29,8 @@ def small(name):
     return cls(3, 2, hsizes=[4])
 
 
-def test_registry_has_upstream_keys():
-    keys = json.loads(SURFACE.read_text())["registries"]["neuromancer.modules.blocks.blocks"]["keys"]
+def test_registry_has_upstream_keys(upstream_registries):
+    keys = upstream_registries["neuromancer.modules.blocks.blocks"]["keys"]
     assert set(keys) == set(B.blocks)
 
 

@@ -1,7 +1,5 @@
 """Tests of neuromancer.slim: every structured map's constraint, the weight layout and the registries."""
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +8,6 @@ import torch
 from neuromancer import slim
 from neuromancer.slim import linear as L
 
-SURFACE = Path(__file__).resolve().parents[3] / "shared" / "api" / "neuromancer-1.5-surface.json"
-REGISTRIES = json.loads(SURFACE.read_text())["registries"]
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +27,9 @@ def W_of(module):
     return module.effective_W().detach().double()
 
 
-def test_maps_registry_and_square_maps_match_upstream_keys():
-    assert set(REGISTRIES["neuromancer.slim.maps"]["keys"]) == set(slim.maps)
-    assert {c.__name__ for c in L.square_maps} == set(REGISTRIES["neuromancer.slim.linear.square_maps"]["keys"])
+def test_maps_registry_and_square_maps_match_upstream_keys(upstream_registries):
+    assert set(upstream_registries["neuromancer.slim.maps"]["keys"]) == set(slim.maps)
+    assert {c.__name__ for c in L.square_maps} == set(upstream_registries["neuromancer.slim.linear.square_maps"]["keys"])
 
 
 @pytest.mark.parametrize("name", sorted(slim.maps))
