@@ -15,6 +15,7 @@ module level; the package only imports this module when a Lightning name is firs
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import math
@@ -595,7 +596,10 @@ class LitTrainer(pl.Trainer):
         self.limit_val_batches = 0 if self.data_module.dev_data is None else self._limit_val_batches
         self._check_output_directories()
         home = _module_device(problem)
-        self._fit_until_done_or_interrupted(resume_from)
+        try:
+            self._fit_until_done_or_interrupted(resume_from)
+        finally:
+            _release_process_group_at_exit()
         problem.to(home)
         self._best_weights = cpu_state_dict(problem)
 
@@ -809,6 +813,25 @@ def _restore_sigint_handler(handler: Any) -> None:
     """Put back the Ctrl-C handler Lightning replaces with 'ignore' while it shuts down after an interrupt."""
     if handler is not None and signal.getsignal(signal.SIGINT) is not handler:
         signal.signal(signal.SIGINT, handler)
+
+
+def _destroy_process_group() -> None:
+    """Destroy the default process group if one is still up (an `atexit` handler)."""
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def _release_process_group_at_exit() -> None:
+    """Make sure a process group that training set up is destroyed before the interpreter exits.
+
+    Lightning leaves the group up after ``fit`` (a later ``test`` reuses it). Left to interpreter
+    teardown, gloo's worker threads can abort a process that trained successfully ("terminate
+    called without an active exception", exit code -6); destroying the group at exit avoids that
+    without taking it away from a later ``test``. Repeated fits keep a single handler.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        atexit.unregister(_destroy_process_group)
+        atexit.register(_destroy_process_group)
 
 
 def _check_positive_int(value: Any, name: str) -> None:
