@@ -261,6 +261,19 @@ def format_table(rows: List[Row]) -> List[str]:
     return lines
 
 
+def report(rows: List[Row], title: str, description: str, path: Path) -> int:
+    """Print ``rows`` as a table, write it with ``title`` and ``description`` as Markdown to ``path``.
+
+    :return: 0 if every row passed its goal, else 1 (the benchmark scripts' exit status).
+    """
+    table = format_table(rows)
+    print("\n".join(table))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([f"# {title}", "", description, "", *table]) + "\n")
+    print(f"\nwritten to {path}")
+    return 0 if all(row.passed for row in rows) else 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run every benchmark, print the table, write it to benchmarks/results/core.md; 1 if a goal is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -273,17 +286,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     torch.set_num_threads(args.threads)
     rows = import_rows(args.import_repeats) + portfolio_rows() + trainer_rows(args.samples, 64, args.epochs, args.rounds)
-    table = format_table(rows)
-    header = ["# Core benchmarks", "",
-              f"Measured in one run of `python benchmarks/core.py` (torch {torch.__version__}, "
-              f"{args.threads} thread(s), batch 64, {args.samples} train + {args.samples} dev samples). "
-              "`import neuromancer` loads submodules on first use, so it imports neither torch nor the "
-              "modeling layer; the second import row is what a training script pays.", ""]
-    print("\n".join(table))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(header + table) + "\n")
-    print(f"\nwritten to {RESULTS}")
-    return 0 if all(row.passed for row in rows) else 1
+    return report(rows, "Core benchmarks",
+                  f"Measured in one run of `python benchmarks/core.py` (torch {torch.__version__}, "
+                  f"{args.threads} thread(s), batch 64, {args.samples} train + {args.samples} dev samples). "
+                  "`import neuromancer` loads submodules on first use, so it imports neither torch nor the "
+                  "modeling layer; the second import row is what a training script pays.", RESULTS)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from core import (Row, batch_loss_by_hand, batch_loss_by_problem, format_table, plain_loop_seconds_per_epoch,
+from core import (Row, batch_loss_by_hand, batch_loss_by_problem, plain_loop_seconds_per_epoch, report,
                   rosenbrock_data, rosenbrock_mlp, rosenbrock_problem)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lightning.md"
@@ -190,16 +190,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger("lightning").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
     rows = overhead_rows(args.samples, args.epochs, args.rounds)
-    table = format_table(rows)
-    header = ["# LitTrainer overhead", "",
-              f"Measured in one run of `python benchmarks/lightning_overhead.py` (torch {torch.__version__}, "
-              f"{args.threads} thread(s), batch {BATCH_SIZE}, {args.samples} train + {args.samples} dev samples, "
-              f"{args.rounds} rounds of {args.epochs} epochs).", ""]
-    print("\n".join(table))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(header + table) + "\n")
-    print(f"\nwritten to {RESULTS}")
-    return 0 if all(row.passed for row in rows) else 1
+    return report(rows, "LitTrainer overhead",
+                  f"Measured in one run of `python benchmarks/lightning_overhead.py` (torch {torch.__version__}, "
+                  f"{args.threads} thread(s), batch {BATCH_SIZE}, {args.samples} train + {args.samples} dev "
+                  f"samples, {args.rounds} rounds of {args.epochs} epochs).", RESULTS)
 
 
 if __name__ == "__main__":
