@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from neuromancer.trainers.lightning_callbacks import cpu_state_dict
 from neuromancer.trainers.sweep_config import (SweepParameter, SweepPlan, grid_values, optuna_choices,
                                                parse_sweep_config, sample_value)
 
@@ -479,7 +480,7 @@ class _RunTrainer:
         self.data_kwargs = data_kwargs
         self.plan = plan
         self.routes = routes
-        self.initial_weights = _copy_weights(problem)
+        self.initial_weights = cpu_state_dict(problem)
         optimizer = arguments.get("custom_optimizer")
         self.initial_optimizer_state = None if optimizer is None else copy.deepcopy(optimizer.state_dict())
         self.rows: list[SweepRun] = []
@@ -533,7 +534,7 @@ class _RunTrainer:
     def _keep_if_best(self, row: SweepRun) -> None:
         if self.best_metric is None or self.plan.better(row.metric, self.best_metric):
             self.best_metric = row.metric
-            self.best_weights = _copy_weights(self.problem)
+            self.best_weights = cpu_state_dict(self.problem)
 
     def check_trainer_arguments(self) -> None:
         """Build (and drop) one run's trainer without sampled values, so a bad argument or sweep
@@ -569,10 +570,6 @@ class _RunTrainer:
 
     def _data_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
         return {**self.data_kwargs, **{name: config[name] for name in self.routes.data}}
-
-
-def _copy_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
 def _best_checkpoint(trainer: Any) -> str | None:
