@@ -35,6 +35,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
 
 from neuromancer.callbacks import Callback
+from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, resolve_eval_metric
 from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO
 from neuromancer.trainers.lightning_callbacks import (
     BestWeights, LastCheckpoint, NeuromancerCallbackAdapter, RandomState, WarmupEarlyStopping, cpu_state_dict,
@@ -431,7 +432,8 @@ class LitTrainer(pl.Trainer):
     :param train_metric: (str, default 'train_loss') output key minimised during training.
     :param dev_metric: (str, default 'dev_loss') output key logged on the dev split.
     :param test_metric: (str, default 'test_loss') output key logged on the test split.
-    :param eval_metric: (str, default 'dev_loss') logged metric whose minimum selects the best weights.
+    :param eval_metric: (str, default 'dev_loss') logged metric whose minimum selects the best weights
+        (the preferred name; ``monitor_metric`` is another name for it).
     :param patience: (int | None, default None) epochs without improvement before stopping; None: never.
     :param warmup: (int, default 0) leading epochs that never count against ``patience``.
     :param clip: (float | None, default 100.0) gradient-norm clipping threshold; None disables it.
@@ -458,6 +460,8 @@ class LitTrainer(pl.Trainer):
     :param num_workers: (int, keyword-only, default 0) data loader worker processes.
     :param nonfinite: (str, keyword-only, default 'stop') what a NaN or infinite training loss
         does: 'stop' training at that step, or 'skip' the step and go on (see `LitProblem`).
+    :param monitor_metric: (str | None, keyword-only) another name for ``eval_metric``; giving
+        both with different values raises ValueError.
     :param kwargs: further Lightning `Trainer` arguments. ``plugins`` gains an
         `AtomicCheckpointIO` unless it already holds a CheckpointIO.
     :raises ValueError | TypeError | KeyError: an argument of the wrong type or value (the message
@@ -465,8 +469,8 @@ class LitTrainer(pl.Trainer):
     """
 
     def __init__(self, epochs: int = 1000, train_metric: str = "train_loss", dev_metric: str = "dev_loss",
-                 test_metric: str = "test_loss", eval_metric: str = "dev_loss", patience: Optional[int] = None,
-                 warmup: int = 0, clip: Optional[float] = 100.0,
+                 test_metric: str = "test_loss", eval_metric: str = DEFAULT_EVAL_METRIC,
+                 patience: Optional[int] = None, warmup: int = 0, clip: Optional[float] = 100.0,
                  custom_optimizer: Optional[torch.optim.Optimizer] = None, save_weights: bool = True,
                  weight_path: str = "./", weight_name: Optional[str] = None, devices: Any = "auto",
                  strategy: Any = "auto", accelerator: Any = "auto", profiler: Union[str, Profiler, None] = None,
@@ -474,10 +478,12 @@ class LitTrainer(pl.Trainer):
                  custom_hooks: Optional[Mapping[str, Callable]] = None, logger: Any = None,
                  hparam_config: Any = None, automatic_optimization: bool = True, *,
                  callback: Optional[Callback] = None, num_workers: int = 0, nonfinite: str = "stop",
-                 **kwargs: Any) -> None:
-        # The constructor arguments as given, so a sweep can build one fresh trainer per run.
+                 monitor_metric: Optional[str] = None, **kwargs: Any) -> None:
+        eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
+        # The constructor arguments as given (the metric under its one name), so a sweep can build one
+        # fresh trainer per run.
         self.init_arguments = {name: value for name, value in locals().items()
-                               if name not in ("self", "kwargs", "__class__")} | dict(kwargs)
+                               if name not in ("self", "kwargs", "__class__", "monitor_metric")} | dict(kwargs)
         _check_positive_int(epochs, "epochs")
         for name, value in (("train_metric", train_metric), ("dev_metric", dev_metric),
                             ("test_metric", test_metric), ("eval_metric", eval_metric)):

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from neuromancer.callbacks import Callback
+from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, resolve_eval_metric
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,17 @@ class Trainer:
     :param train_metric: (str, default 'train_loss') output key that is minimized.
     :param dev_metric: (str, default 'dev_loss') output key averaged over the dev batches.
     :param test_metric: (str, default 'test_loss') output key averaged over the test batches.
-    :param eval_metric: (str, default 'dev_loss') output key used to select the best weights.
+    :param eval_metric: (str, default 'dev_loss') output key used to select the best weights (the
+        preferred name; ``monitor_metric`` is another name for it).
     :param eval_mode: (str, default 'min') 'min' or 'max': whether a lower or higher
         ``eval_metric`` is better.
     :param clip: (float or None, default 100.0) maximum gradient norm.
     :param multi_fidelity: (bool, default False) add ``get_alpha_loss()`` of every node callable
         that has it (multi-fidelity networks such as ``StackedMLP``) to the training metric.
     :param device: (str or torch.device, default 'cpu') where the problem and batches live.
-    :raises ValueError: for an unknown ``eval_mode``, negative ``epochs``/``patience``/``warmup``,
+    :param monitor_metric: (str or None, keyword-only) another name for ``eval_metric``.
+    :raises ValueError: ``eval_metric`` and ``monitor_metric`` both given with different values;
+        for an unknown ``eval_mode``, negative ``epochs``/``patience``/``warmup``,
         ``epoch_verbose`` < 1, a non-positive ``clip``, a dev ``eval_metric`` without
         ``dev_data``, or ``multi_fidelity`` without any node providing ``get_alpha_loss``.
     :raises TypeError: when ``train_data`` is not iterable.
@@ -155,12 +159,15 @@ class Trainer:
         train_metric: str = "train_loss",
         dev_metric: str = "dev_loss",
         test_metric: str = "test_loss",
-        eval_metric: str = "dev_loss",
+        eval_metric: str = DEFAULT_EVAL_METRIC,
         eval_mode: str = "min",
         clip: Optional[float] = 100.0,
         multi_fidelity: bool = False,
         device: Union[str, torch.device] = "cpu",
+        *,
+        monitor_metric: Optional[str] = None,
     ) -> None:
+        eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         _check_settings(train_data, dev_data, epochs, epoch_verbose, patience, warmup, clip,
                         dev_metric, eval_metric, eval_mode)
         self.device = device

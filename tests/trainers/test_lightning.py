@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
+from neuromancer.dataset import DictDataset
 from neuromancer.trainers.lightning import LitTrainer
 
 # The helpers live beside this file in modules that spawned DDP workers must import by name.
@@ -67,6 +68,62 @@ def test_weight_name_and_path_name_the_checkpoint_which_loads_into_a_fresh_probl
     fresh = scalar_problem(w0=5.0)
     load_state_dict_lightning(fresh, tmp_path / "weights" / "best.ckpt")
     assert weight(fresh) == weight(problem)
+
+
+def test_the_guides_save_and_load_snippet_runs_as_written(tmp_path):
+    from neuromancer.constraint import variable
+    from neuromancer.loss import PenaltyLoss
+    from neuromancer.modules import blocks
+    from neuromancer.problem import Problem
+    from neuromancer.system import Node
+    from neuromancer.utils import load_state_dict_lightning
+
+    def data_setup_function(nsim=64, batch_size=16):
+        def sample(name):
+            return DictDataset({"a": torch.rand(nsim, 1), "p": torch.rand(nsim, 1)}, name=name)
+        return sample("train"), sample("dev"), None, batch_size
+
+    def build():
+        x, p = variable("x"), variable("p")
+        loss = PenaltyLoss([((x - p) ** 2).minimize(name="obj")], [10.0 * (x >= 0.0)])
+        return Problem([Node(blocks.MLP(2, 1, hsizes=[8]), ["a", "p"], ["x"], name="map")], loss)
+
+    torch.manual_seed(0)
+    problem = build()
+    optimizer = torch.optim.AdamW(problem.parameters(), lr=0.01)
+    # The guide's line, with fewer epochs.
+    trainer = LitTrainer(epochs=3, accelerator='cpu', custom_optimizer=optimizer, monitor_metric='dev_loss',
+                         weight_name='test_weights')
+    trainer.fit(problem, data_setup_function)
+    assert (tmp_path / "test_weights.ckpt").is_file()
+
+    loaded = build()
+    load_state_dict_lightning(loaded, 'test_weights.ckpt')
+    batch = {"a": torch.rand(5, 1), "p": torch.rand(5, 1), "name": "test"}
+    trained_output, loaded_output = problem(batch), loaded(batch)
+    assert torch.equal(trained_output["test_x"], loaded_output["test_x"])
+    assert torch.equal(trained_output["test_loss"], loaded_output["test_loss"])
+    assert not torch.equal(build()(batch)["test_x"], trained_output["test_x"])
+
+
+def test_monitor_metric_is_another_name_for_eval_metric():
+    # Without dev data only the train metric can select the weights: monitor_metric must be what counts.
+    problem = scalar_problem()
+    trainer = sgd_trainer(problem, epochs=3, monitor_metric="train_loss")
+    trainer.fit(problem, train_only)
+    assert trainer.eval_metric == "train_loss"
+    assert weight(problem) == pytest.approx(expected_trajectory(3, 1, 0.1)[0][-1])
+    # A sweep rebuilds trainers from init_arguments, where the metric has its one name.
+    assert trainer.init_arguments["eval_metric"] == "train_loss" and "monitor_metric" not in trainer.init_arguments
+    assert LitTrainer(eval_metric="train_loss", monitor_metric="train_loss").eval_metric == "train_loss"
+
+
+@pytest.mark.parametrize("eval_metric", ["dev_loss", "train_loss"])
+def test_eval_metric_and_monitor_metric_that_differ_are_rejected(eval_metric):
+    with pytest.raises(ValueError, match=f"eval_metric='{eval_metric}' and monitor_metric='dev_rmse'"):
+        LitTrainer(eval_metric=eval_metric, monitor_metric="dev_rmse")
+    with pytest.raises(TypeError, match="monitor_metric must be a str"):
+        LitTrainer(monitor_metric=1)
 
 
 def test_get_weights_before_fit_raises():

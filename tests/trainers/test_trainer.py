@@ -384,6 +384,22 @@ def test_dev_eval_metric_without_dev_data_is_rejected_and_train_metric_works():
     assert math.isfinite(trainer.best_devloss)
 
 
+def test_monitor_metric_is_another_name_for_eval_metric():
+    trainer = Trainer(make_problem(), make_loader("train"), monitor_metric="train_loss", epochs=2)
+    assert trainer.eval_metric == "train_loss"
+    trainer.train()
+    assert math.isfinite(trainer.best_devloss)
+    same = Trainer(make_problem(), make_loader("train"), eval_metric="train_loss", monitor_metric="train_loss")
+    assert same.eval_metric == "train_loss"
+
+
+@pytest.mark.parametrize("eval_metric", ["dev_loss", "train_loss"])
+def test_eval_metric_and_monitor_metric_that_differ_are_rejected(eval_metric):
+    with pytest.raises(ValueError, match=f"eval_metric='{eval_metric}' and monitor_metric='mean_dev_loss'"):
+        Trainer(make_problem(), make_loader("train"), make_loader("dev"), eval_metric=eval_metric,
+                monitor_metric="mean_dev_loss")
+
+
 def test_unknown_eval_metric_lists_available_metrics():
     trainer = Trainer(make_problem(), make_loader("train"), make_loader("dev"), eval_metric="dev_accuracy")
     with pytest.raises(KeyError, match="eval_metric='dev_accuracy'.*'dev_loss'"):

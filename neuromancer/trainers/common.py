@@ -1,0 +1,48 @@
+"""Small helpers the trainers share, such as the name of the metric that selects the best weights.
+
+This module imports neither Lightning nor any other trainer module, so the classic `Trainer`,
+`LitTrainer` and the sweep can all import it without importing each other.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = ["DEFAULT_EVAL_METRIC", "resolve_eval_metric"]
+
+
+class _DefaultName(str):
+    """A default metric name: equal to the plain string, but recognisable by identity.
+
+    Used as the default of ``eval_metric`` so that `resolve_eval_metric` can tell an
+    ``eval_metric`` the caller wrote (even ``'dev_loss'``) from one left at its default.
+    """
+
+    __slots__ = ()
+
+
+DEFAULT_EVAL_METRIC: str = _DefaultName("dev_loss")
+"""The default ``eval_metric`` of both trainers, ``'dev_loss'``."""
+
+
+def resolve_eval_metric(eval_metric: str, monitor_metric: Optional[str]) -> str:
+    """The metric that selects the best weights, given ``eval_metric`` and its alias ``monitor_metric``.
+
+    ``eval_metric`` is the preferred name (upstream's); ``monitor_metric`` is accepted as another
+    name for it, as the seed guide writes it.
+
+    :param eval_metric: the ``eval_metric`` argument (`DEFAULT_EVAL_METRIC` when not given).
+    :param monitor_metric: the ``monitor_metric`` argument; None when not given.
+    :return: ``monitor_metric`` when given, else ``eval_metric`` (the default as a plain str).
+    :raises TypeError: ``monitor_metric`` is neither None nor a str.
+    :raises ValueError: both are given, with different values.
+    """
+    if monitor_metric is None:
+        return str(eval_metric) if eval_metric is DEFAULT_EVAL_METRIC else eval_metric
+    if not isinstance(monitor_metric, str):
+        raise TypeError(f"monitor_metric must be a str naming an output key, got {monitor_metric!r}.")
+    if eval_metric is not DEFAULT_EVAL_METRIC and eval_metric != monitor_metric:
+        raise ValueError(f"eval_metric={eval_metric!r} and monitor_metric={monitor_metric!r} name the same setting "
+                         "(the metric that selects the best weights) with different values; pass only one of them "
+                         "(eval_metric is the preferred name).")
+    return str(monitor_metric)
+
