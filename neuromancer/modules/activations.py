@@ -35,9 +35,9 @@ def soft_exp(alpha: Union[float, torch.Tensor], x: torch.Tensor) -> torch.Tensor
         alpha = 0:  x
         alpha > 0:  (exp(alpha * x) - 1) / alpha + alpha
 
-    At ``alpha = 0`` the value is exactly ``x`` and, unlike upstream NeuroMANCER, the gradient with
-    respect to ``alpha`` is the analytic limit ``1 + x**2 / 2`` (the same from both sides), so a learnable
-    ``alpha`` initialised at zero does leave zero. For ``alpha < 0`` the logarithm is undefined where
+    At ``alpha = 0`` the value is exactly ``x`` and the gradient with respect to ``alpha`` is the
+    analytic limit ``1 + x**2 / 2`` (the same from both sides), so a learnable ``alpha`` initialised at
+    zero does leave zero. For ``alpha < 0`` the logarithm is undefined where
     ``1 - alpha * (x + alpha) <= 0``: the result there is NaN/-inf, as in the paper; use
     :class:`RectifiedSoftExp` for a version that stays finite.
 
@@ -77,8 +77,7 @@ class RectifiedSoftExp(nn.Module):
 
     ``alpha`` is clipped to ``[-1, 1]`` and, on the logarithmic side, the argument
     ``1 - alpha * (x + alpha)`` is rectified at a small epsilon, so the output stays finite for every
-    input (plain :func:`soft_exp` returns NaN there). Upstream NeuroMANCER's version raises a
-    ``TypeError`` on every call; this one implements the documented intent.
+    input (plain :func:`soft_exp` returns NaN there).
 
     :param tune_alpha: (bool, default True) whether ``alpha`` (initialised at 0) is trained.
     """
@@ -180,10 +179,8 @@ class APLU(nn.Module):
 class PReLU(nn.Module):
     """Parametric ReLU, https://arxiv.org/abs/1502.01852, with learnable slopes on both sides.
 
-    ``f(x) = alpha * min(x, 0) + beta * max(x, 0)``. Upstream NeuroMANCER initialises
-    ``alpha = 1, beta = 0`` (identity on negatives, zero on positives: a reflected ReLU); this
-    implementation deliberately starts from the paper's ``alpha = 0.25`` (negative slope) and
-    ``beta = 1`` (positive slope), so an untrained unit behaves like a leaky ReLU.
+    ``f(x) = alpha * min(x, 0) + beta * max(x, 0)``, starting from the paper's ``alpha = 0.25``
+    (negative slope) and ``beta = 1`` (positive slope), so an untrained unit behaves like a leaky ReLU.
 
     :param tune_alpha: (bool, default True) whether the negative-side slope is trained.
     :param tune_beta: (bool, default True) whether the positive-side slope is trained.
@@ -204,8 +201,7 @@ class PELU(nn.Module):
 
     ``f(x) = (a / b) x`` for ``x >= 0`` and ``a (exp(x / b) - 1)`` for ``x < 0`` with ``a, b``
     kept positive (the parameters are used clipped at 0.1, the paper's lower bound), both starting at 1
-    (an ELU). Upstream NeuroMANCER uses ``a (exp(-x / b) - 1)`` with ``a = b = -1``, which is not
-    monotone; this implementation follows the paper.
+    (an ELU), so the unit is monotone.
 
     :param tune_alpha: (bool, default True) whether ``a`` is trained.
     :param tune_beta: (bool, default True) whether ``b`` is trained.

@@ -6,7 +6,7 @@ with dropout, bounded outputs, residual, multi-fidelity stacks), input-convex ne
 positive-definite wrapper used for Lyapunov functions, recurrent networks, bilinear and polynomial
 feature maps, and Kolmogorov-Arnold networks (KAN) with B-spline edges. Linear layers are taken from
 :mod:`neuromancer.slim` so any structured map can be swapped in. ``blocks`` maps short names to classes.
-List-valued defaults mirror the upstream signatures; they are copied, never mutated.
+List-valued defaults are copied, never mutated.
 """
 from __future__ import annotations
 
@@ -440,10 +440,8 @@ class PytorchRNN(Block):
     """``torch.nn.RNN`` (tanh cells, ``len(hsizes)`` layers of size ``hsizes[-1]``) with a linear output map.
 
     Inputs are ``[batch, time, features]`` (batch first) or ``[batch, features]`` single steps; the
-    output maps the final top-layer state to ``[batch, outsize]``. Upstream NeuroMANCER feeds 3-D inputs
-    time-first but reads the last *batch* element of each step, and treats a 2-D input as one sequence;
-    this implementation follows the batch-first convention of :class:`RNN` instead. ``nonlin`` is
-    not used (``torch.nn.RNN`` cells use tanh).
+    output maps the final top-layer state to ``[batch, outsize]``, the batch-first convention of
+    :class:`RNN`. ``nonlin`` is not used (``torch.nn.RNN`` cells use tanh).
 
     :param insize: (int) input dimension.
     :param outsize: (int) output dimension.
@@ -898,4 +896,4 @@ blocks = {
     "kan": KANBlock,
     "stacked_mlp": StackedMLP,
 }
-"""Block classes by short name (upstream NeuroMANCER 1.5 keys, without the transformer)."""
+"""Block classes by short name, for choosing a block from a configuration string."""

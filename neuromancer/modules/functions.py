@@ -69,9 +69,8 @@ def window_functions(x: torch.Tensor, num_domains: int, delta: float = 1.9, lowe
     subdomain has a compactly supported window ``prod_d cos^2(pi/2 * |x_d - c_d| / r)`` of radius
     ``r = delta * spacing / 2`` (zero beyond ``r``), and the windows are normalised to sum to 1 at
     every point. ``delta`` is the overlap ratio: it must exceed 1 so that neighbouring windows overlap
-    and cover the whole box. Upstream NeuroMANCER always takes the bounds from the batch's minimum and
-    maximum, which makes a sample's weights depend on the rest of its batch; that remains the default,
-    and fixed bounds can be passed instead.
+    and cover the whole box. By default the box is the batch's minimum and maximum, which makes a
+    sample's weights depend on the rest of its batch; pass fixed ``lower`` and ``upper`` to avoid that.
 
     :param x: (torch.Tensor) ``[batch, ndim]`` points.
     :param num_domains: (int) total number of subdomains, a perfect ``ndim``-th power.

@@ -155,9 +155,8 @@ class IterativeSolver(Solver):
 
     Each step solves ``J dx = g`` in the least-squares sense per sample (``J`` is the Jacobian of the
     stacked residuals ``g = left - right`` with respect to the variable, via the pseudo-inverse so
-    under- and over-determined systems work) and sets ``x <- x - step_size * dx``. Differs from
-    NeuroMANCER 1.5, whose implementation differentiates the violations ``|g|`` and fails at run
-    time: this one uses the signed residuals and works, also under ``torch.no_grad``.
+    under- and over-determined systems work) and sets ``x <- x - step_size * dx``. The signed
+    residuals are used, and the solver also works under ``torch.no_grad``.
 
     :param constraints: (list of Constraint) equality constraints ``left == right``
     :param input_keys: (list of str) one key, the variable ``[batch, n]`` to solve for

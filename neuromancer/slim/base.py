@@ -4,7 +4,7 @@ A structured linear map stores free parameters and builds from them an effective
 ``W`` of shape ``[insize, outsize]`` that satisfies some constraint (non-negative, orthogonal,
 bounded singular values, ...). Applying the map is ``x @ W + bias``; ``reg_error`` returns a
 penalty that subclasses use for soft constraints. ``LinearBase`` and ``SquareLinear`` are
-re-exported by :mod:`neuromancer.slim.linear`, where upstream scripts import them from.
+re-exported by :mod:`neuromancer.slim.linear`, their public import path.
 """
 from __future__ import annotations
 
