@@ -29,7 +29,7 @@ __all__ = [
     "DampedSkewSymmetricLinear", "SplitLinear", "StableSplitLinear", "PSDLinear", "SymplecticLinear",
     "GershgorinLinear", "BoundedNormLinear", "TrivialNullSpaceLinear", "PowerBoundLinear", "Hprod",
     "OrthogonalLinear", "SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "SpectralLinear",
-    "SymmetricSpectralLinear", "SchurDecompositionLinear", "square_maps",
+    "SymmetricSpectralLinear", "SchurDecompositionLinear", "maps", "square_maps",
 ]
 
 
@@ -616,3 +616,31 @@ square_maps = {
     OrthogonalLinear, PSDLinear,
 }
 """Map classes that only accept ``insize == outsize``."""
+
+maps = {
+    "l0": L0Linear,
+    "linear": Linear,
+    "nneg": NonNegativeLinear,
+    "lasso": LassoLinear,
+    "lstochastic": LeftStochasticLinear,
+    "rstochastic": RightStochasticLinear,
+    "pf": PerronFrobeniusLinear,
+    "symmetric": SymmetricLinear,
+    "skew_symetric": SkewSymmetricLinear,
+    "damp_skew_symmetric": DampedSkewSymmetricLinear,
+    "split": SplitLinear,
+    "stable_split": StableSplitLinear,
+    "spectral": SpectralLinear,
+    "softSVD": SVDLinear,
+    "learnSVD": SVDLinearLearnBounds,
+    "orthogonal": OrthogonalLinear,
+    "psd": PSDLinear,
+    "symplectic": SymplecticLinear,
+    "schur": SchurDecompositionLinear,
+    "identity": IdentityLinear,
+    "gershgorin": GershgorinLinear,
+    "bounded_Lp_norm": BoundedNormLinear,
+    "trivial_nullspace": TrivialNullSpaceLinear,
+    "Power_bound": PowerBoundLinear,
+}
+"""Map classes by short name (the keys of upstream NeuroMANCER 1.5, without the butterfly maps)."""
