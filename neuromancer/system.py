@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -100,21 +101,30 @@ class Node(Freezable):
         )
 
     def _name_outputs(self, output: Any) -> TensorDict:
-        """Map the callable's output (one tensor or a tuple/list) onto ``output_keys``."""
+        """Map the callable's output onto ``output_keys``.
+
+        A tuple holds one output per key (so does a list, where the node has several keys); any
+        other value is the single output. Fewer outputs than keys fill the first keys and warn.
+        """
         output_keys = self.output_keys
-        if not isinstance(output, (tuple, list)):
-            if len(output_keys) == 1:
-                return {output_keys[0]: output}
-            outputs: tuple = (output,)
-        else:
+        if isinstance(output, tuple) or (isinstance(output, list) and len(output_keys) > 1):
             outputs = tuple(output)
-        if len(outputs) != len(output_keys):
+        elif len(output_keys) == 1:
+            return {output_keys[0]: output}
+        else:
+            outputs = (output,)
+        if len(outputs) > len(output_keys):
             raise ValueError(
-                f"Node {self._label()} has {len(self.output_keys)} output_keys "
-                f"{self.output_keys} but its callable returned {len(outputs)} output(s); make "
-                f"output_keys list one name per returned tensor."
+                f"Node {self._label()} has {len(output_keys)} output_keys {output_keys} but its "
+                f"callable returned {len(outputs)} outputs; list one name per returned tensor in "
+                f"output_keys."
             )
-        return dict(zip(self.output_keys, outputs))
+        if len(outputs) < len(output_keys):
+            warnings.warn(
+                f"Node {self._label()} has {len(output_keys)} output_keys {output_keys} but its callable "
+                f"returned {len(outputs)} output(s): only {output_keys[:len(outputs)]} are written.",
+                UserWarning, stacklevel=4)
+        return dict(zip(output_keys, outputs))
 
     def forward(self, data: TensorDict) -> TensorDict:
         """Run the callable on ``data[input_keys]`` and return ``{output_key: output}``.
@@ -123,8 +133,8 @@ class Node(Freezable):
         :return: (dict str: Tensor) the node's outputs only.
         :raises KeyError: an input key is missing from ``data`` (message names the key and the
             keys available).
-        :raises ValueError: the callable returned a number of outputs different from
-            ``len(output_keys)``.
+        :raises ValueError: the callable returned more outputs than ``len(output_keys)`` (fewer
+            fill the first keys, with a UserWarning).
         """
         return self._name_outputs(self.callable(*self._gather_inputs(data)))
 

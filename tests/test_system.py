@@ -22,13 +22,30 @@ def test_node_maps_single_and_tuple_outputs_to_keys():
     torch.testing.assert_close(out["b"], x - 1)
 
 
-def test_node_output_count_mismatch_raises_naming_node_and_counts():
+def test_node_with_more_outputs_than_keys_raises_naming_node_and_counts():
     node = Node(lambda x: (x, x), ["x"], ["y"], name="twice")
     with pytest.raises(ValueError, match=r"'twice' has 1 output_keys .* returned 2"):
         node({"x": torch.ones(2)})
-    node = Node(lambda x: x, ["x"], ["a", "b"], name="once")
-    with pytest.raises(ValueError, match=r"'once' has 2 output_keys .* returned 1"):
-        node({"x": torch.ones(2)})
+
+
+def test_node_with_fewer_outputs_than_keys_fills_the_first_keys_and_warns():
+    x = torch.arange(3.0)
+    node = Node(lambda x: x * 2, ["x"], ["a", "b"], name="once")
+    with pytest.warns(UserWarning, match=r"'once' has 2 output_keys .* returned 1.*\['a'\]"):
+        out = node({"x": x})
+    assert list(out) == ["a"]
+    torch.testing.assert_close(out["a"], x * 2)
+    pair = Node(lambda x: (x, x + 1), ["x"], ["a", "b", "c"])
+    with pytest.warns(UserWarning):
+        out = pair({"x": x})
+    assert list(out) == ["a", "b"]
+    torch.testing.assert_close(out["b"], x + 1)
+
+
+def test_node_with_one_key_keeps_a_returned_list_whole():
+    node = Node(lambda x: [x, x], ["x"], ["pair"])
+    out = node({"x": torch.ones(2)})
+    assert isinstance(out["pair"], list) and len(out["pair"]) == 2
 
 
 def test_node_missing_input_raises_keyerror_with_available_keys():
