@@ -22,9 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -53,7 +53,7 @@ def time_import_in_fresh_interpreter(statement: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def heavy_modules_loaded_by(statement: str) -> List[str]:
+def heavy_modules_loaded_by(statement: str) -> list[str]:
     """Which of HEAVY_MODULES are in ``sys.modules`` after running ``statement`` in a new process."""
     code = (f"import sys, json; {statement}; "
             f"print(json.dumps([m for m in {list(HEAVY_MODULES)!r} if m in sys.modules]))")
@@ -61,7 +61,7 @@ def heavy_modules_loaded_by(statement: str) -> List[str]:
     return json.loads(result.stdout)
 
 
-def import_rows(repeats: int) -> List[Row]:
+def import_rows(repeats: int) -> list[Row]:
     """Import-time ratios against ``import torch`` and the heavy-module check."""
     torch_time = time_import_in_fresh_interpreter("import torch", repeats)
     rows = []
@@ -97,7 +97,7 @@ def portfolio_build_seconds(n: int, repeats: int = 5) -> float:
     return statistics.median(times)
 
 
-def portfolio_rows() -> List[Row]:
+def portfolio_rows() -> list[Row]:
     """Build times for the portfolio objective and the growth from n=20 to n=40."""
     seconds = {n: portfolio_build_seconds(n) for n in PORTFOLIO_SIZES}
     rows = [Row(f"build portfolio objective, n={n} ({n * n} terms)", f"{1000 * s:.1f} ms",
@@ -108,7 +108,7 @@ def portfolio_rows() -> List[Row]:
     return rows
 
 
-def rosenbrock_data(n: int, seed: int) -> Dict[str, torch.Tensor]:
+def rosenbrock_data(n: int, seed: int) -> dict[str, torch.Tensor]:
     """Parameters a in [0.2, 1.2] and p in [0.5, 2.0] of the parametric Rosenbrock problem."""
     generator = torch.Generator().manual_seed(seed)
     return {"a": 0.2 + torch.rand(n, 1, generator=generator),
@@ -153,24 +153,24 @@ def rosenbrock_loss(mlp: torch.nn.Module, a: torch.Tensor, p: torch.Tensor, weig
     return objective + weight * violations
 
 
-def batch_loss_by_hand(weight: float) -> Callable[[torch.nn.Module, Dict[str, torch.Tensor]], torch.Tensor]:
+def batch_loss_by_hand(weight: float) -> Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor]:
     """Loss of a batch with the hand-written formulation."""
     return lambda mlp, batch: rosenbrock_loss(mlp, batch["a"], batch["p"], weight)
 
 
-def batch_loss_by_problem(weight: float) -> Callable[[torch.nn.Module, Dict[str, torch.Tensor]], torch.Tensor]:
+def batch_loss_by_problem(weight: float) -> Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor]:
     """Loss of a batch with the symbolic `Problem` (built once per model)."""
-    problems: Dict[int, torch.nn.Module] = {}
+    problems: dict[int, torch.nn.Module] = {}
 
-    def loss(mlp: torch.nn.Module, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(mlp: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if id(mlp) not in problems:
             problems[id(mlp)] = rosenbrock_problem(mlp, weight)
         return problems[id(mlp)](batch)[f"{batch['name']}_loss"]
     return loss
 
 
-def plain_loop_seconds_per_epoch(loss_fn: Callable[[torch.nn.Module, Dict[str, torch.Tensor]], torch.Tensor],
-                                 mlp: torch.nn.Module, train: Dict[str, torch.Tensor], dev: Dict[str, torch.Tensor],
+def plain_loop_seconds_per_epoch(loss_fn: Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor],
+                                 mlp: torch.nn.Module, train: dict[str, torch.Tensor], dev: dict[str, torch.Tensor],
                                  batch_size: int, epochs: int) -> float:
     """Seconds per epoch of a plain PyTorch loop: shuffled batches, Adam, clipping, a dev pass."""
     optimizer = torch.optim.Adam(mlp.parameters(), lr=0.001)
@@ -194,7 +194,7 @@ def plain_loop_seconds_per_epoch(loss_fn: Callable[[torch.nn.Module, Dict[str, t
     return (time.perf_counter() - start) / epochs
 
 
-def trainer_seconds_per_epoch(mlp: torch.nn.Module, train: Dict[str, torch.Tensor], dev: Dict[str, torch.Tensor],
+def trainer_seconds_per_epoch(mlp: torch.nn.Module, train: dict[str, torch.Tensor], dev: dict[str, torch.Tensor],
                               batch_size: int, epochs: int, weight: float) -> float:
     """Seconds per epoch of `Trainer` on the symbolic formulation of the same problem."""
     from torch.utils.data import DataLoader
@@ -213,7 +213,7 @@ def trainer_seconds_per_epoch(mlp: torch.nn.Module, train: Dict[str, torch.Tenso
     return (time.perf_counter() - start) / epochs
 
 
-def same_loss_row(mlp: torch.nn.Module, data: Dict[str, torch.Tensor], weight: float) -> Row:
+def same_loss_row(mlp: torch.nn.Module, data: dict[str, torch.Tensor], weight: float) -> Row:
     """Check that the hand-written loss and the symbolic problem compute the same value."""
     with torch.no_grad():
         symbolic = float(rosenbrock_problem(mlp, weight)({**data, "name": "train"})["train_loss"])
@@ -223,13 +223,13 @@ def same_loss_row(mlp: torch.nn.Module, data: Dict[str, torch.Tensor], weight: f
                "equal", same)
 
 
-def trainer_rows(n_samples: int, batch_size: int, epochs: int, rounds: int) -> List[Row]:
+def trainer_rows(n_samples: int, batch_size: int, epochs: int, rounds: int) -> list[Row]:
     """`Trainer` versus plain loops (hand-written loss, and the same `Problem`), interleaved in rounds."""
     weight = 100.0
     train, dev = rosenbrock_data(n_samples, seed=0), rosenbrock_data(n_samples, seed=1)
     initial = rosenbrock_mlp()
     check = same_loss_row(initial, train, weight)
-    runners: Dict[str, Callable[[torch.nn.Module, int], float]] = {
+    runners: dict[str, Callable[[torch.nn.Module, int], float]] = {
         "hand": lambda mlp, n: plain_loop_seconds_per_epoch(batch_loss_by_hand(weight), mlp, train, dev, batch_size, n),
         "problem": lambda mlp, n: plain_loop_seconds_per_epoch(batch_loss_by_problem(weight), mlp, train, dev,
                                                                batch_size, n),
@@ -237,7 +237,7 @@ def trainer_rows(n_samples: int, batch_size: int, epochs: int, rounds: int) -> L
     }
     for runner in runners.values():
         runner(copy.deepcopy(initial), 1)
-    samples: Dict[str, List[float]] = {name: [] for name in runners}
+    samples: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, runner in runners.items():
             samples[name].append(runner(copy.deepcopy(initial), epochs))
@@ -254,14 +254,14 @@ def trainer_rows(n_samples: int, batch_size: int, epochs: int, rounds: int) -> L
     ]
 
 
-def format_table(rows: List[Row]) -> List[str]:
+def format_table(rows: list[Row]) -> list[str]:
     """Markdown table lines (also readable as plain text)."""
     lines = ["| what | measured | goal | pass |", "| --- | --- | --- | --- |"]
     lines += [f"| {r.what} | {r.measured} | {r.goal} | {'yes' if r.passed else 'NO'} |" for r in rows]
     return lines
 
 
-def report(rows: List[Row], title: str, description: str, path: Path) -> int:
+def report(rows: list[Row], title: str, description: str, path: Path) -> int:
     """Print ``rows`` as a table, write it with ``title`` and ``description`` as Markdown to ``path``.
 
     :return: 0 if every row passed its goal, else 1 (the benchmark scripts' exit status).
@@ -274,7 +274,7 @@ def report(rows: List[Row], title: str, description: str, path: Path) -> int:
     return 0 if all(row.passed for row in rows) else 1
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run every benchmark, print the table, write it to benchmarks/results/core.md; 1 if a goal is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--import-repeats", type=int, default=5)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import logging
 import os
 import statistics
@@ -30,12 +31,18 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import torch
-
-from core import (Row, batch_loss_by_hand, batch_loss_by_problem, plain_loop_seconds_per_epoch, report,
-                  rosenbrock_data, rosenbrock_mlp, rosenbrock_problem)
+from core import (
+    Row,
+    batch_loss_by_hand,
+    batch_loss_by_problem,
+    plain_loop_seconds_per_epoch,
+    report,
+    rosenbrock_data,
+    rosenbrock_mlp,
+    rosenbrock_problem,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lightning.md"
 BATCH_SIZE = 64
@@ -60,8 +67,8 @@ def epoch_clock():
 
     class EpochClock(pl.Callback):
         def __init__(self) -> None:
-            self.marks: List[float] = []
-            self.memory: List[float] = []
+            self.marks: list[float] = []
+            self.memory: list[float] = []
 
         def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             self.marks.append(time.perf_counter())
@@ -72,14 +79,14 @@ def epoch_clock():
         def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             self.marks.append(time.perf_counter())
 
-        def seconds_per_epoch(self) -> List[float]:
-            return [end - start for start, end in zip(self.marks[:-1], self.marks[1:])]
+        def seconds_per_epoch(self) -> list[float]:
+            return [end - start for start, end in itertools.pairwise(self.marks)]
 
     return EpochClock()
 
 
-def lit_trainer_epochs(mlp: torch.nn.Module, train: Dict[str, torch.Tensor], dev: Dict[str, torch.Tensor],
-                       epochs: int) -> Tuple[List[float], List[float]]:
+def lit_trainer_epochs(mlp: torch.nn.Module, train: dict[str, torch.Tensor], dev: dict[str, torch.Tensor],
+                       epochs: int) -> tuple[list[float], list[float]]:
     """Train with `LitTrainer` in a scratch directory; return seconds and resident MiB per epoch."""
     from neuromancer.dataset import DictDataset
     from neuromancer.trainers.lightning import LitTrainer
@@ -110,10 +117,10 @@ def bare_lightning_module(problem: torch.nn.Module):
             super().__init__()
             self.problem = problem
 
-        def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
             return self.problem(batch)["train_loss"]
 
-        def validation_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
             return self.problem(batch)["dev_loss"]
 
         def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -122,8 +129,8 @@ def bare_lightning_module(problem: torch.nn.Module):
     return BareModule()
 
 
-def bare_lightning_epochs(mlp: torch.nn.Module, train: Dict[str, torch.Tensor], dev: Dict[str, torch.Tensor],
-                          epochs: int) -> List[float]:
+def bare_lightning_epochs(mlp: torch.nn.Module, train: dict[str, torch.Tensor], dev: dict[str, torch.Tensor],
+                          epochs: int) -> list[float]:
     """Train the `Problem` in a bare LightningModule (no logger, no checkpoints); return seconds per epoch."""
     import lightning.pytorch as pl
     from torch.utils.data import DataLoader
@@ -141,7 +148,7 @@ def bare_lightning_epochs(mlp: torch.nn.Module, train: Dict[str, torch.Tensor], 
     return clock.seconds_per_epoch()
 
 
-def overhead_rows(n_samples: int, epochs: int, rounds: int) -> List[Row]:
+def overhead_rows(n_samples: int, epochs: int, rounds: int) -> list[Row]:
     """Interleave the hand-written loops, the bare LightningModule and LitTrainer for ``rounds`` rounds."""
     train, dev = rosenbrock_data(n_samples, seed=0), rosenbrock_data(n_samples, seed=1)
     initial = rosenbrock_mlp()
@@ -177,7 +184,7 @@ def overhead_rows(n_samples: int, epochs: int, rounds: int) -> List[Row]:
     ]
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the comparison, print the table, write benchmarks/results/lightning.md; 1 if a goal is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5000, help="train and dev samples each")

@@ -21,7 +21,6 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -40,7 +39,7 @@ PENALTY_WEIGHT = 100.0
 logger = logging.getLogger("lightning_rosenbrock")
 
 
-def sample_parameters(nsim: int, seed: int) -> Dict[str, torch.Tensor]:
+def sample_parameters(nsim: int, seed: int) -> dict[str, torch.Tensor]:
     """``nsim`` random instances: curvature ``a`` in [0.2, 1.2] and radius ``p`` in [0.5, 2.0]."""
     generator = torch.Generator().manual_seed(seed)
     return {"a": 0.2 + torch.rand(nsim, 1, generator=generator),
@@ -119,7 +118,7 @@ def plot_solution(problem: Problem, a: float, p: float, reference: np.ndarray, p
     plt.close(fig)
 
 
-def train(out_dir: Path, epochs: Optional[int] = None) -> Tuple[Problem, LitTrainer, Dict[str, float]]:
+def train(out_dir: Path, epochs: int | None = None) -> tuple[Problem, LitTrainer, dict[str, float]]:
     """Train the solution map with LitTrainer; return the problem (best weights), trainer and test metrics."""
     nsim, epochs = (500, epochs or 3) if QUICK else (5000, epochs or 200)
     problem = build_problem()
@@ -130,7 +129,7 @@ def train(out_dir: Path, epochs: Optional[int] = None) -> Tuple[Problem, LitTrai
     return problem, trainer, trainer.test(verbose=False)
 
 
-def main(argv: Optional[list] = None) -> None:
+def main(argv: list | None = None) -> None:
     """Train, then print a summary and save the figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("figs"), help="output directory (default ./figs)")

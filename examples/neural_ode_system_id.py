@@ -31,7 +31,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -73,7 +72,7 @@ class Settings:
     test_length: int
     nsteps: int
     stride: int
-    hidden: Tuple[int, ...]
+    hidden: tuple[int, ...]
     epochs: int
     patience: int
     batch_size: int
@@ -86,7 +85,7 @@ QUICK_SETTINGS = Settings(train_trajectories=3, trajectory_length=1000, test_len
                           hidden=(32, 32), epochs=40, patience=10, batch_size=32, learning_rate=1e-2)
 
 
-def simulate_trajectories(system: ODE_NonAutonomous, count: int, nsim: int) -> Dict[str, np.ndarray]:
+def simulate_trajectories(system: ODE_NonAutonomous, count: int, nsim: int) -> dict[str, np.ndarray]:
     """Simulate ``count`` trajectories of ``nsim`` steps from random initial levels under random step inputs.
 
     :return: ``{'X': [count, nsim, nx], 'U': [count, nsim, nu]}``, where ``U[:, k]`` drives ``X[:, k]`` to ``X[:, k + 1]``
@@ -95,7 +94,7 @@ def simulate_trajectories(system: ODE_NonAutonomous, count: int, nsim: int) -> D
     return {key: np.stack([run[key] for run in runs]).astype(np.float32) for key in ("X", "U")}
 
 
-def cut_windows(trajectories: Dict[str, np.ndarray], nsteps: int, stride: int) -> Dict[str, torch.Tensor]:
+def cut_windows(trajectories: dict[str, np.ndarray], nsteps: int, stride: int) -> dict[str, torch.Tensor]:
     """Cut trajectories into overlapping windows of ``nsteps`` transitions.
 
     :return: ``{'X': [B, nsteps + 1, nx], 'U': [B, nsteps, nu], 'xn': [B, 1, nx]}``; ``xn`` is each
@@ -109,7 +108,7 @@ def cut_windows(trajectories: Dict[str, np.ndarray], nsteps: int, stride: int) -
     return {"X": states, "U": inputs, "xn": states[:, :1]}
 
 
-def make_data(system: ODE_NonAutonomous, settings: Settings) -> Tuple[Dict[str, np.ndarray], ...]:
+def make_data(system: ODE_NonAutonomous, settings: Settings) -> tuple[dict[str, np.ndarray], ...]:
     """Simulate the train, dev and test trajectories and standardise them with the training statistics.
 
     :return: normalised ``(train, dev, test)`` trajectory dicts; the test dict holds one trajectory
@@ -121,8 +120,8 @@ def make_data(system: ODE_NonAutonomous, settings: Settings) -> Tuple[Dict[str, 
     return tuple(system.normalize(split) for split in (train, dev, test))
 
 
-def data_setup_function(train: Dict[str, np.ndarray], dev: Dict[str, np.ndarray], nsteps: int, stride: int,
-                        batch_size: int) -> Tuple[DictDataset, DictDataset, None, int]:
+def data_setup_function(train: dict[str, np.ndarray], dev: dict[str, np.ndarray], nsteps: int, stride: int,
+                        batch_size: int) -> tuple[DictDataset, DictDataset, None, int]:
     """Windowed train and dev datasets for LitTrainer (the test is the open-loop run after training)."""
     return (DictDataset(cut_windows(train, nsteps, stride), name="train"),
             DictDataset(cut_windows(dev, nsteps, stride), name="dev"),
@@ -130,7 +129,7 @@ def data_setup_function(train: Dict[str, np.ndarray], dev: Dict[str, np.ndarray]
             batch_size)
 
 
-def build_model(nx: int, nu: int, ts: float, hidden: Tuple[int, ...]) -> System:
+def build_model(nx: int, nu: int, ts: float, hidden: tuple[int, ...]) -> System:
     """The neural ODE ``dx/dt = MLP(x, u)`` integrated by RK4 over one sampling period, as a rollout System.
 
     The rollout length follows the length of the input sequence ``U`` in the data.
@@ -160,7 +159,7 @@ def build_problem(model: System) -> Problem:
     return Problem([model], PenaltyLoss([rollout_fit, one_step_fit, increment_fit], []))
 
 
-def train(problem: Problem, train_data: Dict[str, np.ndarray], dev_data: Dict[str, np.ndarray],
+def train(problem: Problem, train_data: dict[str, np.ndarray], dev_data: dict[str, np.ndarray],
           settings: Settings, out_dir: Path) -> LitTrainer:
     """Fit ``problem`` with LitTrainer on the CPU; it ends holding the weights with the lowest dev loss."""
     trainer = LitTrainer(epochs=settings.epochs, patience=settings.patience, warmup=5, accelerator="cpu", devices=1,
@@ -173,7 +172,7 @@ def train(problem: Problem, train_data: Dict[str, np.ndarray], dev_data: Dict[st
     return trainer
 
 
-def open_loop(model: System, test: Dict[str, np.ndarray]) -> np.ndarray:
+def open_loop(model: System, test: dict[str, np.ndarray]) -> np.ndarray:
     """Simulate the model over the whole test trajectory from its first state, given only the inputs.
 
     :return: ``[T, nx]`` normalised states predicted for the test trajectory (the first is the given one)
@@ -189,7 +188,7 @@ def mean_squared_error(prediction: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean((prediction - target) ** 2))
 
 
-def evaluate(system: ODE_NonAutonomous, model: System, test: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+def evaluate(system: ODE_NonAutonomous, model: System, test: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Open-loop prediction and constant-level baseline in tank-level units, with the true levels and inputs."""
     true = system.denormalize(test["X"][0], key="X")
     return {"true": true,
@@ -198,7 +197,7 @@ def evaluate(system: ODE_NonAutonomous, model: System, test: Dict[str, np.ndarra
             "inputs": system.denormalize(test["U"][0], key="U")}
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Simulate, train, evaluate open loop, print the errors and save the figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("figs"), help="output directory (default ./figs)")

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 
 from neuromancer import slim
-from neuromancer.modules import activations, blocks as B
-
+from neuromancer.modules import activations
+from neuromancer.modules import blocks as B
 
 
 @pytest.fixture(autouse=True)
@@ -185,7 +185,7 @@ def test_stacked_mlp_alpha_loss_and_blend():
     assert block.get_alpha_loss().item() == pytest.approx(2 * 0.2 ** 4)
     x = torch.randn(4, 3)
     y = block.first_layer(x)
-    for alpha, stage in zip(block.alpha, block.layers):
+    for alpha, stage in zip(block.alpha, block.layers, strict=True):
         y = alpha * stage["nonlinear"](torch.cat([x, y], -1)) + (1 - alpha) * stage["linear"](y)
     torch.testing.assert_close(block(x), y)
 

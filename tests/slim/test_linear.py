@@ -9,7 +9,6 @@ from neuromancer import slim
 from neuromancer.slim import linear as L
 
 
-
 @pytest.fixture(autouse=True)
 def seed():
     torch.manual_seed(0)
