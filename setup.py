@@ -28,12 +28,17 @@ SWEEPS = [
     "optuna>=4",    # the search engine of offline sweeps (random, grid, Gaussian-process bayes, hyperband)
 ]
 
+# cvxpylayers (it brings cvxpy) is the differentiable projection of the cvxpy-layers tutorial.
+TUTORIALS = ["cvxpylayers>=0.1.6"]
+# nbclient, nbformat and ipykernel execute the tutorial notebooks in the tests.
+NOTEBOOK_RUNNER = ["nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"]
+
 EXTRAS = {
     "sweeps": SWEEPS,
     # pytest runs the suite; pydot draws Problem/System graphs; the sweep tests need the sweep extras.
-    "tests": ["pytest>=7.4", "pydot>=1.4", *SWEEPS],
+    "tests": ["pytest>=7.4", "pydot>=1.4", *SWEEPS, *TUTORIALS, *NOTEBOOK_RUNNER],
     # pydot draws graphs in the tutorials.
-    "examples": ["pydot>=1.4", *SWEEPS],
+    "examples": ["pydot>=1.4", *SWEEPS, *TUTORIALS],
     "docs": ["sphinx>=7", "sphinx-rtd-theme>=2", "myst-parser>=2"],
 }
 
