@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.7",
     "lightning>=2.2,<3",
     "tensorboard>=2.14",
+    "torchdiffeq>=0.2.3",  # adaptive and adjoint ODE solvers behind dynamics.integrators.DiffEqIntegrator
 ]
 
 SWEEPS = [
