@@ -41,6 +41,8 @@ EXTRAS = {
     # pydot draws graphs in the tutorials.
     "examples": ["pydot>=1.4", *SWEEPS, *TUTORIALS],
     "docs": ["sphinx>=7", "sphinx-rtd-theme>=2", "myst-parser>=2"],
+    # The lint checks of .ci/run and pre-commit; pinned because each release finds new things.
+    "dev": ["ruff==0.17.6", "mypy==2.4.1", "pre-commit>=3"],
 }
 
 setup(
