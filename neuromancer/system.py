@@ -411,3 +411,8 @@ def _write_graph(graph: Any, path: str) -> None:
         raise FileNotFoundError(f"Rendering {path!r} needs Graphviz's 'dot' program on the PATH "
                                 f"(e.g. apt-get install graphviz); graph() works without it.") from error
     logger.info("wrote graph drawing to %s", path)
+
+
+from neuromancer._lazy import lazy_exports  # noqa: E402 - SystemPreview's module imports this one
+
+__getattr__, __dir__ = lazy_exports(__name__, {"SystemPreview": "neuromancer.system_preview"})

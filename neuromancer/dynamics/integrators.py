@@ -25,12 +25,12 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import Callable, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-Tableau = Tuple[Sequence[Sequence[float]], Sequence[float]]
+Tableau = tuple[Sequence[Sequence[float]], Sequence[float]]
 
 
 class Integrator(nn.Module, ABC):
@@ -44,7 +44,7 @@ class Integrator(nn.Module, ABC):
     :raises ValueError: if ``h`` is not positive
     """
 
-    def __init__(self, block: Callable[..., torch.Tensor], interp_u: Optional[Callable] = None, h: float = 1.0) -> None:
+    def __init__(self, block: Callable[..., torch.Tensor], interp_u: Callable | None = None, h: float = 1.0) -> None:
         super().__init__()
         if not callable(block):
             raise TypeError(f"block must be a module or callable computing dx/dt, got {type(block).__name__}")
@@ -72,7 +72,7 @@ class Integrator(nn.Module, ABC):
         return block_error() if callable(block_error) else torch.zeros(())
 
 
-def _runge_kutta_stages(block: Callable[..., torch.Tensor], x: torch.Tensor, args: Tuple[torch.Tensor, ...],
+def _runge_kutta_stages(block: Callable[..., torch.Tensor], x: torch.Tensor, args: tuple[torch.Tensor, ...],
                         h: float, tableau: Sequence[Sequence[float]]) -> list:
     """Evaluate the stage slopes ``k_i = f(x + h sum_j a_ij k_j)`` of an explicit Runge-Kutta method.
 
@@ -82,7 +82,7 @@ def _runge_kutta_stages(block: Callable[..., torch.Tensor], x: torch.Tensor, arg
     """
     slopes = []
     for row in tableau:
-        terms = [a * k for a, k in zip(row, slopes) if a != 0.0]
+        terms = [a * k for a, k in zip(row, slopes, strict=True) if a != 0.0]
         point = x + h * sum(terms[1:], terms[0]) if terms else x
         slopes.append(block(point, *args))
     return slopes
@@ -90,7 +90,7 @@ def _runge_kutta_stages(block: Callable[..., torch.Tensor], x: torch.Tensor, arg
 
 def _combine(x: torch.Tensor, h: float, weights: Sequence[float], slopes: Sequence[torch.Tensor]) -> torch.Tensor:
     """Return ``x + h sum_i b_i k_i`` over the nonzero weights."""
-    return x + h * sum(b * k for b, k in zip(weights, slopes) if b != 0.0)
+    return x + h * sum(b * k for b, k in zip(weights, slopes, strict=True) if b != 0.0)
 
 
 class _ExplicitRungeKutta(Integrator):
@@ -163,7 +163,7 @@ class Runge_Kutta_Fehlberg(_ExplicitRungeKutta):
     )
     LOWER_ORDER_WEIGHTS = [25 / 216, 0.0, 1408 / 2565, 2197 / 4104, -1 / 5, 0.0]
 
-    def __init__(self, block: Callable[..., torch.Tensor], interp_u: Optional[Callable] = None, h: float = 1.0,
+    def __init__(self, block: Callable[..., torch.Tensor], interp_u: Callable | None = None, h: float = 1.0,
                  max_errors: int = 1000) -> None:
         super().__init__(block, interp_u=interp_u, h=h)
         self.local_error: deque = deque(maxlen=max_errors)
@@ -225,12 +225,12 @@ class MultiStep_PredictorCorrector(Integrator):
         history = [x[:, i, :] for i in range(4)]
         slopes = [self.block(state, *args) for state in history]
         current = history[-1]
-        predicted = current + self.h * sum(c * k for c, k in zip(_ADAMS_BASHFORTH_4, slopes))
+        predicted = current + self.h * sum(c * k for c, k in zip(_ADAMS_BASHFORTH_4, slopes, strict=True))
         slopes.append(self.block(predicted, *args))
-        return current + self.h * sum(c * k for c, k in zip(_ADAMS_MOULTON_4, slopes))
+        return current + self.h * sum(c * k for c, k in zip(_ADAMS_MOULTON_4, slopes, strict=True))
 
 
-def _split_position_velocity(X: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def _split_position_velocity(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``[..., 2n]`` into positions ``[..., :n]`` and velocities ``[..., n:]``.
 
     :raises ValueError: if the last dimension is odd
@@ -275,7 +275,7 @@ class Yoshida4(Integrator):
     def integrate(self, X: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
         """Alternate four position drifts with three velocity kicks."""
         x, v = _split_position_velocity(X)
-        for drift, kick in zip(_YOSHIDA_DRIFT, _YOSHIDA_KICK + (None,)):
+        for drift, kick in zip(_YOSHIDA_DRIFT, _YOSHIDA_KICK + (None,), strict=True):
             x = x + drift * self.h * v
             if kick is not None:
                 v = v + kick * self.h * self.block(x, *args)
@@ -287,7 +287,7 @@ def rms_norm(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.pow(2).mean().sqrt()
 
 
-def make_norm(state: torch.Tensor) -> Callable[[Union[torch.Tensor, Tuple[torch.Tensor, ...]]], torch.Tensor]:
+def make_norm(state: torch.Tensor) -> Callable[[torch.Tensor | tuple[torch.Tensor, ...]], torch.Tensor]:
     """Build the adjoint-pass error norm for an ODE whose state looks like ``state``.
 
     During the adjoint (backward) solve torchdiffeq integrates the augmented state
@@ -301,7 +301,7 @@ def make_norm(state: torch.Tensor) -> Callable[[Union[torch.Tensor, Tuple[torch.
     """
     size = state.numel()
 
-    def norm(augmented: Union[torch.Tensor, Tuple[torch.Tensor, ...]]) -> torch.Tensor:
+    def norm(augmented: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
         if isinstance(augmented, (tuple, list)):
             y, adj_y = augmented[1], augmented[2]
         else:
@@ -333,7 +333,7 @@ class DiffEqIntegrator(Integrator):
     :raises ImportError: if torchdiffeq is not installed
     """
 
-    def __init__(self, block: Callable[..., torch.Tensor], interp_u: Optional[Callable] = None, h: float = 0.001,
+    def __init__(self, block: Callable[..., torch.Tensor], interp_u: Callable | None = None, h: float = 0.001,
                  method: str = "euler", adjoint: bool = True, rtol: float = 1e-7, atol: float = 1e-9) -> None:
         super().__init__(block, interp_u=interp_u, h=h)
         solvers = _torchdiffeq_solvers()

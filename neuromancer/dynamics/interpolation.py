@@ -8,7 +8,6 @@ arrive with the data. Both are called as ``interp(tq, t, u)``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional
 
 import torch
 
@@ -20,11 +19,11 @@ class Interpolation(ABC):
         super().__init__()
 
     @abstractmethod
-    def interpolation(self, tq: torch.Tensor, t: Optional[torch.Tensor], u: Optional[torch.Tensor]) -> torch.Tensor:
+    def interpolation(self, tq: torch.Tensor, t: torch.Tensor | None, u: torch.Tensor | None) -> torch.Tensor:
         """Return the signal ``u`` sampled at times ``t`` evaluated at the query times ``tq``."""
 
-    def __call__(self, tq: torch.Tensor, t: Optional[torch.Tensor] = None,
-                 u: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def __call__(self, tq: torch.Tensor, t: torch.Tensor | None = None,
+                 u: torch.Tensor | None = None) -> torch.Tensor:
         """Same as :meth:`interpolation`."""
         return self.interpolation(tq, t, u)
 
@@ -51,8 +50,8 @@ class LinInterp_Offline(Interpolation):
         self.t, self.u = t, u
         self.dt = steps.mean()
 
-    def interpolation(self, tq: torch.Tensor, t: Optional[torch.Tensor] = None,
-                      u: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def interpolation(self, tq: torch.Tensor, t: torch.Tensor | None = None,
+                      u: torch.Tensor | None = None) -> torch.Tensor:
         """Evaluate the stored signal at ``tq``.
 
         :param tq: (torch.Tensor) query times, any shape (flattened), in the units of ``t``

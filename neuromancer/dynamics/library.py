@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from typing import Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -29,8 +29,8 @@ class FunctionLibrary:
     :raises ValueError: if ``function_names`` does not have one name per function
     """
 
-    def __init__(self, functions: List[ColumnFunction], n_features: int,
-                 function_names: Optional[List[str]] = None) -> None:
+    def __init__(self, functions: list[ColumnFunction], n_features: int,
+                 function_names: list[str] | None = None) -> None:
         if not isinstance(functions, list):
             raise TypeError(f"functions must be a list of callables, got {type(functions).__name__}")
         if function_names is not None and len(function_names) != len(functions):
@@ -38,7 +38,7 @@ class FunctionLibrary:
                              f"give one name per function or None")
         self.library = functions
         self.function_names = function_names
-        self.shape: Tuple[int, int] = (len(functions), n_features)
+        self.shape: tuple[int, int] = (len(functions), n_features)
 
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate every function on ``x``.
@@ -48,7 +48,7 @@ class FunctionLibrary:
         """
         return torch.stack([torch.as_tensor(f(x)).expand(x.shape[0]) for f in self.library], dim=-1)
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         """The printable name of each function (generic ``f<i>`` where none were given)."""
         return list(self.function_names) if self.function_names is not None else [f"f{i}" for i in range(self.shape[0])]
 
@@ -79,7 +79,7 @@ class PolynomialLibrary(FunctionLibrary):
         if max_degree < 0:
             raise ValueError(f"max_degree={max_degree} must be >= 0")
         self.max_degree = max_degree
-        self.monomials: List[Tuple[int, ...]] = [()] + [
+        self.monomials: list[tuple[int, ...]] = [()] + [
             combo for degree in range(1, max_degree + 1)
             for combo in itertools.combinations_with_replacement(range(n_features), degree)]
         functions = [self._monomial(combo) for combo in self.monomials]
@@ -87,7 +87,7 @@ class PolynomialLibrary(FunctionLibrary):
         super().__init__(functions, n_features, names)
 
     @staticmethod
-    def _monomial(factors: Tuple[int, ...]) -> ColumnFunction:
+    def _monomial(factors: tuple[int, ...]) -> ColumnFunction:
         """The function ``X -> prod_i X[:, i]`` over ``factors`` (ones for the empty product)."""
         def monomial(X: torch.Tensor) -> torch.Tensor:
             return X[:, list(factors)].prod(dim=-1) if factors else torch.ones(X.shape[0], dtype=X.dtype,

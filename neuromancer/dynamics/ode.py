@@ -13,7 +13,7 @@ registries ``ode_param_systems_auto``, ``ode_param_systems_nonauto``, ``ode_hybr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable, Dict, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -86,14 +86,14 @@ class SSM(nn.Module):
     :param nd: (int) number of disturbances, default 0
     """
 
-    def __init__(self, fx: nn.Module, fu: nn.Module, nx: int, nu: int, fd: Optional[nn.Module] = None,
+    def __init__(self, fx: nn.Module, fu: nn.Module, nx: int, nu: int, fd: nn.Module | None = None,
                  nd: int = 0) -> None:
         super().__init__()
         self.fx, self.fu, self.fd = fx, fu, fd
         self.nx, self.nu, self.nd = nx, nu, nd
         self.in_features, self.out_features = nx + nu + nd, nx
 
-    def forward(self, x: torch.Tensor, u: torch.Tensor, d: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, u: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
         """Return the next state; the disturbance term is added where both ``fd`` and ``d`` are given.
 
         :param x: (torch.Tensor) [batch, nx]
@@ -131,9 +131,9 @@ class GeneralNetworkedODE(ODESystem):
 
     INDUCTIVE_BIASES = ("additive", "compositional")
 
-    def __init__(self, map: Optional[Sequence[Dict[str, int]]] = None, agents: Optional[Sequence[nn.Module]] = None,
-                 couplings: Optional[Sequence[nn.Module]] = None, insize: Optional[int] = None,
-                 outsize: Optional[int] = None, inductive_bias: str = "additive") -> None:
+    def __init__(self, map: Sequence[dict[str, int]] | None = None, agents: Sequence[nn.Module] | None = None,
+                 couplings: Sequence[nn.Module] | None = None, insize: int | None = None,
+                 outsize: int | None = None, inductive_bias: str = "additive") -> None:
         state_map = list(map or [])
         agent_list, coupling_list = list(agents or []), list(couplings or [])
         if len(state_map) != len(agent_list):
@@ -173,7 +173,7 @@ class GeneralNetworkedODE(ODESystem):
         """Each agent's intrinsic term on its own columns of ``[x, *args]``, concatenated in agent order."""
         features = torch.cat([x, *args], dim=-1)
         return torch.cat([agent(features[:, list(states.values())])
-                          for agent, states in zip(self.agents, self.map)], dim=-1)
+                          for agent, states in zip(self.agents, self.map, strict=True)], dim=-1)
 
     def coupling_physics(self, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
         """Sum of every coupling's flows, ``[batch, x columns]``: added at senders, subtracted at receivers if symmetric."""
@@ -219,7 +219,7 @@ class SINDy(ODESystem):
         names = self.library.names()
         lines = []
         for state in range(self.library.shape[1]):
-            terms = [f"{coef:.3f}*{name}" for name, coef in zip(names, self.coef[:, state].tolist())
+            terms = [f"{coef:.3f}*{name}" for name, coef in zip(names, self.coef[:, state].tolist(), strict=True)
                      if abs(coef) > self.threshold]
             lines.append((f"dx{state}/dt = " + "".join(f"{term} + " for term in terms))[:-2])
         return "".join(line + "\n" for line in lines)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -62,7 +62,7 @@ class RCNode(Agent):
     :param scaling: (float) constant factor for multi-scale problems, default 1.0
     """
 
-    def __init__(self, C: torch.Tensor = _DEFAULT_C, state_names: List[str] = _DEFAULT_STATE_NAMES,
+    def __init__(self, C: torch.Tensor = _DEFAULT_C, state_names: list[str] = _DEFAULT_STATE_NAMES,
                  scaling: float = 1.0) -> None:
         super().__init__(state_names=state_names)
         self.C = _own(C, _DEFAULT_C)
@@ -79,7 +79,7 @@ class SourceSink(Agent):
     :param state_names: (list of str) state names, default ``['T']``
     """
 
-    def __init__(self, state_names: List[str] = _DEFAULT_STATE_NAMES) -> None:
+    def __init__(self, state_names: list[str] = _DEFAULT_STATE_NAMES) -> None:
         super().__init__(state_names=state_names)
 
     def intrinsic(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ class Interaction(nn.Module, ABC):
     :param symmetric: (bool) also subtract the flow from the receiver (conservation)
     """
 
-    def __init__(self, feature_name: str, pins: Optional[Sequence[Sequence[int]]], symmetric: bool) -> None:
+    def __init__(self, feature_name: str, pins: Sequence[Sequence[int]] | None, symmetric: bool) -> None:
         super().__init__()
         self.feature_name = feature_name
         self.pins = [list(pin) for pin in (pins or [])]
@@ -168,7 +168,7 @@ class HVACConnection(Interaction):
         return x[:, [1]]
 
 
-def map_from_agents(intrinsic_list: Sequence[Agent]) -> List["OrderedDict[str, int]"]:
+def map_from_agents(intrinsic_list: Sequence[Agent]) -> list[OrderedDict[str, int]]:
     """Number the agents' states consecutively into one state vector.
 
     :param intrinsic_list: (list of Agent) the agents in order

@@ -6,8 +6,21 @@ import torch
 
 from neuromancer.dynamics import integrators
 from neuromancer.dynamics.integrators import (
-    RK2, RK4, DiffEqIntegrator, Euler, Euler_Trap, Integrator, LeapFrog, Luther, MultiStep_PredictorCorrector,
-    RK4_Trap, Runge_Kutta_Fehlberg, Yoshida4, make_norm, rms_norm)
+    RK2,
+    RK4,
+    DiffEqIntegrator,
+    Euler,
+    Euler_Trap,
+    Integrator,
+    LeapFrog,
+    Luther,
+    MultiStep_PredictorCorrector,
+    RK4_Trap,
+    Runge_Kutta_Fehlberg,
+    Yoshida4,
+    make_norm,
+    rms_norm,
+)
 
 
 class Decay(torch.nn.Module):
@@ -199,7 +212,7 @@ def test_adjoint_gradients_match_direct_gradients():
         (step(x, u) ** 2).sum().backward()
         grads.append([x.grad.clone(), u.grad.clone(), block.damping.grad.clone(), block.stiffness.grad.clone()])
         block.zero_grad()
-    for direct, adjoint in zip(*grads):
+    for direct, adjoint in zip(*grads, strict=True):
         torch.testing.assert_close(adjoint, direct, atol=1e-6, rtol=1e-6)
 
 
