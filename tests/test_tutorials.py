@@ -55,7 +55,7 @@ def test_part_1_compares_both_trainers_with_scipy(quick_environment):
 @pytest.mark.slow
 def test_part_2_saves_loads_and_resumes_exactly(quick_environment):
     text = execute_notebook("Part_2_lightning_advanced_and_gpu_tutorial.ipynb", quick_environment)
-    assert "No GPU on this machine" in text
+    assert "No GPU on this machine" in text and "two cpu processes" in text  # the fallbacks of the GPU cells
     assert printed_number(r"after loading ([-+.e\d]+)", text) == 0.0
     assert printed_number(r"largest weight difference from the uninterrupted run: ([-+.e\d]+)", text) < 1e-6
     assert (quick_environment / "part2_resume" / "last.ckpt").stat().st_size > 0

@@ -41,6 +41,9 @@ Usage::
     python Part_3_multi_GPU_example.py --accelerator gpu --devices 0 1
     torchrun --nproc_per_node 2 Part_3_multi_GPU_example.py --accelerator cpu --devices 2
 
+On several machines, start it on each (with torchrun, or with ``srun`` under SLURM) and add
+``--num-nodes N``; ``--devices`` is then the number of devices per machine.
+
 ``--quick`` (or ``NEUROMANCER_QUICK=1``) shrinks the data, the network and the epochs to run in
 seconds. Checkpoints and logs go to ``--out`` (default ``part3_out``).
 """
@@ -160,17 +163,18 @@ def device_count(devices: int | list[int]) -> int:
     return devices if isinstance(devices, int) else len(devices)
 
 
-def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int | None,
-          out: Path) -> dict[str, float]:
-    """Train once on ``devices``; return the time per epoch, the best dev loss and this process's rank."""
-    processes = device_count(devices)
+def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int | None, out: Path,
+          num_nodes: int = 1) -> dict[str, float]:
+    """Train once on ``devices`` of each of ``num_nodes`` machines; return the time per epoch, the best
+    dev loss, the number of processes and this process's rank."""
+    processes = device_count(devices) * num_nodes
     if accelerator == "cpu":
         torch.set_num_threads(1)
     nsim, hidden, default_epochs = (1024, (128, 128), 8) if quick else (8192, (512, 512, 512), 150)
     problem = build_problem(hidden)
     timer = EpochTimer()
     trainer = LitTrainer(epochs=epochs or default_epochs, accelerator=accelerator, devices=devices,
-                         strategy="ddp" if processes > 1 else "auto",
+                         strategy="ddp" if processes > 1 else "auto", num_nodes=num_nodes,
                          custom_optimizer=torch.optim.Adam(problem.parameters(), lr=1e-3),
                          weight_path=str(out / f"weights_{processes}"), weight_name="best",
                          default_root_dir=str(out), callbacks=[timer], enable_progress_bar=False,
@@ -229,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="a number of devices (e.g. 2), or GPU indices (e.g. 0 1); default 2")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("NEUROMANCER_QUICK") == "1",
                         help="small data, network and epochs (also NEUROMANCER_QUICK=1)")
+    parser.add_argument("--num-nodes", type=int, default=1,
+                        help="machines taking part (default 1); each runs --devices processes")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 150, 8 with --quick)")
     parser.add_argument("--out", type=Path, default=Path("part3_out"), help="checkpoints and logs (default part3_out)")
     parser.add_argument("--report", type=Path, default=None,
@@ -240,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = train(args.accelerator, one_device(args.accelerator, devices), args.quick, args.epochs, args.out)
         args.report.write_text(json.dumps(result))
         return
-    result = train(args.accelerator, devices, args.quick, args.epochs, args.out)
+    result = train(args.accelerator, devices, args.quick, args.epochs, args.out, args.num_nodes)
     if result["rank"] != 0:
         return  # the other processes are done; the first one runs the reference and reports
     if result["processes"] == 1:
