@@ -16,9 +16,9 @@ import re
 import sys
 import textwrap
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -49,12 +49,12 @@ class Block:
         return f"{path}:{self.line}"
 
     @property
-    def not_run_reason(self) -> Optional[str]:
+    def not_run_reason(self) -> str | None:
         """The reason given by a leading ``# not-run: <reason>`` comment, None for a block that runs."""
         match = NOT_RUN.fullmatch(self.code.splitlines()[0].strip())
         return match.group(1).strip() if match else None
 
-    def compiled(self, code: Optional[str] = None):
+    def compiled(self, code: str | None = None):
         """Compile ``code`` (default: the block's) so that tracebacks name the documentation file's lines."""
         return compile("\n" * (self.line - 1) + (self.code if code is None else code), str(self.path), "exec")
 
@@ -63,7 +63,7 @@ class DocBlockError(AssertionError):
     """A documentation block raised; the message names the block's file and line and shows the traceback."""
 
 
-def _block(path: Path, start: int, lines: List[str]) -> Optional[Block]:
+def _block(path: Path, start: int, lines: list[str]) -> Block | None:
     """A Block from the raw ``lines`` that begin at 0-based line ``start``; None when they hold no code."""
     while lines and not lines[0].strip():
         lines, start = lines[1:], start + 1
@@ -112,13 +112,13 @@ def markdown_blocks(path: Path, text: str) -> Iterator[Block]:
             yield block
 
 
-def blocks_of(path: Path) -> List[Block]:
+def blocks_of(path: Path) -> list[Block]:
     """The Python blocks of one documentation file (reStructuredText or Markdown), in order."""
     text = path.read_text(encoding="utf-8")
     return list(rst_blocks(path, text) if path.suffix == ".rst" else markdown_blocks(path, text))
 
 
-def documentation_files() -> List[Path]:
+def documentation_files() -> list[Path]:
     """Every checked documentation file that exists and holds at least one Python block."""
     docs = ROOT / "docs"
     candidates = sorted(p for p in docs.rglob("*") if p.suffix in (".rst", ".md") and "_build" not in p.parts)
@@ -131,7 +131,7 @@ def quick(code: str) -> str:
     return EPOCHS.sub(lambda m: f"epochs={min(int(m.group(1)), QUICK_EPOCHS)}", code)
 
 
-def run_blocks(blocks: List[Block], namespace: Dict[str, object]) -> List[Block]:
+def run_blocks(blocks: list[Block], namespace: dict[str, object]) -> list[Block]:
     """Compile every block, then run the runnable ones in order in ``namespace``; return those that ran.
 
     :raises SyntaxError: a block does not compile (the error names the file and line).
@@ -254,7 +254,7 @@ def test_blocks_share_one_namespace_and_marked_blocks_only_compile(tmp_path):
     path = tmp_path / "sample.md"
     path.write_text("```python\na = 2\n```\n\n```python\n# not-run: demo\nraise SystemExit\n```\n\n"
                     "```python\nb = a * 3\nmodel = dict(epochs=500, max_epochs=7)\n```\n")
-    namespace: Dict[str, object] = {}
+    namespace: dict[str, object] = {}
     ran = run_blocks(blocks_of(path), namespace)
     assert [b.line for b in ran] == [2, 11]
     assert namespace["b"] == 6
