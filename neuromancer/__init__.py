@@ -12,7 +12,7 @@ from types import ModuleType
 from neuromancer.version import __version__
 
 _SUBMODULES = frozenset({
-    "callbacks", "constraint", "dataset", "dynamics", "loggers", "loss", "modules", "plot",
+    "arg", "callbacks", "constraint", "dataset", "dynamics", "loggers", "loss", "modules", "plot",
     "problem", "psl", "slim", "system", "trainer", "trainers", "utils",
 })
 
