@@ -164,7 +164,7 @@ def device_count(devices: int | list[int]) -> int:
 
 
 def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int | None, out: Path,
-          num_nodes: int = 1) -> dict[str, float]:
+          num_nodes: int = 1, profiler: str | None = None) -> dict[str, float]:
     """Train once on ``devices`` of each of ``num_nodes`` machines; return the time per epoch, the best
     dev loss, the number of processes and this process's rank."""
     processes = device_count(devices) * num_nodes
@@ -174,7 +174,7 @@ def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int |
     problem = build_problem(hidden)
     timer = EpochTimer()
     trainer = LitTrainer(epochs=epochs or default_epochs, accelerator=accelerator, devices=devices,
-                         strategy="ddp" if processes > 1 else "auto", num_nodes=num_nodes,
+                         strategy="ddp" if processes > 1 else "auto", num_nodes=num_nodes, profiler=profiler,
                          custom_optimizer=torch.optim.Adam(problem.parameters(), lr=1e-3),
                          weight_path=str(out / f"weights_{processes}"), weight_name="best",
                          default_root_dir=str(out), callbacks=[timer], enable_progress_bar=False,
@@ -236,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num-nodes", type=int, default=1,
                         help="machines taking part (default 1); each runs --devices processes")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 150, 8 with --quick)")
+    parser.add_argument("--profiler", choices=["simple", "advanced", "pytorch"], default=None,
+                        help="profile the run on --devices with this Lightning profiler; the report is "
+                             "printed when training ends")
     parser.add_argument("--out", type=Path, default=Path("part3_out"), help="checkpoints and logs (default part3_out)")
     parser.add_argument("--report", type=Path, default=None,
                         help="internal: train on one device only and write the result to this JSON file")
@@ -246,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = train(args.accelerator, one_device(args.accelerator, devices), args.quick, args.epochs, args.out)
         args.report.write_text(json.dumps(result))
         return
-    result = train(args.accelerator, devices, args.quick, args.epochs, args.out, args.num_nodes)
+    result = train(args.accelerator, devices, args.quick, args.epochs, args.out, args.num_nodes, args.profiler)
     if result["rank"] != 0:
         return  # the other processes are done; the first one runs the reference and reports
     if result["processes"] == 1:
