@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, Tuple, Union
 
 import torch
 
+from neuromancer.exceptions import NeuromancerError
+
 __all__ = ["handle_device_placement", "load_state_dict_lightning", "read_checkpoint", "CheckpointError",
            "UnsafeCheckpointError", "CorruptCheckpointError"]
 
@@ -51,7 +53,7 @@ def handle_device_placement(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NeuromancerError, ValueError):
     """A checkpoint file that cannot be loaded; the message names the file and what to do."""
 
 

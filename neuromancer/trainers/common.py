@@ -1,13 +1,16 @@
-"""Small helpers the trainers share, such as the name of the metric that selects the best weights.
+"""Small helpers the trainers share: the eval-metric name, argument checks, config reads, weight snapshots.
 
-This module imports neither Lightning nor any other trainer module, so the classic `Trainer`,
-`LitTrainer` and the sweep can all import it without importing each other.
+This module imports only torch, neither Lightning nor any other trainer module, so the classic
+`Trainer`, the Lightning modules and the sweep can all import it without importing each other.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional
 
-__all__ = ["DEFAULT_EVAL_METRIC", "resolve_eval_metric"]
+import torch
+
+__all__ = ["DEFAULT_EVAL_METRIC", "resolve_eval_metric", "check_positive_int", "check_non_negative_int", "hparam",
+           "cpu_state_dict"]
 
 
 class _DefaultName(str):
@@ -46,3 +49,38 @@ def resolve_eval_metric(eval_metric: str, monitor_metric: Optional[str]) -> str:
                          "(eval_metric is the preferred name).")
     return str(monitor_metric)
 
+
+
+def check_positive_int(value: Any, name: str) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is an int >= 1 (booleans excluded)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
+def check_non_negative_int(value: Any, name: str) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is an int >= 0 (booleans excluded)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}.")
+
+
+def hparam(config: Any, key: str) -> Any:
+    """Read ``key`` from a hyperparameter config (a mapping, a wandb config or a namespace).
+
+    :param config: the config; None reads as empty.
+    :param key: the entry to read, e.g. ``'learning_rate'`` or ``'batch_size'``.
+    :return: the value, or None when the config has no such entry.
+    """
+    if config is None:
+        return None
+    if hasattr(config, "keys"):
+        return config[key] if key in config else None
+    return getattr(config, key, None)
+
+
+def cpu_state_dict(module: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """Return a detached copy of ``module.state_dict()`` on the CPU (a snapshot that later steps cannot change).
+
+    :param module: the module to snapshot.
+    :return: parameter and buffer names mapped to CPU copies.
+    """
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}

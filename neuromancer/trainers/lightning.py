@@ -8,10 +8,11 @@ checkpointing and early stopping on ``eval_metric``, gradient clipping by norm, 
 best-weights keeper so that, on every strategy, the user's problem ends up holding the weights
 that scored best. Only the public API of `Problem` (``forward``, ``parameters``, ``state_dict``),
 `DictDataset` (``name``, ``collate_fn``, batched ``__getitems__``) and `Callback` is used, so this
-module also fits the upstream tree. The data side (`LitDataModule`, `hparam`, the data checks)
-lives in `neuromancer.trainers.lightning_data` and the custom-hook checks in
-`neuromancer.trainers.lightning_hooks`; both are re-exported here. Lightning is imported here at
-module level; the package only imports this module when a Lightning name is first used.
+module also fits the upstream tree. The data side (`LitDataModule`, the data checks) lives in
+`neuromancer.trainers.lightning_data`, the custom-hook checks in
+`neuromancer.trainers.lightning_hooks` and `hparam` in `neuromancer.trainers.common`; all are
+re-exported here. Lightning is imported here at module level; the package only imports this
+module when a Lightning name is first used.
 """
 from __future__ import annotations
 
@@ -35,18 +36,21 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
 
 from neuromancer.callbacks import Callback
-from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, resolve_eval_metric
+from neuromancer.exceptions import NeuromancerError
 from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO
+from neuromancer.trainers.common import (
+    DEFAULT_EVAL_METRIC, check_non_negative_int, check_positive_int, cpu_state_dict, hparam, resolve_eval_metric,
+)
+from neuromancer.trainers.compat import fit_keywords
 from neuromancer.trainers.lightning_callbacks import (
-    BestWeights, LastCheckpoint, NeuromancerCallbackAdapter, RandomState, WarmupEarlyStopping, cpu_state_dict,
+    BestWeights, LastCheckpoint, NeuromancerCallbackAdapter, RandomState, WarmupEarlyStopping,
 )
-from neuromancer.trainers.lightning_data import (
-    SPLITS, LitDataModule, hparam, validate_batch_size, validate_data_splits,
-)
+from neuromancer.trainers.lightning_data import SPLITS, LitDataModule, validate_batch_size, validate_data_splits
 from neuromancer.trainers.lightning_hooks import (
-    BINDABLE_HOOKS, CHAINED_HOOKS, EPOCH_END_HOOKS, StepFunction, TensorDict, _check_training_step,
-    bind_custom_hooks, validate_custom_hooks,
+    BINDABLE_HOOKS, CHAINED_HOOKS, EPOCH_END_HOOKS, StepFunction, TensorDict, bind_custom_hooks, check_training_step,
+    validate_custom_hooks,
 )
+from neuromancer.trainers.sweep import hyperparameter_sweep as run_sweep
 from neuromancer.utils import read_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -129,6 +133,15 @@ class LitProblem(pl.LightningModule):
     cost out of the other steps. The problem's weights appear in the state dict under the ``problem.``
     prefix.
 
+    ``training_step_outputs`` and ``validation_step_outputs`` list this epoch's detached step
+    losses (``train_metric`` of each finite training step, ``dev_metric`` of each dev batch). They
+    are emptied when an epoch starts, so every epoch-end hook (the module's, a custom one,
+    callbacks') sees the whole epoch, e.g. ``torch.stack(self.training_step_outputs).mean()``.
+
+    The module also works outside a `fit`, on any callable problem that has ``parameters()``:
+    ``training_step(batch, 0)`` returns the loss and fills ``training_step_outputs``, and the
+    epoch-end hooks run without a trainer (they log nothing then).
+
     Every training step's loss is checked: a NaN or infinite loss is never back-propagated. With
     ``nonfinite='stop'`` training stops at that step, with a warning naming the epoch, the batch,
     the global step and the metric (the best weights seen so far are what `LitTrainer` keeps); with
@@ -142,32 +155,28 @@ class LitProblem(pl.LightningModule):
     (one tiny all-reduce), so all of them skip or stop at the same step. A dev-split mean that is
     not finite stops training too.
 
-    Custom hooks replace the module's hooks of the same name, except the epoch-end hooks
-    (``on_train_epoch_end``, ``on_validation_epoch_end``, ``on_test_epoch_end``), which run after
-    the module has logged the epoch's means, and ``on_before_optimizer_step``, which runs after
-    the module's own.
+    Custom hooks replace the module's hooks of the same name, except the epoch-start and epoch-end
+    hooks (``on_train_epoch_start``, ``on_train_epoch_end``, their validation and test versions),
+    which run after the module's own (so an epoch-end hook sees the epoch's logged means), and
+    ``on_before_optimizer_step``, which runs after the module's own.
 
-    Unlike upstream 1.5.6, the dev and test metrics are logged under the names the user chose
-    (upstream always logged ``dev_loss``), no step's autograd graph is kept until the epoch ends,
-    ``custom_optimizer`` is honoured, and a custom ``configure_optimizers`` hook's return value is
-    what Lightning uses.
-
-    :param problem: (nn.Module) the `Problem` to train.
-    :param train_metric: (str, default 'train_loss') output key minimised during training.
-    :param dev_metric: (str, default 'train_loss') output key logged on the dev split (upstream's
-        default; `LitTrainer` passes 'dev_loss').
-    :param test_metric: (str, default 'train_loss') output key logged on the test split.
-    :param custom_optimizer: (torch.optim.Optimizer | None) an optimizer already built on
-        ``problem.parameters()``; None for ``Adam(lr=0.001, betas=(0.0, 0.9))``.
-    :param custom_training_step: (callable | None) ``f(model, batch)`` returning the loss (a
-        tensor, a dict holding it under ``train_metric`` or ``'loss'``, or None after a manual step).
-    :param custom_hooks: (dict | None) Lightning hook name -> ``f(self, ...)`` bound onto the module.
-    :param hparam_config: (mapping | wandb config | None) a ``learning_rate`` entry sets the
-        optimizer's learning rate (also a custom optimizer's).
-    :param nonfinite: (str, keyword-only, default 'stop') what a NaN or infinite training loss
-        does: 'stop' training or 'skip' the step. Under manual optimisation the custom step has
-        already applied its update, so 'skip' only keeps the loss out of the epoch mean.
-    :raises TypeError: ``problem`` is not an nn.Module, or a custom part has the wrong type.
+    :param problem: the `Problem` to train (any callable with ``parameters()`` outside `LitTrainer`).
+    :param train_metric: output key minimised during training.
+    :param dev_metric: output key logged on the dev split (`LitTrainer` passes 'dev_loss').
+    :param test_metric: output key logged on the test split.
+    :param custom_optimizer: an optimizer already built on ``problem.parameters()``; None for
+        ``Adam(lr=lr, betas=(0.0, 0.9))``.
+    :param custom_training_step: ``f(model, batch)`` returning the loss (a tensor, a dict holding it
+        under ``train_metric`` or ``'loss'``, or None after a manual step).
+    :param custom_hooks: Lightning hook name -> ``f(self, ...)`` bound onto the module.
+    :param hparam_config: (mapping | wandb config | None) a ``learning_rate`` entry sets ``lr``,
+        the learning rate of the default optimizer and of a custom one; without it ``lr`` is 0.001
+        and a custom optimizer keeps its own.
+    :param nonfinite: what a NaN or infinite training loss does: 'stop' training or 'skip' the
+        step. Under manual optimisation the custom step has already applied its update, so 'skip'
+        only keeps the loss out of the epoch mean.
+    :raises TypeError: ``problem`` is not callable or has no ``parameters()``, or a custom part has
+        the wrong type.
     :raises ValueError | KeyError: see `validate_custom_hooks`; a custom optimizer built on other
         parameters; a custom training step that cannot take ``(model, batch)``; an unknown
         ``nonfinite`` mode.
@@ -180,17 +189,21 @@ class LitProblem(pl.LightningModule):
                  nonfinite: str = "stop") -> None:
         super().__init__()
         _check_nonfinite_mode(nonfinite)
-        if not isinstance(problem, torch.nn.Module):
-            raise TypeError(f"problem must be a neuromancer Problem (an nn.Module), got {type(problem).__name__}.")
+        if not callable(problem) or not callable(getattr(problem, "parameters", None)):
+            raise TypeError(f"problem must be a neuromancer Problem (an nn.Module, or a callable with parameters()), "
+                            f"got {type(problem).__name__}.")
         _check_custom_optimizer(custom_optimizer, problem)
-        _check_training_step(custom_training_step)
+        check_training_step(custom_training_step)
         self.problem = problem
         self.train_metric, self.dev_metric, self.test_metric = train_metric, dev_metric, test_metric
         self.custom_optimizer = custom_optimizer
         self.custom_training_step = custom_training_step
         self.custom_hooks = validate_custom_hooks(custom_hooks)
         self.hparam_config = hparam_config
-        self.lr = hparam(hparam_config, "learning_rate")
+        self._configured_lr = hparam(hparam_config, "learning_rate")
+        self.lr = DEFAULT_LEARNING_RATE if self._configured_lr is None else self._configured_lr
+        self.training_step_outputs: List[torch.Tensor] = []
+        self.validation_step_outputs: List[torch.Tensor] = []
         self.record_outputs = False
         self.last_outputs: Dict[str, TensorDict] = {}
         self._sums: Dict[str, List[Any]] = {}
@@ -199,18 +212,26 @@ class LitProblem(pl.LightningModule):
         self._drop_gradients = False
         self.skipped_steps = 0
         self._skipped_this_epoch = 0
-        bind_custom_hooks(self, self.custom_hooks)
+        bind_custom_hooks(self, self.custom_hooks, chained=CHAINED_HOOKS)
 
     def get_problem(self) -> torch.nn.Module:
         """Return the wrapped `Problem`."""
         return self.problem
 
+    @property
+    def attached_trainer(self) -> Optional[pl.Trainer]:
+        """The Trainer running this module, or None outside a fit or test (where ``trainer`` raises)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
     def training_step(self, batch: TensorDict, batch_idx: int) -> Optional[torch.Tensor]:
         """Run the problem (or the custom step) on a training batch and return ``train_metric``.
 
-        :param batch: (dict) a batch named 'train'.
-        :param batch_idx: (int) index of the batch in the epoch.
-        :return: (Tensor | None) the loss Lightning back-propagates (None: skip the step).
+        :param batch: a batch named 'train'.
+        :param batch_idx: index of the batch in the epoch.
+        :return: the loss Lightning back-propagates (None: skip the step).
         :raises KeyError: ``train_metric`` is not among the outputs.
         """
         if self.custom_training_step is None:
@@ -219,13 +240,15 @@ class LitProblem(pl.LightningModule):
         else:
             output = self.custom_training_step(self, batch)
             loss = _step_loss(output, self.train_metric)
-        if loss is not None and not self._loss_is_finite(loss, batch_idx):
+        trainer = self.attached_trainer
+        if loss is not None and not self._loss_is_finite(loss, batch_idx, trainer):
             return self._no_update_loss()
         if loss is not None:
-            size = _batch_size(batch)
-            self._accumulate(self.train_metric, loss, size)
-            if self._step_is_shown():
-                self.log(f"{self.train_metric}_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True,
+            detached, size = loss.detach(), _batch_size(batch)
+            self.training_step_outputs.append(detached)
+            self._accumulate(self.train_metric, detached, size)
+            if trainer is not None and _step_is_shown(trainer, self.global_step):
+                self.log(f"{self.train_metric}_step", detached, on_step=True, on_epoch=False, prog_bar=True,
                          batch_size=size)
         if self.record_outputs:
             self.last_outputs["train"] = _detached(output if isinstance(output, Mapping) else
@@ -246,10 +269,18 @@ class LitProblem(pl.LightningModule):
         """
         self._evaluate("test", self.test_metric, batch)
 
+    def on_train_epoch_start(self) -> None:
+        """Empty ``training_step_outputs`` for the epoch that starts."""
+        self.training_step_outputs.clear()
+
+    def on_validation_epoch_start(self) -> None:
+        """Empty ``validation_step_outputs`` for the dev pass that starts."""
+        self.validation_step_outputs.clear()
+
     def on_train_epoch_end(self) -> None:
         """Log the epoch's mean training loss (over its finite steps) and how many steps were skipped."""
         self._log_epoch_mean(self.train_metric, logged_name=f"{self.train_metric}_epoch")
-        if self._skipped_this_epoch > 1 and self.trainer.is_global_zero:
+        if self._skipped_this_epoch > 1 and self.global_rank == 0:
             logger.warning("Skipped %d steps of epoch %d whose %s was not finite (%d in all).",
                            self._skipped_this_epoch, self.current_epoch, self.train_metric, self.skipped_steps)
         self._skipped_this_epoch = 0
@@ -257,7 +288,8 @@ class LitProblem(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         """Log the mean of ``dev_metric`` over the dev split; stop training if it is not finite."""
         mean = self._log_epoch_mean(self.dev_metric)
-        if not self.trainer.sanity_checking:
+        trainer = self.attached_trainer
+        if trainer is not None and not trainer.sanity_checking:
             self._stop_if_not_finite(self.dev_metric, mean)
 
     def on_test_epoch_end(self) -> None:
@@ -275,14 +307,13 @@ class LitProblem(pl.LightningModule):
         return total / count
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Return the custom optimizer if one was given, else ``Adam(lr=0.001, betas=(0.0, 0.9))``.
+        """Return the custom optimizer if one was given, else ``Adam(lr=self.lr, betas=(0.0, 0.9))``.
 
-        A ``learning_rate`` in ``hparam_config`` overrides the learning rate of either.
+        A ``learning_rate`` in ``hparam_config`` also sets the learning rate of a custom optimizer.
         """
         if self.custom_optimizer is None:
-            lr = DEFAULT_LEARNING_RATE if self.lr is None else self.lr
-            return torch.optim.Adam(self.problem.parameters(), lr=lr, betas=DEFAULT_BETAS)
-        if self.lr is not None:
+            return torch.optim.Adam(self.problem.parameters(), lr=self.lr, betas=DEFAULT_BETAS)
+        if self._configured_lr is not None:
             for group in self.custom_optimizer.param_groups:
                 group["lr"] = self.lr
         return self.custom_optimizer
@@ -290,23 +321,20 @@ class LitProblem(pl.LightningModule):
     def _evaluate(self, split: str, metric: str, batch: TensorDict) -> None:
         with torch.set_grad_enabled(bool(getattr(self.problem, "grad_inference", False))):
             output = self.problem(batch)
-        self._accumulate(metric, _metric(output, metric), _batch_size(batch))
+        value = _metric(output, metric).detach()
+        if split == "dev":
+            self.validation_step_outputs.append(value)
+        self._accumulate(metric, value, _batch_size(batch))
         if self.record_outputs:
             self.last_outputs[split] = _detached(output)
 
     def _accumulate(self, name: str, value: torch.Tensor, size: int) -> None:
-        """Add a batch's (detached) metric, weighted by its size, to the epoch's sum (one tensor operation)."""
+        """Add a batch's detached metric, weighted by its size, to the epoch's sum (one tensor operation)."""
         entry = self._sums.get(name)
         if entry is None:
-            self._sums[name] = [value.detach() * size, size]
+            self._sums[name] = [value * size, size]
         else:
-            entry[0], entry[1] = torch.add(entry[0], value.detach(), alpha=size), entry[1] + size
-
-    def _step_is_shown(self) -> bool:
-        """Whether this step's loss reaches a logger or a progress bar."""
-        trainer = self.trainer
-        return (trainer.progress_bar_callback is not None
-                or (self.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0)
+            entry[0], entry[1] = torch.add(entry[0], value, alpha=size), entry[1] + size
 
     def _log_epoch_mean(self, name: str, logged_name: Optional[str] = None) -> Optional[torch.Tensor]:
         """Log (and forget) the epoch's sample-weighted mean of ``name``, reduced over processes.
@@ -317,9 +345,12 @@ class LitProblem(pl.LightningModule):
         if name not in self._sums:
             return None
         total, count = self._sums.pop(name)
-        if self.trainer.world_size > 1:
+        trainer = self.attached_trainer
+        if trainer is None:
+            return total / count
+        if trainer.world_size > 1:
             pair = torch.stack([total.reshape(()), total.new_tensor(float(count))])
-            total, count = self.trainer.strategy.reduce(pair, reduce_op="sum")
+            total, count = trainer.strategy.reduce(pair, reduce_op="sum")
         mean = total / count
         if logged_name is not None and logged_name != name:
             self.log(logged_name, mean, prog_bar=True)
@@ -349,33 +380,34 @@ class LitProblem(pl.LightningModule):
         trainable = [p for p in self.parameters() if p.requires_grad]
         return torch.stack([p.sum() for p in trainable]).sum() * 0.0 if trainable else None
 
-    def _loss_is_finite(self, loss: torch.Tensor, batch_idx: int) -> bool:
+    def _loss_is_finite(self, loss: torch.Tensor, batch_idx: int, trainer: Optional[pl.Trainer]) -> bool:
         """Whether this step's loss is finite on every process; report (and stop) when it is not."""
         finite = _is_finite(loss)
-        if self.trainer.world_size > 1:
-            finite = bool(self.trainer.strategy.reduce_boolean_decision(finite, all=True))
+        if trainer is not None and trainer.world_size > 1:
+            finite = bool(trainer.strategy.reduce_boolean_decision(finite, all=True))
         if not finite:
-            self._report_nonfinite_step(loss, batch_idx)
+            self._report_nonfinite_step(loss, batch_idx, trainer)
         return finite
 
-    def _report_nonfinite_step(self, loss: torch.Tensor, batch_idx: int) -> None:
+    def _report_nonfinite_step(self, loss: torch.Tensor, batch_idx: int, trainer: Optional[pl.Trainer]) -> None:
         """Stop training, or count the skipped step, with a warning that says where it happened."""
         value = loss.detach()
         shown = float(value) if value.numel() == 1 else "a tensor with non-finite entries (on some process)"
-        where = f"epoch {self.current_epoch}, batch {batch_idx} (global step {self.trainer.global_step})"
+        where = f"epoch {self.current_epoch}, batch {batch_idx} (global step {self.global_step})"
         applied = ("the custom training step had already applied its update" if not self.automatic_optimization
                    else "its update was not applied")
         if self.nonfinite == "stop":
-            self.trainer.should_stop = True
+            if trainer is not None:
+                trainer.should_stop = True
             self.nonfinite_stop = f"{where}: {self.train_metric}={shown} is not finite"
-            if self.trainer.is_global_zero:
+            if self.global_rank == 0:
                 logger.warning("Stopping at %s: %s=%s is not finite; %s, and the best weights seen so far are "
                                "kept. Pass nonfinite='skip' to skip such steps instead.",
                                where, self.train_metric, shown, applied)
             return
         self.skipped_steps += 1
         self._skipped_this_epoch += 1
-        if self._skipped_this_epoch == 1 and self.trainer.is_global_zero:
+        if self._skipped_this_epoch == 1 and self.global_rank == 0:
             logger.warning("Skipping the step at %s: %s=%s is not finite; %s.", where, self.train_metric, shown,
                            applied)
 
@@ -387,6 +419,12 @@ class LitProblem(pl.LightningModule):
         if self.trainer.is_global_zero:
             logger.warning("Stopping at epoch %d: %s=%s is not finite; the best weights seen so far are kept.",
                            self.current_epoch, name, float(mean))
+
+
+def _step_is_shown(trainer: pl.Trainer, global_step: int) -> bool:
+    """Whether the loss of the step at ``global_step`` reaches a logger or a progress bar."""
+    return (trainer.progress_bar_callback is not None
+            or (global_step + 1) % max(trainer.log_every_n_steps, 1) == 0)
 
 
 def _is_finite(value: torch.Tensor) -> bool:
@@ -484,14 +522,14 @@ class LitTrainer(pl.Trainer):
         # fresh trainer per run.
         self.init_arguments = {name: value for name, value in locals().items()
                                if name not in ("self", "kwargs", "__class__", "monitor_metric")} | dict(kwargs)
-        _check_positive_int(epochs, "epochs")
+        check_positive_int(epochs, "epochs")
         for name, value in (("train_metric", train_metric), ("dev_metric", dev_metric),
                             ("test_metric", test_metric), ("eval_metric", eval_metric)):
             if not isinstance(value, str):
                 raise TypeError(f"{name} must be a str naming an output key, got {value!r}.")
         if patience is not None:
-            _check_non_negative_int(patience, "patience")
-        _check_non_negative_int(warmup, "warmup")
+            check_non_negative_int(patience, "patience")
+        check_non_negative_int(warmup, "warmup")
         if clip is not None and (not isinstance(clip, numbers.Real) or not clip > 0):
             raise ValueError(f"clip must be a positive number (or None to disable clipping), got {clip!r}.")
         if isinstance(profiler, str) and profiler not in PROFILER_NAMES:
@@ -499,7 +537,7 @@ class LitTrainer(pl.Trainer):
         if not automatic_optimization and custom_training_step is None:
             raise ValueError("automatic_optimization=False needs a custom_training_step that calls "
                              "model.manual_backward(loss) and steps model.optimizers().")
-        _check_training_step(custom_training_step)
+        check_training_step(custom_training_step)
         _check_nonfinite_mode(nonfinite)
         if weight_name == LAST_CHECKPOINT:
             raise ValueError(f"weight_name {LAST_CHECKPOINT!r} is reserved for the checkpoint of the latest epoch "
@@ -642,7 +680,7 @@ class LitTrainer(pl.Trainer):
         """Run Lightning's fit; turn Ctrl-C, which Lightning answers with ``sys.exit(1)``, into a clean return."""
         sigint_handler = _sigint_handler()
         try:
-            super().fit(self.lit_problem, datamodule=self.data_module, ckpt_path=resume_from, weights_only=True)
+            super().fit(self.lit_problem, datamodule=self.data_module, ckpt_path=resume_from, **fit_keywords())
         except SystemExit:
             if self._best_weights_keeper().interruption != KeyboardInterrupt.__name__:
                 raise
@@ -715,9 +753,7 @@ class LitTrainer(pl.Trainer):
         :param kwargs: passed to ``data_setup_function`` (and the ``sweep_*`` options).
         :return: (SweepResult) one row per run, best first.
         """
-        from neuromancer.trainers.sweep import hyperparameter_sweep
-
-        return hyperparameter_sweep(self, problem, data_setup_function, sweep_config, count, project_name, **kwargs)
+        return run_sweep(self, problem, data_setup_function, sweep_config, count, project_name, **kwargs)
 
     @property
     def stopped_on_nonfinite(self) -> Optional[str]:
@@ -744,7 +780,7 @@ class LitTrainer(pl.Trainer):
         :param model: (LightningModule) usually a `LitProblem`.
         :raises TypeError | KeyError | ValueError: see `validate_custom_hooks`.
         """
-        bind_custom_hooks(model, self.custom_hooks)
+        bind_custom_hooks(model, self.custom_hooks, chained=CHAINED_HOOKS if isinstance(model, LitProblem) else ())
 
     def _lit_problem(self, problem: torch.nn.Module) -> LitProblem:
         """Wrap ``problem`` in a LitProblem configured like this trainer."""
@@ -759,7 +795,7 @@ class LitTrainer(pl.Trainer):
         return lit_problem
 
 
-class UnwritableDirectoryError(PermissionError, ValueError):
+class UnwritableDirectoryError(NeuromancerError, PermissionError, ValueError):
     """A directory `LitTrainer` must write to (``weight_path``, a logger's) cannot be written.
 
     Raised by `LitTrainer.fit` before the first epoch, so no training is lost; it is both a
@@ -839,14 +875,3 @@ def _release_process_group_at_exit() -> None:
         atexit.unregister(_destroy_process_group)
         atexit.register(_destroy_process_group)
 
-
-def _check_positive_int(value: Any, name: str) -> None:
-    """Raise unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-
-
-def _check_non_negative_int(value: Any, name: str) -> None:
-    """Raise unless ``value`` is an int >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {value!r}.")

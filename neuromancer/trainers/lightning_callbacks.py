@@ -26,19 +26,11 @@ from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, Mod
 
 from neuromancer.callbacks import Callback as NeuromancerCallback
 from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO, link_atomically
+from neuromancer.trainers.common import cpu_state_dict
 
 logger = logging.getLogger(__name__)
 
 StateDict = Dict[str, torch.Tensor]
-
-
-def cpu_state_dict(module: torch.nn.Module) -> StateDict:
-    """Return a detached copy of ``module.state_dict()`` on the CPU (a snapshot that later steps cannot change).
-
-    :param module: (nn.Module) the module to snapshot.
-    :return: (dict) parameter and buffer names mapped to CPU copies.
-    """
-    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
 
 
 def _metric_value(trainer: pl.Trainer, name: str) -> Optional[float]:

@@ -3,9 +3,8 @@
 A NeuroMANCER data setup function returns ``(train_data, dev_data, test_data, batch_size)``;
 `validate_data_splits` and `validate_batch_size` check that result (`DictDataset` splits named
 after their slot, a positive int batch size) with messages naming the fix, and `LitDataModule`
-turns it into Lightning's train/dev/test loaders, with a shuffling generator of its own that is
-saved in checkpoints. `hparam` reads one entry (``learning_rate``, ``batch_size``) of a sweep's
-hyperparameter config; it lives here, below both this module and `LitProblem`, so either can use it.
+turns it into Lightning's train/dev/test loaders; the train loader shuffles with an
+`EpochShuffleSampler`, whose order depends only on a seed saved in checkpoints and on the epoch.
 """
 from __future__ import annotations
 
@@ -14,27 +13,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from neuromancer.dataset import DictDataset
+from neuromancer.trainers.common import check_non_negative_int, hparam
 
-__all__ = ["LitDataModule", "hparam", "validate_data_splits", "validate_batch_size", "SPLITS"]
+__all__ = ["LitDataModule", "EpochShuffleSampler", "validate_data_splits", "validate_batch_size", "SPLITS"]
 
 SPLITS = ("train", "dev", "test")
-
-
-def hparam(config: Any, key: str) -> Any:
-    """Read ``key`` from a hyperparameter config (a mapping, a wandb config or a namespace).
-
-    :param config: (mapping | object | None) the config; None reads as empty.
-    :param key: (str) the entry to read, e.g. ``'learning_rate'`` or ``'batch_size'``.
-    :return: the value, or None when the config has no such entry.
-    """
-    if config is None:
-        return None
-    if hasattr(config, "keys"):
-        return config[key] if key in config else None
-    return getattr(config, key, None)
 
 
 def _split_error(dataset: Any, slot: str) -> Optional[Exception]:
@@ -88,6 +74,35 @@ def validate_data_splits(result: Any) -> Tuple[DictDataset, Optional[DictDataset
     return result[0], result[1], result[2], validate_batch_size(result[3])
 
 
+class EpochShuffleSampler(RandomSampler):
+    """A `RandomSampler` whose order of epoch ``e`` depends only on its seed and ``e``.
+
+    Lightning calls ``set_epoch`` before every epoch (as it does for a ``DistributedSampler``);
+    each iteration then draws its permutation from a generator seeded with ``seed + epoch``. So
+    an epoch's order is the same however many times Lightning creates that epoch's iterator
+    (versions differ there when a run resumes) and whether the run was resumed from a checkpoint
+    or not; nothing else that draws random numbers changes it. Used outside Lightning without
+    ``set_epoch``, every epoch has the same order. Being a RandomSampler, Lightning recognises it
+    as shuffling and puts its own ``DistributedSampler`` in its place on multi-process strategies.
+
+    :param data_source: the dataset to sample indices of.
+    :param seed: the seed of the order of epoch 0.
+    """
+
+    def __init__(self, data_source: Any, seed: int) -> None:
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the order of epoch ``epoch`` from the next iteration on."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Any:
+        self.generator.manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
 class LitDataModule(pl.LightningDataModule):
     """A LightningDataModule built from a NeuroMANCER data setup function.
 
@@ -95,11 +110,10 @@ class LitDataModule(pl.LightningDataModule):
     returned ``(train_data, dev_data, test_data, batch_size)`` with `DictDataset` splits named
     'train', 'dev', 'test' (dev and test may be None). Loaders fetch a whole batch at once through
     the dataset's ``__getitems__`` and finish it with the dataset's own ``collate_fn``; only the
-    train loader shuffles. It shuffles with a generator of its own, seeded from torch's global
+    train loader shuffles, with an `EpochShuffleSampler` whose seed is drawn from torch's global
     generator when the data is set up (so ``seed_everything`` makes it repeatable) and saved in
     checkpoints (`state_dict`), so a resumed run draws the batches the uninterrupted run would
-    have drawn, whatever else consumes random numbers. Unlike upstream 1.5.6, a wrongly named
-    dataset raises an exception instead of calling ``sys.exit``.
+    have drawn, whatever else consumes random numbers.
 
     :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
     :param hparam_config: (mapping | wandb config | None) a ``batch_size`` entry overrides the
@@ -115,8 +129,7 @@ class LitDataModule(pl.LightningDataModule):
         super().__init__()
         if not callable(data_setup_function):
             raise TypeError(f"data_setup_function must be callable, got {type(data_setup_function).__name__}.")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative int, got {num_workers!r}.")
+        check_non_negative_int(num_workers, "num_workers")
         self.data_setup_function = data_setup_function
         self.hparam_config = hparam_config
         self.num_workers = num_workers
@@ -125,7 +138,7 @@ class LitDataModule(pl.LightningDataModule):
         self.dev_data: Optional[DictDataset] = None
         self.test_data: Optional[DictDataset] = None
         self.batch_size: Optional[int] = None
-        self.shuffle_generator: Optional[torch.Generator] = None
+        self.shuffle_seed: Optional[int] = None
 
     def setup(self, stage: Optional[str] = None) -> None:
         """Call the data setup function (once per process) and validate its result.
@@ -139,35 +152,16 @@ class LitDataModule(pl.LightningDataModule):
         swept = hparam(self.hparam_config, "batch_size")
         self.batch_size = batch_size if swept is None else validate_batch_size(swept, "hparam_config")
         self.train_data, self.dev_data, self.test_data = train_data, dev_data, test_data
-        self.shuffle_generator = torch.Generator()
-        self.shuffle_generator.manual_seed(int(torch.randint(0, 2 ** 62, ())))
+        self.shuffle_seed = int(torch.randint(0, 2 ** 62, ()))
 
     def state_dict(self) -> Dict[str, Any]:
-        """The shuffling generator's state, for checkpoints (empty before `setup`)."""
-        return {} if self.shuffle_generator is None else {"shuffle_generator": self.shuffle_generator.get_state()}
+        """The shuffling seed, for checkpoints (empty before `setup`)."""
+        return {} if self.shuffle_seed is None else {"shuffle_seed": self.shuffle_seed}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Continue shuffling where the checkpointed run stopped."""
-        if "shuffle_generator" in state_dict:
-            self.shuffle_generator = self.shuffle_generator or torch.Generator()
-            self.shuffle_generator.set_state(state_dict["shuffle_generator"])
-
-    def __getstate__(self) -> Dict[str, Any]:
-        """Pickle the shuffling generator as bytes: torch cannot send a Generator to spawned processes."""
-        state = self.__dict__.copy()
-        generator = state.pop("shuffle_generator", None)
-        state["shuffle_generator_bytes"] = None if generator is None else generator.get_state().numpy().tobytes()
-        return state
-
-    def __setstate__(self, state: Dict[str, Any]) -> None:
-        """Rebuild the shuffling generator from its pickled bytes."""
-        state = dict(state)
-        saved = state.pop("shuffle_generator_bytes", None)
-        self.__dict__.update(state)
-        self.shuffle_generator = None
-        if saved is not None:
-            self.shuffle_generator = torch.Generator()
-            self.shuffle_generator.set_state(torch.frombuffer(bytearray(saved), dtype=torch.uint8))
+        """Shuffle as the checkpointed run did."""
+        if "shuffle_seed" in state_dict:
+            self.shuffle_seed = int(state_dict["shuffle_seed"])
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled loader over the train split."""
@@ -188,6 +182,9 @@ class LitDataModule(pl.LightningDataModule):
         return self._loader(self.test_data, shuffle=False)
 
     def _loader(self, dataset: DictDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=dataset.collate_fn,
+        # The shuffling sampler's generator also seeds the worker processes, so no loader draws from
+        # torch's global generator.
+        sampler = EpochShuffleSampler(dataset, self.shuffle_seed or 0) if shuffle else None
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=dataset.collate_fn,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          generator=self.shuffle_generator if shuffle else None)
+                          generator=None if sampler is None else sampler.generator)

@@ -24,8 +24,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlparse
 
 import torch
+from lightning.pytorch import Trainer as LightningTrainer
+from lightning.pytorch.callbacks import Callback
 
-from neuromancer.trainers.lightning_callbacks import cpu_state_dict
+from neuromancer.exceptions import NeuromancerError
+from neuromancer.trainers.common import cpu_state_dict, hparam
 from neuromancer.trainers.sweep_config import (SweepParameter, SweepPlan, grid_values, optuna_choices,
                                                parse_sweep_config, sample_value)
 
@@ -260,9 +263,7 @@ class _Routes:
 def _route_parameters(names: Sequence[str], trainer_class: type, data_setup_function: Callable) -> _Routes:
     trainer_names, trainer_takes_any = _keyword_names(trainer_class.__init__)
     if trainer_takes_any:
-        from lightning.pytorch import Trainer
-
-        trainer_names |= _keyword_names(Trainer.__init__)[0]
+        trainer_names |= _keyword_names(LightningTrainer.__init__)[0]
     data_names, data_takes_any = _keyword_names(data_setup_function)
     for_trainer, for_data = set(), set()
     for name in names:
@@ -395,7 +396,7 @@ def _train_and_finish(runner: "_RunTrainer", run: Any, config: dict[str, Any], t
     return row
 
 
-class _RunFailed(RuntimeError):
+class _RunFailed(NeuromancerError, RuntimeError):
     """A run ended in an error; the sweep records it and goes on."""
 
 
@@ -492,26 +493,27 @@ class _RunTrainer:
         run_name = run.name or run.id  # offline runs started by an agent have no name, only an id
         self.problem.load_state_dict(self.initial_weights)
         self._reset_custom_optimizer()
-        monitor = _make_monitor(self.plan, trial)
-        checkpoint = None
+        monitor = SweepMonitor(self.plan, trial)
+        checkpoint, trainer = None, None
         try:
             trainer = self._make_trainer(run, run_name, config, monitor)
             trainer.fit(self.problem, self.data_setup_function, **self._data_kwargs(config))
             if trainer.stopped_on_nonfinite:
                 raise FloatingPointError(trainer.stopped_on_nonfinite)
             checkpoint = _best_checkpoint(trainer)
-            if monitor.best is None:
-                logged = sorted(trainer.callback_metrics)
+            best, pruned = monitor.outcome(trainer)
+            if best is None:
+                logged = sorted(name for name in trainer.callback_metrics if not name.startswith(SweepMonitor.PREFIX))
                 raise ValueError(f"the sweep metric {self.plan.metric_name!r} was never logged; logged metrics "
                                  f"are {logged}; set sweep_config['metric']['name'] to one of them")
         except Exception as error:  # a failed run is a result of the sweep, not the end of it
             logger.warning("sweep run %s failed: %s", run_name, error, exc_info=True)
-            row = SweepRun(name=run_name, config=config, metric=monitor.best, state="failed",
+            best = None if trainer is None else monitor.outcome(trainer)[0]
+            row = SweepRun(name=run_name, config=config, metric=best, state="failed",
                            error=f"{type(error).__name__}: {error}", wandb_dir=_wandb_dir(run))
         else:
-            row = SweepRun(name=run_name, config=config, metric=monitor.best,
-                           state="pruned" if monitor.pruned else "finished", checkpoint=checkpoint,
-                           wandb_dir=_wandb_dir(run))
+            row = SweepRun(name=run_name, config=config, metric=best, state="pruned" if pruned else "finished",
+                           checkpoint=checkpoint, wandb_dir=_wandb_dir(run))
             self._keep_if_best(row)
         run.summary.update({f"best_{self.plan.metric_name}": row.metric, "sweep_state": row.state})
         self.rows.append(row)
@@ -547,22 +549,21 @@ class _RunTrainer:
         if optimizer is not None:
             optimizer.load_state_dict(copy.deepcopy(self.initial_optimizer_state))
 
-    def _make_trainer(self, run: Any, run_name: str, config: dict[str, Any], monitor: Any) -> Any:
+    def _make_trainer(self, run: Any, run_name: str, config: dict[str, Any], monitor: SweepMonitor) -> Any:
         """A fresh trainer: the caller's arguments, the sampled ones, and the run's logger and config.
 
         The run's wandb config is the trainer's ``hparam_config`` (sampled ``learning_rate`` and
-        ``batch_size`` reach the optimizer and the loaders through it, as upstream); entries of the
-        caller's own ``hparam_config`` that the sweep does not sample are added to it. Each run
-        checkpoints into ``<weight_path>/<run name>`` so runs do not overwrite each other.
+        ``batch_size`` reach the optimizer and the loaders through it, as upstream), passed as a
+        plain dict so that it travels to spawned worker processes; entries of the caller's own
+        ``hparam_config`` that the sweep does not sample are added to it. Each run checkpoints
+        into ``<weight_path>/<run name>`` so runs do not overwrite each other.
         """
         from lightning.pytorch.loggers import WandbLogger
-
-        from neuromancer.trainers.lightning import hparam
 
         arguments = {**self.arguments, **{name: config[name] for name in self.routes.trainer}}
         own = {name: hparam(arguments.get("hparam_config"), name) for name in _HPARAM_NAMES if name not in config}
         run.config.update({name: value for name, value in own.items() if value is not None})
-        arguments.update(logger=WandbLogger(experiment=run), hparam_config=run.config,
+        arguments.update(logger=WandbLogger(experiment=run), hparam_config=dict(run.config),
                          eval_metric=self.plan.metric_name,
                          weight_path=os.path.join(arguments.get("weight_path", "./"), run_name),
                          callbacks=[*(arguments.get("callbacks") or []), monitor])
@@ -583,29 +584,56 @@ def _wandb_dir(run: Any) -> str | None:
     return os.path.dirname(files) if files else None
 
 
-def _make_monitor(plan: SweepPlan, trial: Any) -> Any:
-    """A Lightning callback that tracks the run's best metric, fails it on NaN and applies hyperband."""
-    from lightning.pytorch.callbacks import Callback
+class SweepMonitor(Callback):
+    """Track a sweep run's best value of the sweep metric; fail the run on a NaN; apply hyperband.
 
-    class SweepMonitor(Callback):
-        """Reads the sweep metric after every validation."""
+    After every validation (sanity checks aside) it reads the sweep metric, raises
+    FloatingPointError when it is not finite, and keeps the best value; under hyperband it
+    reports the value to the Optuna trial and stops the run when the trial should be pruned. The
+    best value and the pruned flag are also kept in the trainer's ``callback_metrics`` (under
+    names starting with `PREFIX`), which Lightning sends back from spawned worker processes, so
+    `outcome` reads the run's result in the calling process on every strategy. The class lives at
+    module level so that spawn-based strategies (``ddp_spawn``) can pickle it; the Optuna trial
+    stays behind in the calling process, so runs trained in spawned processes are never pruned.
 
-        def __init__(self) -> None:
-            self.best: float | None = None
-            self.pruned = False
+    :param plan: the sweep's plan (metric name and goal, hyperband settings).
+    :param trial: the run's Optuna trial (offline sweeps), or None.
+    """
 
-        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-            if trainer.sanity_checking or plan.metric_name not in trainer.callback_metrics:
-                return
-            value = float(trainer.callback_metrics[plan.metric_name])
-            if not math.isfinite(value):
-                raise FloatingPointError(f"{plan.metric_name} became {value} at epoch {trainer.current_epoch}")
-            if self.best is None or plan.better(value, self.best):
-                self.best = value
-            if trial is not None and plan.hyperband is not None:
-                trial.report(value, step=trainer.current_epoch + 1)
-                if trial.should_prune():
-                    self.pruned = True
-                    trainer.should_stop = True
+    PREFIX = "sweep_monitor/"
 
-    return SweepMonitor()
+    def __init__(self, plan: SweepPlan, trial: Any = None) -> None:
+        self.plan = plan
+        self.trial = trial if plan.hyperband is not None else None
+        self.best: float | None = None
+        self.pruned = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Leave the Optuna trial (bound to this process's study) behind when pickled for a worker."""
+        if self.trial is not None:
+            logger.warning("hyperband cannot stop a run that trains in spawned processes; this run trains to the end")
+        return {**self.__dict__, "trial": None}
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        """Read the sweep metric of this validation."""
+        name = self.plan.metric_name
+        if trainer.sanity_checking or name not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[name])
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{name} became {value} at epoch {trainer.current_epoch}")
+        if self.best is None or self.plan.better(value, self.best):
+            self.best = value
+        if self.trial is not None:
+            self.trial.report(value, step=trainer.current_epoch + 1)
+            if self.trial.should_prune():
+                self.pruned = True
+                trainer.should_stop = True
+        trainer.callback_metrics[f"{self.PREFIX}best"] = torch.tensor(self.best, dtype=torch.float64)
+        trainer.callback_metrics[f"{self.PREFIX}pruned"] = torch.tensor(self.pruned)
+
+    def outcome(self, trainer: Any) -> tuple[float | None, bool]:
+        """The run's best metric (None if it was never logged) and whether hyperband pruned it."""
+        best = trainer.callback_metrics.get(f"{self.PREFIX}best")
+        pruned = trainer.callback_metrics.get(f"{self.PREFIX}pruned")
+        return (self.best if best is None else float(best)), bool(self.pruned if pruned is None else pruned)

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from neuromancer.exceptions import NeuromancerError
+
 SWEEP_METHODS = ("random", "grid", "bayes")
 METRIC_GOALS = ("minimize", "maximize")
 _TOP_LEVEL_KEYS = ("method", "metric", "parameters", "early_terminate", "name", "description", "run_cap", "entity")
@@ -58,7 +60,7 @@ _GRID_FORMS = ("constant", "categorical", "categorical_w_probabilities", "int_un
                "q_log_uniform_values", "q_log_uniform", "q_beta")
 
 
-class SweepConfigError(ValueError):
+class SweepConfigError(NeuromancerError, ValueError):
     """A sweep configuration that cannot be run as written; the message names the part and the fix."""
 
 

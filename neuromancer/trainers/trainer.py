@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from neuromancer.callbacks import Callback
+from neuromancer.exceptions import NeuromancerError
 from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, resolve_eval_metric
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _snapshot(module: torch.nn.Module) -> StateDict:
     return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
-class _NonFiniteLoss(ArithmeticError):
+class _NonFiniteLoss(NeuromancerError, ArithmeticError):
     """Signals, inside `Trainer.train`, that the training metric became NaN or infinite."""
 
 

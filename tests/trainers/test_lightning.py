@@ -535,3 +535,18 @@ def test_ddp_script_on_two_cpu_processes_ends_with_best_weights(tmp_path):
     weights, dev_losses = expected_trajectory(6, steps_per_epoch=1, lr=0.1)
     assert result["weight"] == pytest.approx(weights[min(range(6), key=dev_losses.__getitem__)], rel=1e-5)
     assert Path(result["best_path"]) == tmp_path / "best.ckpt"
+
+
+def test_the_shuffling_order_of_an_epoch_depends_only_on_the_seed_and_the_epoch():
+    from neuromancer.trainers.lightning_data import EpochShuffleSampler
+
+    sampler = EpochShuffleSampler(range(20), seed=7)
+    first = list(sampler)
+    torch.rand(5)  # other draws from torch's generator change nothing
+    assert list(sampler) == first and sorted(first) == list(range(20))
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert second != first and sorted(second) == list(range(20))
+    resumed = EpochShuffleSampler(range(20), seed=7)
+    resumed.set_epoch(1)
+    assert list(resumed) == second

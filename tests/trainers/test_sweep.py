@@ -7,7 +7,9 @@ import glob
 import json
 import math
 import os
+import pickle
 import struct
+import sys
 
 import lightning.pytorch as pl
 import pytest
@@ -380,6 +382,34 @@ def test_processes_sharing_a_journal_file_share_one_grid(tmp_path):
     best = min([*first, *second], key=lambda run: run.metric)
     assert study.best_trial.user_attrs == {"wandb_run": best.name, "checkpoint": best.checkpoint}
     assert study.best_value == pytest.approx(best.metric)
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_under_ddp_spawn(tmp_path):
+    # Spawned workers unpickle the trainer with its callbacks (the sweep's monitor among them) and the
+    # data setup function, so both come from importable modules; the best metric comes back from rank 0.
+    sys.path.insert(0, os.path.dirname(__file__))
+    from ddp_script import data_setup, scalar_problem, weight
+
+    problem = scalar_problem()
+    config = {"method": "grid", "parameters": {"learning_rate": {"values": [0.1]}}}
+    trainer = make_trainer(devices=2, strategy="ddp_spawn", epochs=2)
+    (run,) = trainer.hyperparameter_sweep(problem, data_setup, config, count=1, project_name="spawned")
+    assert run.state == "finished", run.error
+    # The weight starts at 0, where the dev loss is (0 - 0.5)^2; the problem holds the run's best weights.
+    assert 0 < weight(problem) < 0.5 and run.metric < 0.25
+    assert (weight(problem) - 0.5) ** 2 == pytest.approx(run.metric, rel=1e-5)
+
+
+def test_a_sweep_monitor_pickles_without_its_trial():
+    from neuromancer.trainers.sweep import SweepMonitor
+    from neuromancer.trainers.sweep_config import parse_sweep_config
+
+    plan = parse_sweep_config({"method": "random", "early_terminate": {"type": "hyperband", "min_iter": 1},
+                               "parameters": {"learning_rate": {"min": 0.01, "max": 0.1}}}, default_metric="dev_loss")
+    monitor = SweepMonitor(plan, trial=object())
+    copy = pickle.loads(pickle.dumps(monitor))
+    assert copy.plan == plan and copy.trial is None and monitor.trial is not None
 
 
 def test_run_cap_counts_the_runs_already_in_a_shared_sweep(tmp_path):

@@ -1,0 +1,28 @@
+"""What differs between the Lightning versions the package admits, decided once, here.
+
+``setup.py`` admits every Lightning from 2.2 on. Where a Lightning API the trainers use changed
+within that range, this module reads once, at import, what the installed version offers, and
+the trainers ask it instead of testing versions themselves.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict
+
+import lightning.pytorch as pl
+
+__all__ = ["FIT_TAKES_WEIGHTS_ONLY", "fit_keywords"]
+
+FIT_TAKES_WEIGHTS_ONLY: bool = "weights_only" in inspect.signature(pl.Trainer.fit).parameters
+"""Whether ``Trainer.fit`` takes ``weights_only`` (newer Lightning; 2.2 to 2.4 do not)."""
+
+
+def fit_keywords() -> Dict[str, Any]:
+    """Keyword arguments for Lightning's ``Trainer.fit`` beyond the model, data and ``ckpt_path``.
+
+    Where ``fit`` takes ``weights_only``, resuming reads the checkpoint with ``weights_only=True``
+    whatever CheckpointIO the user installed. Older versions have no such option; there the
+    checkpoint `LitTrainer.fit` resumes from has already been read weights-only once, before
+    training, so an unsafe file is refused on every version.
+    """
+    return {"weights_only": True} if FIT_TAKES_WEIGHTS_ONLY else {}
