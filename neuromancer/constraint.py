@@ -18,6 +18,7 @@ import itertools
 import math
 import numbers
 import operator
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -750,7 +751,7 @@ class Variable(nn.Module):
                                       fillcolor=colors[node._kind]))
             for parent in node._parents:
                 graph.add_edge(pydot.Edge(str(id(parent)), str(id(node))))
-        from neuromancer.system import render_graph
+        from neuromancer.graphs import render_graph
         render_graph(graph, figname)
         return graph
 
@@ -861,19 +862,21 @@ class _EvaluationPlan:
     derivatives, whose meaning depends on which node a value came from). Leaves are read at every
     evaluation, so moved buffers and replaced parameters are always current.
 
-    :param roots: (tuple of Variable) the expressions; their values are at ``root_slots``.
+    :param roots: (tuple of Variable) the expressions; their values are at ``root_slots``, and the
+        value of every node that is not a data variable is at the slot `named_slots` gives its key.
     """
 
     def __init__(self, roots: Tuple[Variable, ...]) -> None:
         self.roots = tuple(roots)
-        self.root_slots, self._initial, self._data_reads, self._leaf_reads, self._steps = self._compile()
+        (self.root_slots, self.named_slots, self._initial, self._data_reads, self._leaf_reads,
+         self._steps) = self._compile()
 
     def __reduce__(self) -> tuple:
         """Copies and pickles of an expression drop its plan; the copy compiles its own on first use."""
         return _dropped_cache, ()
 
     def _compile(self) -> tuple:
-        """``(root_slots, initial values, data reads, leaf reads, steps)`` for the roots' graphs."""
+        """``(root_slots, named_slots, initial values, data reads, leaf reads, steps)`` for the roots."""
         nodes: Dict[int, Variable] = {}
         for root in self.roots:
             for node in root._topological_order():
@@ -882,15 +885,17 @@ class _EvaluationPlan:
         slot_of: Dict[int, int] = {}
         slot_by_signature: Dict[Any, int] = {}
         initial: List[Any] = []
-        data_reads, leaf_reads, steps = [], [], []
+        data_reads, leaf_reads, steps, named_slots = [], [], [], []
         for node in nodes.values():
             parent_slots = tuple(slot_of[id(parent)] for parent in node._parents)
             signature = _node_signature(node, parent_slots) if merge else None
-            if signature is not None and signature in slot_by_signature:
-                slot_of[id(node)] = slot_by_signature[signature]
-                continue
-            slot = len(initial)
+            shared_slot = slot_by_signature.get(signature) if signature is not None else None
+            slot = len(initial) if shared_slot is None else shared_slot
             slot_of[id(node)] = slot
+            if node._kind != "data":
+                named_slots.append((node._key, slot))
+            if shared_slot is not None:
+                continue
             if signature is not None:
                 slot_by_signature[signature] = slot
             initial.append(None)
@@ -903,7 +908,7 @@ class _EvaluationPlan:
             else:
                 leaf_reads.append((slot, node))
         root_slots = tuple(slot_of[id(root)] for root in self.roots)
-        return root_slots, initial, tuple(data_reads), tuple(leaf_reads), tuple(steps)
+        return root_slots, tuple(named_slots), initial, tuple(data_reads), tuple(leaf_reads), tuple(steps)
 
     def evaluate(self, datadict: Dict[str, Any]) -> List[Any]:
         """Compute every value of the plan on ``datadict``; the roots' are at `root_slots`.
@@ -1003,18 +1008,106 @@ class GT(_Comparator):
         return torch.mean(violation), value, violation
 
 
-def _check_weight(weight: Any) -> float:
-    """Validate a term weight (a real number) and return it."""
+WeightParts = Tuple[float, Optional[torch.Tensor]]
+
+
+def _weight_parts(weight: Any) -> WeightParts:
+    """Split a term weight into ``(number, tensor or None)``, their product being the weight.
+
+    Numbers stay numbers; tensors (and arrays, converted) are kept whole, so that an
+    ``nn.Parameter`` weight remains the very parameter the user created.
+
+    :raises TypeError: ``weight`` is neither a real number nor a tensor/array.
+    """
+    if isinstance(weight, torch.Tensor):
+        return 1.0, weight
+    if isinstance(weight, np.ndarray):
+        return 1.0, _tensor_from_array(weight)
     if isinstance(weight, bool) or not isinstance(weight, (numbers.Real, np.floating, np.integer)):
-        raise TypeError(f"A weight must be a real number, got {type(weight).__name__} {weight!r:.60}.")
-    return float(weight)
+        raise TypeError(f"A weight must be a real number or a tensor, got {type(weight).__name__} "
+                        f"{weight!r:.60}.")
+    return float(weight), None
 
 
-def _weighted(weight: float, loss: Any) -> Any:
+def _weighted(weight: Any, loss: Any) -> Any:
     """``weight * loss``; a floating tensor with weight 1 is returned as is (no extra operation)."""
-    if weight == 1.0 and isinstance(loss, torch.Tensor) and loss.is_floating_point():
+    if type(weight) is float and weight == 1.0 and isinstance(loss, torch.Tensor) and loss.is_floating_point():
         return loss
     return weight * loss
+
+
+class _WeightedTerm(nn.Module):
+    """Base of the loss terms (`Objective`, `Constraint`, `Loss`): a name and a weight.
+
+    The weight is a number, a tensor or an ``nn.Parameter``. A tensor weight is registered with the
+    term (a parameter when it requires grad, so the optimiser of any module holding the term
+    trains it; a buffer otherwise, so it follows ``.to(device)``); multiplying a term by a number
+    keeps that tensor and records the number beside it. Assigning ``term.weight = ...`` works
+    for every kind.
+    """
+
+    _WEIGHT_TENSOR = "weight_tensor"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "weight":
+            self._assign_weight(*_weight_parts(value))
+        else:
+            super().__setattr__(name, value)
+
+    def _assign_weight(self, scale: float, tensor: Optional[torch.Tensor]) -> None:
+        """Make the weight ``scale * tensor`` (``scale`` alone where ``tensor`` is None)."""
+        self.__dict__["_weight_scale"] = scale
+        self._parameters.pop(self._WEIGHT_TENSOR, None)
+        self._buffers.pop(self._WEIGHT_TENSOR, None)
+        if tensor is None:
+            return
+        if tensor.requires_grad and tensor.grad_fn is not None:
+            warnings.warn("A weight computed from parameters (it has a grad_fn) is stored as computed: "
+                          "its graph is built once, so gradients reach the parameters only while that "
+                          "graph is alive. Pass the nn.Parameter itself as the weight.", UserWarning,
+                          stacklevel=4)
+            self.register_buffer(self._WEIGHT_TENSOR, tensor, persistent=False)
+        elif tensor.requires_grad:
+            parameter = tensor if isinstance(tensor, nn.Parameter) else nn.Parameter(tensor)
+            self.register_parameter(self._WEIGHT_TENSOR, parameter)
+        else:
+            self.register_buffer(self._WEIGHT_TENSOR, tensor, persistent=False)
+
+    def _weight_tensor(self) -> Optional[torch.Tensor]:
+        """The tensor part of the weight, or None for a plain number."""
+        tensor = self._parameters.get(self._WEIGHT_TENSOR)
+        return tensor if tensor is not None else self._buffers.get(self._WEIGHT_TENSOR)
+
+    @property
+    def weight(self) -> Any:
+        """The weight multiplying the term: a float, or a tensor (the registered one where unscaled)."""
+        tensor, scale = self._weight_tensor(), self.__dict__["_weight_scale"]
+        if tensor is None:
+            return scale
+        return tensor if scale == 1.0 else scale * tensor
+
+    def _scaled_weight(self, factor: Any) -> WeightParts:
+        """The parts of ``self.weight * factor``, keeping a tensor weight registered as it is.
+
+        :raises TypeError: ``factor`` is neither a number nor a tensor.
+        """
+        factor_scale, factor_tensor = _weight_parts(factor)
+        own_tensor = self._weight_tensor()
+        scale = self.__dict__["_weight_scale"] * factor_scale
+        if own_tensor is None or factor_tensor is None:
+            return scale, own_tensor if factor_tensor is None else factor_tensor
+        return scale, own_tensor * factor_tensor
+
+    def _copy_weight_to(self, term: "_WeightedTerm", parts: Optional[WeightParts] = None) -> "_WeightedTerm":
+        """Give ``term`` this term's weight (or ``parts``) and return it."""
+        term._assign_weight(*(parts if parts is not None else (self.__dict__["_weight_scale"],
+                                                                self._weight_tensor())))
+        return term
+
+    @property
+    def key(self) -> str:
+        """The output key of the term's value in the dict its forward returns: its ``name``."""
+        return self.name
 
 
 def _gradient_key(input_key: Optional[str], input_keys: List[str], owner: str) -> str:
@@ -1032,16 +1125,17 @@ def _metric_name(metric: Callable) -> str:
     return _clean_label(_function_name(metric))
 
 
-class Objective(nn.Module):
+class Objective(_WeightedTerm):
     """A term to minimise: ``forward(data)`` returns ``{name: weight * metric(var(data))}``.
 
     :param var: (Variable) the expression.
     :param metric: (Callable, default torch.mean) reduces the expression's value to a scalar.
-    :param weight: (float, default 1.0) multiplies the metric.
-    :param name: (str, default None) the output key; None makes ``'<variable>_<metric>'``, e.g.
-        ``'x_mean'``. Upstream builds keys such as ``'x_<built-in method mean ...>'`` and ignores
-        ``name`` (and later renames) in the output; we always output under ``self.name``.
-    :raises TypeError: ``var`` is not a Variable, ``metric`` is not callable or ``weight`` not a number.
+    :param weight: (float | torch.Tensor, default 1.0) multiplies the metric; a tensor that
+        requires grad (e.g. an ``nn.Parameter``) is a trainable weight, registered with the term.
+    :param name: (str, default None) the output key (also `key`); None makes
+        ``'<variable>_<metric>'``, e.g. ``'x_mean'``. Renaming the objective renames its output.
+    :raises TypeError: ``var`` is not a Variable, ``metric`` is not callable or ``weight`` is
+        neither a number nor a tensor.
     """
 
     def __init__(self, var: Variable, metric: Callable = torch.mean, weight: float = 1.0,
@@ -1054,7 +1148,7 @@ class Objective(nn.Module):
             raise TypeError(f"Objective metric must be callable, got {metric!r:.60}.")
         self.var = var
         self.metric = metric
-        self.weight = _check_weight(weight)
+        self.weight = weight
         self.name = name if name is not None else f"{var._label}_{_metric_name(metric)}"
 
     @property
@@ -1096,9 +1190,10 @@ class Objective(nn.Module):
         key = _gradient_key(input_key, self.input_keys, f"Objective {self.name!r}")
         return _derivative(self.forward(input_dict)[self.name], input_dict[key])
 
-    def __mul__(self, weight: float) -> "Objective":
-        """A copy of this objective whose weight is multiplied by ``weight``."""
-        return Objective(self.var, self.metric, self.weight * _check_weight(weight), self.name)
+    def __mul__(self, weight: Any) -> "Objective":
+        """A copy of this objective whose weight is multiplied by ``weight`` (a number or tensor)."""
+        parts = self._scaled_weight(weight)
+        return self._copy_weight_to(Objective(self.var, self.metric, name=self.name), parts)
 
     __rmul__ = __mul__
 
@@ -1106,7 +1201,7 @@ class Objective(nn.Module):
         return f"Objective({self.name}: {self.weight} * {_metric_name(self.metric)}({self.var!r}))"
 
 
-class Constraint(nn.Module):
+class Constraint(_WeightedTerm):
     """A soft constraint ``left <comparator> right`` penalised in the loss.
 
     ``forward(data)`` returns ``{name: weight * loss, name + '_value': value,
@@ -1117,11 +1212,13 @@ class Constraint(nn.Module):
     :param left: (Variable | number | tensor) left side; non-variables become constants.
     :param right: (Variable | number | tensor) right side.
     :param comparator: (Eq | LT | GT) the relation.
-    :param weight: (float, default 1.0) multiplies the penalty.
-    :param name: (str, default None) the output key; None makes ``'<left>_<lt|gt|eq>_<right>'`` from
-        data keys, display names, numbers or node keys (``'x_lt_1'``, ``'y_gt_p'``). Upstream's
-        output keys embed ``id`` numbers and ignore renames; ours always follow ``self.name``.
-    :raises TypeError: unsupported side types, a comparator that is not Eq/LT/GT, or a bad weight.
+    :param weight: (float | torch.Tensor, default 1.0) multiplies the penalty; a tensor that
+        requires grad (e.g. an ``nn.Parameter``) is a trainable weight, registered with the term.
+    :param name: (str, default None) the output key (also `key`); None makes
+        ``'<left>_<lt|gt|eq>_<right>'`` from data keys, display names, numbers or node keys
+        (``'x_lt_1'``, ``'y_gt_p'``). Renaming the constraint renames its outputs.
+    :raises TypeError: unsupported side types, a comparator that is not Eq/LT/GT, or a weight
+        that is neither a number nor a tensor.
     """
 
     def __init__(self, left: Any, right: Any, comparator: nn.Module, weight: float = 1.0,
@@ -1132,7 +1229,7 @@ class Constraint(nn.Module):
         self.left = _as_variable(left, "constrain")
         self.right = _as_variable(right, "constrain")
         self.comparator = comparator
-        self.weight = _check_weight(weight)
+        self.weight = weight
         self.name = name if name is not None else \
             f"{self.left._label}_{comparator.short_name}_{self.right._label}"
 
@@ -1199,10 +1296,10 @@ class Constraint(nn.Module):
         key = _gradient_key(input_key, self.input_keys, f"Constraint {self.name!r}")
         return _derivative(self.forward(input_dict)[self.name], input_dict[key])
 
-    def __mul__(self, weight: float) -> "Constraint":
-        """A copy with the weight multiplied by ``weight`` (``5.0 * (x <= 1)``)."""
-        return Constraint(self.left, self.right, self.comparator, self.weight * _check_weight(weight),
-                          self.name)
+    def __mul__(self, weight: Any) -> "Constraint":
+        """A copy with the weight multiplied by ``weight``, a number or a tensor (``5.0 * (x <= 1)``)."""
+        parts = self._scaled_weight(weight)
+        return self._copy_weight_to(Constraint(self.left, self.right, self.comparator, name=self.name), parts)
 
     __rmul__ = __mul__
 
@@ -1211,8 +1308,8 @@ class Constraint(nn.Module):
 
         :raises ValueError: ``norm`` is not 1 or 2.
         """
-        return Constraint(self.left, self.right, type(self.comparator)(norm=norm), self.weight,
-                          self.name)
+        return self._copy_weight_to(Constraint(self.left, self.right, type(self.comparator)(norm=norm),
+                                               name=self.name))
 
     def __bool__(self) -> bool:
         raise TypeError(f"Constraint {self.name!r} has no truth value: comparisons of Variables build "
@@ -1224,16 +1321,17 @@ class Constraint(nn.Module):
                 f"norm={self.comparator.norm})")
 
 
-class Loss(nn.Module):
+class Loss(_WeightedTerm):
     """A loss term from a plain function of data keys: ``{name: weight * loss(*data[input_keys])}``.
 
     Usable as an objective of `neuromancer.loss.PenaltyLoss` and friends.
 
     :param input_keys: (list of str) keys passed positionally to ``loss``.
     :param loss: (Callable) returns a scalar tensor.
-    :param weight: (float, default 1.0) multiplies the loss.
-    :param name: (str, default 'loss') the output key.
-    :raises TypeError: keys not strings, ``loss`` not callable, or a bad weight.
+    :param weight: (float | torch.Tensor, default 1.0) multiplies the loss.
+    :param name: (str, default 'loss') the output key (also `key`).
+    :raises TypeError: keys not strings, ``loss`` not callable, or a weight that is neither a
+        number nor a tensor.
     """
 
     def __init__(self, input_keys: List[str], loss: Callable[..., torch.Tensor], weight: float = 1.0,
@@ -1245,7 +1343,7 @@ class Loss(nn.Module):
             raise TypeError(f"Loss needs a callable loss, got {loss!r:.60}.")
         self.input_keys = list(input_keys)
         self.loss = loss
-        self.weight = _check_weight(weight)
+        self.weight = weight
         self.name = name
 
     @property

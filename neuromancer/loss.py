@@ -60,34 +60,40 @@ class AggregateLoss(nn.Module, ABC):
         as ``(xhat == x)^2`` this way.
     :param constraints: (list of Constraint) the soft constraints.
     :raises TypeError: an item is not an Objective/Loss/Constraint (objectives) or a Constraint (constraints).
-    :raises ValueError: two terms have the same name (their outputs would overwrite each other):
-        give each a distinct ``name``.
+
+    Terms sharing a name (e.g. after adding two losses that both have an ``'obj'``) are all
+    evaluated and summed; their outputs go under distinct keys, see `term_names`. The output also
+    holds the value of every expression the terms evaluate, under the expression's ``key``.
     """
 
     def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint]) -> None:
         super().__init__()
         self.objectives = nn.ModuleList(_as_term_list(objectives, (Objective, Loss, Constraint), "objectives"))
         self.constraints = nn.ModuleList(_as_term_list(constraints, (Constraint,), "constraints"))
-        self._check_names()
         input_keys: Dict[str, None] = {}
         for term in [*self.objectives, *self.constraints]:
             input_keys.update(dict.fromkeys(term.input_keys))
         self.input_keys = list(input_keys)
         self.output_keys = ["loss", "objective_loss", "penalty_loss", *_CONSTRAINT_SUMMARY_KEYS]
 
-    def _check_names(self) -> None:
-        """Raise ValueError where two terms would write the same output key."""
-        seen: Dict[str, nn.Module] = {}
-        for term in [*self.objectives, *self.constraints]:
-            for key in term.output_keys:
-                if key in seen:
-                    raise ValueError(f"Output key {key!r} is produced by both {seen[key]!r} and {term!r}: "
-                                     "give the terms distinct names (term.name = '...').")
-                seen[key] = term
+    @property
+    def term_names(self) -> List[str]:
+        """The output key of each term, objectives first: its ``name``, where a name repeats the
+        name of an earlier term with ``_1``, ``_2``, ... added, so no output overwrites another."""
+        return _distinct_names([term.name for term in (*self.objectives, *self.constraints)])
+
+    def _objective_names(self) -> List[str]:
+        """The output keys of the objectives (the first part of `term_names`)."""
+        return self.term_names[:len(self.objectives)]
+
+    def _constraint_names(self) -> List[str]:
+        """The output keys of the constraints (the last part of `term_names`)."""
+        return self.term_names[len(self.objectives):]
 
     def calculate_objectives(self, input_dict: TensorDict) -> TensorDict:
         """Evaluate the objectives: their outputs plus ``objective_loss`` (their sum, 0 if none)."""
-        return self._objective_outputs(input_dict, *self._expression_values(input_dict, "objectives"))
+        return self._objective_outputs(input_dict, *self._expression_values(input_dict, "objectives"),
+                                       self._objective_names())
 
     def calculate_constraints(self, input_dict: TensorDict) -> TensorDict:
         """Evaluate the constraints: their outputs, ``penalty_loss`` (sum of weighted penalties) and,
@@ -95,21 +101,27 @@ class AggregateLoss(nn.Module, ABC):
         ``C_eq_values``, ``C_ineq_values``, ``C_eq_violations``, ``C_ineq_violations`` (each
         constraint's value flattened to ``(batch, -1)`` and concatenated along dim 1).
         """
-        return self._constraint_outputs(input_dict, *self._expression_values(input_dict, "constraints"))
+        return self._constraint_outputs(input_dict, *self._expression_values(input_dict, "constraints"),
+                                        self._constraint_names())
 
-    def _term_outputs(self, input_dict: TensorDict) -> Tuple[TensorDict, TensorDict]:
-        """The outputs of `calculate_objectives` and `calculate_constraints` from one evaluation.
+    def _term_outputs(self, input_dict: TensorDict) -> Tuple[TensorDict, TensorDict, TensorDict]:
+        """The expression values and the outputs of `calculate_objectives` and
+        `calculate_constraints`, from one evaluation.
 
-        Both share one pass over all expressions, so a sub-expression used by several terms is
-        computed once. A subclass that overrides either public method gets it called instead.
+        One pass over all expressions computes a sub-expression used by several terms once and
+        gives every expression's value (keyed by its ``key``) without further work. A subclass
+        that overrides either public method gets it called instead, and no expression values.
         """
         kind = type(self)
         if kind.calculate_objectives is not AggregateLoss.calculate_objectives or \
                 kind.calculate_constraints is not AggregateLoss.calculate_constraints:
-            return self.calculate_objectives(input_dict), self.calculate_constraints(input_dict)
+            return {}, self.calculate_objectives(input_dict), self.calculate_constraints(input_dict)
         plan, values = self._expression_values(input_dict, "all")
-        return (self._objective_outputs(input_dict, plan, values),
-                self._constraint_outputs(input_dict, plan, values))
+        names = self.term_names
+        split = len(self.objectives)
+        expressions = {key: values[slot] for key, slot in plan.expressions.named_slots}
+        return (expressions, self._objective_outputs(input_dict, plan, values, names[:split]),
+                self._constraint_outputs(input_dict, plan, values, names[split:]))
 
     def _expression_values(self, input_dict: TensorDict, part: str) -> Tuple["_TermPlan", List[Any]]:
         """The plan of ``part`` ('all', 'objectives' or 'constraints') and its values on ``input_dict``."""
@@ -129,32 +141,33 @@ class AggregateLoss(nn.Module, ABC):
                                            constraints if part != "objectives" else [])
         return plan
 
-    def _objective_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any]) -> TensorDict:
-        """Objective outputs and ``objective_loss`` from the plan's evaluated ``values``."""
+    def _objective_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any],
+                           names: List[str]) -> TensorDict:
+        """Objective outputs (under ``names``) and ``objective_loss`` from the plan's ``values``."""
         output: TensorDict = {}
         total = None
-        for term, slot in plan.objectives:
+        for (term, slot), name in zip(plan.objectives, names):
             if slot is None or _has_hooks(term):
                 result = term(input_dict)
-                output.update(result)
                 term_loss = result[term.name]
+                output.update(_renamed(result, term.name, name))
             else:
                 term_loss = term._weighted_metric(values[slot])
-                output[term.name] = term_loss
+                output[name] = term_loss
             total = term_loss if total is None else total + term_loss
         output["objective_loss"] = torch.zeros(()) if total is None else total
         return output
 
-    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any]) -> TensorDict:
-        """Constraint outputs, summaries and ``penalty_loss`` from the plan's evaluated ``values``."""
+    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any],
+                            names: List[str]) -> TensorDict:
+        """Constraint outputs (under ``names``), summaries and ``penalty_loss`` from the plan's ``values``."""
         output: TensorDict = {}
         total = None
         per_sample_values, per_sample_violations, equality = [], [], []
-        for term, left_slot, right_slot in plan.constraints:
-            name = term.name
+        for (term, left_slot, right_slot), name in zip(plan.constraints, names):
             value_key, violation_key = f"{name}_value", f"{name}_violation"
             if left_slot is None or _has_hooks(term):
-                result = term(input_dict)
+                result = _renamed(term(input_dict), term.name, name)
                 output.update(result)
                 penalty, value, violation = result[name], result[value_key], result[violation_key]
             else:
@@ -178,7 +191,7 @@ class AggregateLoss(nn.Module, ABC):
         return type(self)(objectives, constraints)
 
     def __add__(self, other: "AggregateLoss") -> "AggregateLoss":
-        """A loss with the terms of both losses (names must stay distinct).
+        """A loss with the terms of both losses (same-named terms get distinct output keys).
 
         :raises TypeError: ``other`` is not a loss of the same class.
         """
@@ -199,8 +212,33 @@ class AggregateLoss(nn.Module, ABC):
 def _scaled(term: Union[Objective, Loss], weight: float) -> Union[Objective, Loss]:
     """A copy of an objective term with its weight multiplied by ``weight``."""
     if isinstance(term, Loss):
-        return Loss(term.input_keys, term.loss, term.weight * weight, term.name)
+        return term._copy_weight_to(Loss(term.input_keys, term.loss, name=term.name), term._scaled_weight(weight))
     return weight * term
+
+
+def _distinct_names(names: List[str]) -> List[str]:
+    """``names`` with each repeat of an earlier name suffixed ``_1``, ``_2``, ... (a suffix no
+    other name uses), so that all are distinct."""
+    if len(set(names)) == len(names):
+        return names
+    taken = set(names)
+    used: set = set()
+    distinct = []
+    for name in names:
+        candidate, count = name, 0
+        while candidate in used or (count and candidate in taken):
+            count += 1
+            candidate = f"{name}_{count}"
+        used.add(candidate)
+        distinct.append(candidate)
+    return distinct
+
+
+def _renamed(outputs: TensorDict, name: str, new_name: str) -> TensorDict:
+    """A term's ``outputs`` with the prefix ``name`` of their keys replaced by ``new_name``."""
+    if name == new_name:
+        return outputs
+    return {new_name + key[len(name):] if key.startswith(name) else key: value for key, value in outputs.items()}
 
 
 def _terms_signature(objectives: nn.ModuleList, constraints: nn.ModuleList) -> tuple:
@@ -337,8 +375,8 @@ class PenaltyLoss(AggregateLoss):
 
     def forward(self, input_dict: TensorDict) -> TensorDict:
         """Return a new dict: ``input_dict`` plus the terms' outputs, summaries and ``loss``."""
-        objectives, constraints = self._term_outputs(input_dict)
-        output = {**input_dict, **objectives, **constraints}
+        expressions, objectives, constraints = self._term_outputs(input_dict)
+        output = {**input_dict, **expressions, **objectives, **constraints}
         output["loss"] = output["objective_loss"] + output["penalty_loss"]
         return output
 
@@ -411,20 +449,21 @@ class BarrierLoss(PenaltyLoss):
         barrier = torch.clamp(barrier, min=0.0, max=self.upper_bound)
         return torch.where(feasible, barrier, torch.zeros_like(barrier))
 
-    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any]) -> TensorDict:
+    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any],
+                            names: List[str]) -> TensorDict:
         """Constraint outputs and summaries, ``<name>_barrier`` values, ``barrier_loss`` and the
         barrier-aware ``penalty_loss`` (what `calculate_constraints` returns for this loss)."""
-        output = super()._constraint_outputs(input_dict, plan, values)
+        output = super()._constraint_outputs(input_dict, plan, values, names)
         total = torch.zeros(())
         barrier_total = torch.zeros(())
-        for constraint in self.constraints:
+        for constraint, name in zip(self.constraints, names):
             if isinstance(constraint.comparator, Eq):
-                total = total + output[constraint.name]
+                total = total + output[name]
                 continue
-            value = torch.as_tensor(output[f"{constraint.name}_value"])
-            violation = output[f"{constraint.name}_violation"]
+            value = torch.as_tensor(output[f"{name}_value"])
+            violation = output[f"{name}_violation"]
             barrier = self._barrier_values(value)
-            output[f"{constraint.name}_barrier"] = barrier
+            output[f"{name}_barrier"] = barrier
             active = value >= 0
             if active.any():
                 total = total + constraint.weight * torch.mean(active * violation)
@@ -560,8 +599,8 @@ class AugmentedLagrangeLoss(AggregateLoss):
 
         :raises KeyError: in training, the batch lacks 'epoch' or 'index'.
         """
-        objectives, constraints = self._term_outputs(input_dict)
-        output = {**input_dict, **objectives, **constraints}
+        expressions, objectives, constraints = self._term_outputs(input_dict)
+        output = {**input_dict, **expressions, **objectives, **constraints}
         objective = output["objective_loss"]
         squared_norms = torch.sum(output["C_violations"] ** 2, dim=-1, keepdim=True) if self.constraints \
             else torch.zeros(1, 1)
@@ -574,7 +613,7 @@ class AugmentedLagrangeLoss(AggregateLoss):
             return output
         index = self._batch_indices(input_dict)
         values = output["C_values"]
-        equality = _equality_columns(self.constraints, output, values.device)
+        equality = _equality_columns(self.constraints, self._constraint_names(), output, values.device)
         if self.init:
             self.lm = torch.zeros(int(self.nsamples), values.shape[-1], device=values.device, dtype=values.dtype)
             self.penalty_best = torch.full((int(self.nsamples), 1), float(np.finfo(np.float32).max),
@@ -594,10 +633,10 @@ class AugmentedLagrangeLoss(AggregateLoss):
         return output
 
 
-def _equality_columns(constraints: Any, output: TensorDict, device: torch.device) -> torch.Tensor:
+def _equality_columns(constraints: Any, names: List[str], output: TensorDict, device: torch.device) -> torch.Tensor:
     """Boolean mask over the columns of ``C_values``: True where the column is an equality."""
     flags = []
-    for constraint in constraints:
-        width = _per_sample(output[f"{constraint.name}_value"]).shape[1]
+    for constraint, name in zip(constraints, names):
+        width = _per_sample(output[f"{name}_value"]).shape[1]
         flags += [isinstance(constraint.comparator, Eq)] * width
     return torch.tensor(flags, dtype=torch.bool, device=device)

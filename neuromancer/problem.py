@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from neuromancer._lazy import lazy_exports
-from neuromancer.system import Freezable, System, _graph_name, _import_pydot, render_graph
+from neuromancer.graphs import check_unique_names, name_unnamed_nodes, problem_graph, render_graph
+from neuromancer.system import Freezable, System
 
 TensorDict = Dict[str, torch.Tensor]
 
@@ -37,6 +38,18 @@ def _keys_of(component: Any, attribute: str) -> List[str]:
 def _loss_terms(loss: Any) -> List[Any]:
     """The objectives and constraints of a loss that has them (e.g. PenaltyLoss), else []."""
     return list(getattr(loss, "objectives", []) or []) + list(getattr(loss, "constraints", []) or [])
+
+
+def _term_names(loss: Any) -> List[str]:
+    """The output name of each of `_loss_terms` (a loss may give same-named terms distinct names)."""
+    names = getattr(loss, "term_names", None)
+    return list(names) if names is not None else [str(term.name) for term in _loss_terms(loss)]
+
+
+def _describe(component: Any) -> str:
+    """Name a node or the loss in messages: its ``name`` where it has one, else its class."""
+    name = getattr(component, "name", None)
+    return str(name) if name is not None else type(component).__name__
 
 
 def _term_inputs(term: Any) -> List[str]:
@@ -59,9 +72,13 @@ class Problem(Freezable):
     :param grad_inference: (bool, default False) ask the trainers to keep autograd on while
         evaluating (dev/test), for models that differentiate during inference, e.g. gradient-based
         projections. Read by `Trainer` and `LitTrainer`; `forward` itself follows torch's grad mode.
-    :param check_overwrite: (bool, default False) warn (UserWarning, at construction) when a node
-        outputs a key that an earlier node, or the node itself, reads or writes, as upstream does.
+    :param check_overwrite: (bool, default False) warn (UserWarning, at construction and on each
+        `_check_keys` call) when a node or the loss outputs a key that the data or an earlier node
+        already holds.
     :raises TypeError: ``nodes`` is not a list of ``nn.Module`` or ``loss`` is not callable.
+    :raises neuromancer.graphs.DuplicateNameError: two nodes, objectives or constraints have the
+        same name, so the graph could not tell them apart (it is a ``ValueError`` and an
+        ``AssertionError``). Unnamed nodes are named ``node_1``, ``node_2``, ... in order.
     """
 
     def __init__(self, nodes: List[Callable[[TensorDict], TensorDict]],
@@ -77,8 +94,9 @@ class Problem(Freezable):
         self.check_overwrite = check_overwrite
         self.input_keys = sorted({k for node in self.nodes for k in _keys_of(node, "input_keys")})
         self.output_keys = sorted({k for node in self.nodes for k in _keys_of(node, "output_keys")})
-        if check_overwrite:
-            self._warn_overwrites()
+        name_unnamed_nodes(self.nodes)
+        check_unique_names([str(node.name) for node in self.nodes] + _term_names(loss), "Problem")
+        self._check_keys()
 
     @staticmethod
     def _validated_nodes(nodes: Any) -> List[nn.Module]:
@@ -93,16 +111,22 @@ class Problem(Freezable):
                                 f"wrap functions as Node(f, input_keys, output_keys).")
         return nodes
 
-    def _warn_overwrites(self) -> None:
-        """Warn about every component writing a key already read or written before it."""
+    def _check_keys(self) -> None:
+        """With ``check_overwrite``, warn about every node (or the loss) writing a key already held.
+
+        A key is held once the data provides it (a component reads it) or an earlier component
+        wrote it. Without ``check_overwrite`` this does nothing.
+        """
+        if not self.check_overwrite:
+            return
         seen: set = set()
         for component in [*self.nodes, self.loss]:
             seen |= set(_keys_of(component, "input_keys"))
             written = set(_keys_of(component, "output_keys"))
             clashes = sorted(written & seen)
             if clashes:
-                warnings.warn(f"Keys {clashes} are being overwritten by the node "
-                              f"{_graph_name(component, 0)!r}.", UserWarning, stacklevel=3)
+                warnings.warn(f"Keys {clashes} are being overwritten by the node {_describe(component)!r}.",
+                              UserWarning, stacklevel=3)
             seen |= written
 
     def forward(self, data: TensorDict) -> TensorDict:
@@ -136,16 +160,16 @@ class Problem(Freezable):
         :raises KeyError: a node input key is missing (the message names the node and the key).
         """
         data = dict(input_dict)
-        for index, node in enumerate(self.nodes):
-            self._check_inputs(node, index, data)
+        for node in self.nodes:
+            self._check_inputs(node, data)
             output = node(data)
             if isinstance(output, torch.Tensor):
-                output = {_graph_name(node, index): output}
+                output = {_describe(node): output}
             data.update(output)
         return data
 
     @staticmethod
-    def _check_inputs(node: nn.Module, index: int, data: TensorDict) -> None:
+    def _check_inputs(node: nn.Module, data: TensorDict) -> None:
         """Raise a KeyError naming ``node`` where a key it reads from outside is absent from ``data``."""
         if isinstance(node, System):
             needed = node._keys_needed_from_data()
@@ -154,41 +178,26 @@ class Problem(Freezable):
         if any(key not in data for key in needed):
             missing = sorted(key for key in needed if key not in data)
             raise KeyError(
-                f"Problem node {_graph_name(node, index)!r} needs key {missing[0]!r}, which neither the "
+                f"Problem node {_describe(node)!r} needs key {missing[0]!r}, which neither the "
                 f"data nor an earlier node provides (available: {sorted(map(str, data))}). Add it to "
                 f"the dataset or put the node producing it earlier in the nodes list."
             )
 
     def graph(self, include_objectives: bool = True) -> Any:
-        """Return a ``pydot.Dot`` drawing: data -> nodes -> (objectives, constraints) -> output.
+        """Return a ``pydot.Dot`` drawing: data -> nodes -> (objectives, constraints) -> loss.
+
+        Vertices are named after the nodes and loss terms (see `neuromancer.graphs.problem_graph`).
 
         :param include_objectives: (bool, default True) draw the loss's objectives and constraints
-            as vertices; False draws only the nodes, with their outputs going to ``out``.
+            as vertices; False draws only the nodes, with the outputs the loss reads (all of them,
+            where the loss has no ``input_keys``) going to ``out``.
         :raises ImportError: pydot is not installed.
         """
-        pydot = _import_pydot()
-        graph = pydot.Dot("problem", graph_type="digraph", rankdir="LR")
-        graph.add_node(pydot.Node("in", label="dataset", color="skyblue", style="filled", shape="box"))
-        graph.add_node(pydot.Node("out", label="loss", color="skyblue", style="filled", shape="box"))
-        producer: Dict[str, str] = {}
-        for index, node in enumerate(self.nodes):
-            name = _graph_name(node, index)
-            graph.add_node(pydot.Node(name, label=name, color="lightgray", style="filled", shape="box"))
-            for key in _keys_of(node, "input_keys"):
-                graph.add_edge(pydot.Edge(producer.get(key, "in"), name, label=key))
-            for key in _keys_of(node, "output_keys"):
-                producer[key] = name
-                if not include_objectives:
-                    graph.add_edge(pydot.Edge(name, "out", label=key))
-        if include_objectives:
-            for index, term in enumerate(_loss_terms(self.loss)):
-                name = f"term {_graph_name(term, index)}"
-                graph.add_node(pydot.Node(name, label=_graph_name(term, index), color="mistyrose",
-                                          style="filled", shape="ellipse"))
-                for key in _term_inputs(term):
-                    graph.add_edge(pydot.Edge(producer.get(key, "in"), name, label=key))
-                graph.add_edge(pydot.Edge(name, "out", label=_graph_name(term, index)))
-        return graph
+        loss_inputs = getattr(self.loss, "input_keys", None)
+        if loss_inputs is None:
+            loss_inputs = [*self.input_keys, *self.output_keys]
+        return problem_graph(self.nodes, _loss_terms(self.loss), _term_names(self.loss), loss_inputs,
+                             include_objectives)
 
     @property
     def problem_graph(self) -> Any:
@@ -213,8 +222,7 @@ class Problem(Freezable):
             terms = list(getattr(self.loss, label, []) or [])
             if terms:
                 lines.append(f"  {label}:")
-                lines += [f"    {_graph_name(term, i)}: {', '.join(_term_inputs(term))}"
-                          for i, term in enumerate(terms)]
+                lines += [f"    {term.name}: {', '.join(_term_inputs(term))}" for term in terms]
         lines.append(f"  grad_inference={self.grad_inference}, check_overwrite={self.check_overwrite}")
         lines.append(")")
         return "\n".join(lines)

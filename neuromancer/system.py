@@ -12,13 +12,13 @@ imported only when a drawing is asked for.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import torch
 from torch import nn
+
+from neuromancer.graphs import check_unique_names, name_unnamed_nodes, render_graph, system_graph
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,8 @@ class System(Freezable):
     ``i - 1``, and after ``nsteps`` steps ``X`` is ``[B, 1 + nsteps, nx]``; an output key that is not
     in the input (e.g. ``Y``) ends up ``[B, nsteps, ny]``. These are upstream's semantics.
 
-    :param nodes: (list of Node) the nodes, run in order at every step.
+    :param nodes: (list of Node) the nodes, run in order at every step. Unnamed nodes are named
+        ``node_1``, ``node_2``, ... in order, as they are vertices of the system's graph.
     :param name: (str, default None) the system's name in graphs.
     :param nstep_key: (str, default 'X') where ``nsteps`` is None, the rollout length is
         ``data[nstep_key].shape[1]``.
@@ -208,6 +209,8 @@ class System(Freezable):
         dict before the rollout, e.g. to set initial conditions.
     :param nsteps: (int, default None) rollout length; None reads it from ``data[nstep_key]``.
     :raises TypeError: an element of ``nodes`` lacks ``input_keys``/``output_keys``.
+    :raises neuromancer.graphs.DuplicateNameError: two nodes have the same name (it is a
+        ``ValueError`` and an ``AssertionError``).
     """
 
     def __init__(self, nodes: Sequence[nn.Module], name: Optional[str] = None, nstep_key: str = "X",
@@ -224,6 +227,8 @@ class System(Freezable):
         self.nodes = nn.ModuleList(nodes)
         if init_func is not None:
             self.init = init_func
+        name_unnamed_nodes(self.nodes)
+        check_unique_names([node.name for node in self.nodes], f"System {name!r}")
         self.input_keys = sorted(set().union(*[node.input_keys for node in nodes]))
         self.output_keys = sorted(set().union(*[node.output_keys for node in nodes]))
 
@@ -232,28 +237,11 @@ class System(Freezable):
 
         An ``in`` vertex feeds each node the keys no earlier node produces (exogenous inputs and
         initial conditions), an ``out`` vertex collects every output; an edge from a node to itself
-        or to an earlier node is a key carried to the next step.
+        or to an earlier node is a key carried to the next step (see `neuromancer.graphs.system_graph`).
 
         :raises ImportError: pydot is not installed.
         """
-        pydot = _import_pydot()
-        graph = pydot.Dot(self.name or "System", graph_type="digraph", rankdir="LR")
-        graph.add_node(pydot.Node("in", label="dataset", color="skyblue", style="filled", shape="box"))
-        graph.add_node(pydot.Node("out", label="output", color="skyblue", style="filled", shape="box"))
-        names = [_graph_name(node, i) for i, node in enumerate(self.nodes)]
-        for node_name in names:
-            graph.add_node(pydot.Node(node_name, label=node_name, color="lightgray", style="filled",
-                                      shape="box"))
-        for position, (node_name, node) in enumerate(zip(names, self.nodes)):
-            for key in node.input_keys:
-                producers = [n for n, other in zip(names, self.nodes) if key in other.output_keys]
-                if not self._produced_before(key, position):
-                    graph.add_edge(pydot.Edge("in", node_name, label=key))
-                for producer in producers:
-                    graph.add_edge(pydot.Edge(producer, node_name, label=key))
-            for key in node.output_keys:
-                graph.add_edge(pydot.Edge(node_name, "out", label=key))
-        return graph
+        return system_graph(self.nodes, self.name)
 
     def _produced_before(self, key: str, position: int) -> bool:
         """Whether a node listed before ``position`` outputs ``key`` (so it exists before it is read)."""
@@ -337,7 +325,7 @@ class System(Freezable):
         for key in node.input_keys:
             if key not in data:
                 raise KeyError(
-                    f"System {self.name!r}: node {_graph_name(node, 0)!r} needs key {key!r}, which is "
+                    f"System {self.name!r}: node {node.name!r} needs key {key!r}, which is "
                     f"neither in the data nor produced by a node (keys: {sorted(map(str, data))})."
                 )
             sequence = data[key]
@@ -349,68 +337,6 @@ class System(Freezable):
                 )
             inputs[key] = sequence[:, step]
         return inputs
-
-
-def _graph_name(node: nn.Module, index: int) -> str:
-    """Name a node in graphs: its ``name`` or, where it has none, its class and position."""
-    name = getattr(node, "name", None)
-    return str(name) if name is not None else f"{type(node).__name__}_{index}"
-
-
-def _import_pydot() -> Any:
-    """Import pydot, raising an ImportError that says how to get it."""
-    try:
-        import pydot
-    except ImportError as error:
-        raise ImportError("Drawing computational graphs needs pydot (and Graphviz for rendering): "
-                          "pip install pydot") from error
-    return pydot
-
-
-_WRITERS = {"png": "write_png", "svg": "write_svg", "jpg": "write_jpg", "jpeg": "write_jpg",
-            "pdf": "write_pdf", "dot": "write_raw"}
-
-
-def render_graph(graph: Any, figname: Optional[str] = None) -> None:
-    """Write a pydot graph to ``figname`` or, where None, display it with matplotlib.
-
-    Shared by `System.show` and `Problem.show`.
-
-    :param graph: (pydot.Dot) the graph.
-    :param figname: (str, default None) output path; its extension picks the format.
-    :raises ValueError: unsupported extension.
-    :raises FileNotFoundError: Graphviz's ``dot`` program is missing.
-    """
-    if figname is None:
-        handle, path = tempfile.mkstemp(suffix=".png")
-        os.close(handle)
-        try:
-            _write_graph(graph, path)
-            import matplotlib.image as mpimg
-            import matplotlib.pyplot as plt
-            image = mpimg.imread(path)
-        finally:
-            os.remove(path)
-        plt.figure()
-        axes = plt.imshow(image, aspect="equal").axes
-        axes.set_axis_off()
-        plt.show()
-    else:
-        _write_graph(graph, figname)
-
-
-def _write_graph(graph: Any, path: str) -> None:
-    """Render ``graph`` to ``path`` in the format its extension names."""
-    extension = os.path.splitext(path)[1].lstrip(".").lower()
-    if extension not in _WRITERS:
-        raise ValueError(f"Cannot draw a graph to {path!r}: use one of the extensions "
-                         f"{sorted(_WRITERS)}.")
-    try:
-        getattr(graph, _WRITERS[extension])(path)
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"Rendering {path!r} needs Graphviz's 'dot' program on the PATH "
-                                f"(e.g. apt-get install graphviz); graph() works without it.") from error
-    logger.info("wrote graph drawing to %s", path)
 
 
 from neuromancer._lazy import lazy_exports  # noqa: E402 - SystemPreview's module imports this one

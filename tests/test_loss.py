@@ -104,10 +104,13 @@ def test_a_constraint_among_the_objectives_adds_its_penalty_to_the_objective_los
     torch.testing.assert_close(out["c3_violation"], torch.tensor(expected["c3"][1], dtype=torch.float32))
 
 
-def test_duplicate_term_names_raise():
+def test_same_named_terms_are_all_penalised_under_distinct_keys():
     x = variable("x")
-    with pytest.raises(ValueError, match="'x_lt_1'"):
-        PenaltyLoss([], [x <= 1, x <= 1])
+    out = PenaltyLoss([], [x <= 1, 2.0 * (x <= 1)])(batch())
+    violation = torch.relu(torch.tensor(X, dtype=torch.float32) - 1).mean()
+    torch.testing.assert_close(out["x_lt_1"], violation)
+    torch.testing.assert_close(out["x_lt_1_1"], 2 * violation)
+    torch.testing.assert_close(out["penalty_loss"], 3 * violation)
 
 
 def test_aggregate_loss_is_abstract():
