@@ -7,9 +7,9 @@ result is differentiable end to end.
 
 Schemes:
 
-- explicit Runge-Kutta methods, each defined by its Butcher tableau: `Euler` (order 1), `RK2`
-  (explicit midpoint, order 2), `RK4` (order 4), `Luther` (order 6), `Runge_Kutta_Fehlberg`
-  (order 5, with an embedded order-4 error estimate);
+- explicit Runge-Kutta methods: `Euler` (order 1), `RK2` (explicit midpoint, order 2), `Luther`
+  (order 6) and `Runge_Kutta_Fehlberg` (order 5, with an embedded order-4 error estimate), each
+  defined by its Butcher tableau, and `RK4` (order 4), written out because it is the workhorse;
 - predictor-corrector methods: `Euler_Trap` and `RK4_Trap` (trapezoidal corrector, order 2) and
   `MultiStep_PredictorCorrector` (Adams-Bashforth-Moulton over four past states);
 - symplectic schemes for second-order systems ``x'' = f(x)``: `LeapFrog` (order 2) and
@@ -82,15 +82,21 @@ def _runge_kutta_stages(block: Callable[..., torch.Tensor], x: torch.Tensor, arg
     """
     slopes = []
     for row in tableau:
-        terms = [a * k for a, k in zip(row, slopes, strict=True) if a != 0.0]
-        point = x + h * sum(terms[1:], terms[0]) if terms else x
+        point = x
+        for a, k in zip(row, slopes, strict=True):
+            if a != 0.0:
+                point = point + (h * a) * k
         slopes.append(block(point, *args))
     return slopes
 
 
 def _combine(x: torch.Tensor, h: float, weights: Sequence[float], slopes: Sequence[torch.Tensor]) -> torch.Tensor:
     """Return ``x + h sum_i b_i k_i`` over the nonzero weights."""
-    return x + h * sum(b * k for b, k in zip(weights, slopes, strict=True) if b != 0.0)
+    result = x
+    for b, k in zip(weights, slopes, strict=True):
+        if b != 0.0:
+            result = result + (h * b) * k
+    return result
 
 
 class _ExplicitRungeKutta(Integrator):
@@ -116,10 +122,22 @@ class RK2(_ExplicitRungeKutta):
     TABLEAU = ([[], [0.5]], [0.0, 1.0])
 
 
-class RK4(_ExplicitRungeKutta):
+def _rk4(block: Callable[..., torch.Tensor], x: torch.Tensor, args: tuple[torch.Tensor, ...],
+         h: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One classical RK4 step, written out (the most used scheme); returns ``(f(x), x_next)``."""
+    k1 = block(x, *args)
+    k2 = block(x + (0.5 * h) * k1, *args)
+    k3 = block(x + (0.5 * h) * k2, *args)
+    k4 = block(x + h * k3, *args)
+    return k1, x + (h / 6.0) * (k1 + 2.0 * (k2 + k3) + k4)
+
+
+class RK4(Integrator):
     """Classical fourth-order Runge-Kutta."""
 
-    TABLEAU = ([[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6])
+    def integrate(self, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+        """One classical RK4 step."""
+        return _rk4(self.block, x, args, self.h)[1]
 
 
 _Q = math.sqrt(21.0)
@@ -197,10 +215,8 @@ class RK4_Trap(Integrator):
 
     def integrate(self, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
         """One trapezoidal step whose end-point slope is taken at the RK4 prediction."""
-        matrix, weights = RK4.TABLEAU
-        slopes = _runge_kutta_stages(self.block, x, args, self.h, matrix)
-        predicted = _combine(x, self.h, weights, slopes)
-        return x + 0.5 * self.h * (slopes[0] + self.block(predicted, *args))
+        slope, predicted = _rk4(self.block, x, args, self.h)
+        return x + 0.5 * self.h * (slope + self.block(predicted, *args))
 
 
 _ADAMS_BASHFORTH_4 = (-9 / 24, 37 / 24, -59 / 24, 55 / 24)
