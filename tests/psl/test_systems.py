@@ -5,11 +5,11 @@ import torch
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq, fsolve
 
-from neuromancer.psl import ODE_Autonomous, ODE_NonAutonomous, systems
+from neuromancer.psl import ODE_Autonomous, ODE_NonAutonomous, autonomous, coupled_systems, nonautonomous, systems
 from neuromancer.psl.base import EmulatorBase
 
-NONAUTONOMOUS = ["CSTR", "TwoTank", "VanDerPolControl", "DuffingControl"]
-AUTONOMOUS = ["VanDerPol", "Pendulum", "LorenzSystem", "Duffing"]
+NONAUTONOMOUS = sorted(nonautonomous.systems)
+AUTONOMOUS = sorted(autonomous.systems)
 TIGHT = dict(method="LSODA", rtol=1e-11, atol=1e-11)
 
 
@@ -24,6 +24,7 @@ UPSTREAM_REGISTRY = {  # upstream 1.5 psl.systems without the building-envelope 
 
 def test_registry_lists_the_systems():
     assert set(systems) == UPSTREAM_REGISTRY
+    assert set(systems) == set(NONAUTONOMOUS) | set(AUTONOMOUS) | set(coupled_systems.systems)
     assert all(issubclass(systems[n], ODE_NonAutonomous) for n in NONAUTONOMOUS)
     assert all(issubclass(systems[n], ODE_Autonomous) for n in AUTONOMOUS)
     assert issubclass(ODE_Autonomous, EmulatorBase) and issubclass(EmulatorBase, torch.nn.Module)
