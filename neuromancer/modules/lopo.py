@@ -174,7 +174,8 @@ class _SplitProblem:
 
     def box(self) -> ProxBoxConstraint:
         """The projection onto the box of ``[x, s]``."""
-        return ProxBoxConstraint(lambda parms: self.lower.to(parms.dtype), lambda parms: self.upper.to(parms.dtype))
+        return ProxBoxConstraint(lambda parms: self.lower.to(device=parms.device, dtype=parms.dtype),
+                                 lambda parms: self.upper.to(device=parms.device, dtype=parms.dtype))
 
     def with_slacks(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[batch, x_dim]`` extended with zero slacks ``[batch, n_dim]``."""

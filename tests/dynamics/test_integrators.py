@@ -1,5 +1,7 @@
 """Tests of neuromancer.dynamics.integrators: convergence orders, DiffEqIntegrator, argument passing, registries."""
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -224,3 +226,13 @@ def test_norms():
     assert norm(flat).item() == pytest.approx(math.sqrt(2.0))
     assert norm((torch.tensor(100.0), torch.ones(2), torch.tensor([0.0, 2.0]), torch.tensor([50.0]))).item() \
         == pytest.approx(math.sqrt(2.0))
+
+
+def test_torchdiffeq_and_the_tutorial_modules_load_only_when_used():
+    code = ("import sys, neuromancer, neuromancer.dynamics, neuromancer.system; "
+            "lazy = ['torchdiffeq', 'neuromancer.system_preview', 'neuromancer.arg', 'neuromancer.modules.lopo']; "
+            "print([m for m in lazy if m in sys.modules]); "
+            "from neuromancer.system import SystemPreview; neuromancer.arg; "
+            "print(sorted(m for m in lazy[1:3] if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[:2] == ["[]", "['neuromancer.arg', 'neuromancer.system_preview']"]
