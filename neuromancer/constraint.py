@@ -15,17 +15,30 @@ the expressions that use them, so ``Problem.parameters()`` and ``.to(device)`` s
 from __future__ import annotations
 
 import itertools
-import math
 import numbers
 import operator
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-TensorDict = Dict[str, torch.Tensor]
+from neuromancer.evaluation import (
+    FIRST_SLOTS,
+    GET_MT,
+    GET_T,
+    EvaluationPlan,
+    Seq,
+    Slot,
+    derivative,
+    fill,
+    missing_key_error,
+    slot,
+)
+
+TensorDict = dict[str, torch.Tensor]
 
 _SUPPORTED_OPERANDS = "a Variable, a Python or numpy number, a numpy array or a torch.Tensor"
 _key_counter = itertools.count()
@@ -48,39 +61,12 @@ def _scalar_label(number: Any) -> str:
     return repr(number)
 
 
-class _Slot:
-    """Placeholder for the value of the ``index``-th parent in a node's argument template."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-
-_FIRST_SLOTS = tuple(_Slot(index) for index in range(8))
-
-
-def _slot(index: int) -> _Slot:
-    """The placeholder of parent ``index`` (shared instances for the usual few parents)."""
-    return _FIRST_SLOTS[index] if index < len(_FIRST_SLOTS) else _Slot(index)
-
-
 # Sets an attribute without nn.Module.__setattr__ (and without materialising the instance dict):
 # expression nodes store their bookkeeping as plain attributes.
 _set_field = object.__setattr__
 
 
-class _Seq:
-    """Template of a list or tuple argument that contains variables (e.g. ``torch.cat([x, y])``)."""
-
-    __slots__ = ("kind", "items")
-
-    def __init__(self, kind: type, items: list) -> None:
-        self.kind = kind
-        self.items = items
-
-
-def _template_of(obj: Any, parents: List["Variable"]) -> Any:
+def _template_of(obj: Any, parents: list[Variable]) -> Any:
     """Replace the variables inside ``obj`` (recursing into lists and tuples) by slots.
 
     Each variable found is appended to ``parents``; anything without variables is kept as a
@@ -88,22 +74,12 @@ def _template_of(obj: Any, parents: List["Variable"]) -> Any:
     """
     if isinstance(obj, Variable):
         parents.append(obj)
-        return _slot(len(parents) - 1)
+        return slot(len(parents) - 1)
     if isinstance(obj, (list, tuple)):
         items = [_template_of(item, parents) for item in obj]
-        if any(isinstance(item, (_Slot, _Seq)) for item in items):
-            return _Seq(type(obj), items)
+        if any(isinstance(item, (Slot, Seq)) for item in items):
+            return Seq(type(obj), items)
     return obj
-
-
-def _fill(template: Any, values: List[Any]) -> Any:
-    """Rebuild an argument from its template with the parents' computed ``values``."""
-    kind = type(template)
-    if kind is _Slot:
-        return values[template.index]
-    if kind is _Seq:
-        return template.kind(_fill(item, values) for item in template.items)
-    return template
 
 
 def _is_number(obj: Any) -> bool:
@@ -157,27 +133,10 @@ def _as_operand(obj: Any, action: str) -> Any:
     raise _unsupported(obj, action)
 
 
-def _as_variable(obj: Any, action: str) -> "Variable":
+def _as_variable(obj: Any, action: str) -> Variable:
     """Like `_as_operand`, but wrap inline numbers in constant Variables too."""
     operand = _as_operand(obj, action)
     return operand if isinstance(operand, Variable) else Variable(value=operand)
-
-
-def _derivative(output: Any, wrt: torch.Tensor) -> torch.Tensor:
-    """Gradient of ``output`` (summed over its elements) w.r.t. ``wrt``, keeping the graph.
-
-    Used by `Variable.grad`, `Objective.grad`, `Constraint.grad` and `Loss.grad`; the graph is kept
-    (``create_graph=True``) so that derivatives can appear inside losses and be trained through.
-
-    :raises ValueError: ``wrt`` is not a tensor that requires grad.
-    """
-    if not isinstance(wrt, torch.Tensor) or not wrt.requires_grad:
-        raise ValueError("Cannot differentiate with respect to a tensor that does not require grad: "
-                         "create it with requires_grad=True (or compute it from parameters).")
-    if not isinstance(output, torch.Tensor) or not output.requires_grad:
-        return torch.zeros_like(wrt)
-    return torch.autograd.grad(output, wrt, grad_outputs=torch.ones_like(output), create_graph=True,
-                               allow_unused=True, materialize_grads=True)[0]
 
 
 _BINARY_NAMES = {operator.add: "add", operator.sub: "sub", operator.mul: "mul",
@@ -195,32 +154,10 @@ _TENSOR_REFLECTIONS = {
 }
 
 
-def _missing_key_error(key: str, datadict: Dict[str, Any]) -> KeyError:
-    """The KeyError raised where a data variable's ``key`` is absent from ``datadict``."""
-    return KeyError(f"Variable {key!r} is not in the data dictionary; available keys: "
-                    f"{sorted(map(str, datadict))}. Add it to the dataset or produce it "
-                    "with a Node whose output_keys include it.")
-
-
 def _function_name(func: Callable) -> str:
     """A short readable name for a torch function or Tensor method (``sin``, ``sum``, ``mul``)."""
     name = getattr(func, "__name__", None) or type(func).__name__
     return _clean_label(name.strip("_").replace("<", "").replace(">", "") or "func")
-
-
-_GET_T = operator.attrgetter("T")
-_GET_MT = operator.attrgetter("mT")
-
-# Functions that the operators of Variable build and that always give the same result for the same
-# inputs: two nodes applying one of them to the same operands may share one computed value.
-_PURE_OPERATORS = (operator.add, operator.sub, operator.mul, operator.truediv, operator.pow, operator.matmul,
-                   operator.neg, operator.abs, operator.getitem, _GET_T, _GET_MT)
-_PURE_OPERATOR_IDS = frozenset(map(id, _PURE_OPERATORS))
-
-
-def _is_pure_operator(func: Any) -> bool:
-    """True where ``func`` is one of `_PURE_OPERATORS` (compared by identity: funcs may be unhashable)."""
-    return id(func) in _PURE_OPERATOR_IDS
 
 
 # The attributes nn.Module.__init__ creates (containers are copied fresh per node).
@@ -267,17 +204,17 @@ class Variable(nn.Module):
 
     # Per-node bookkeeping; class-level defaults keep the nodes that operators create small.
     _kind = "derived"
-    _parents: Tuple["Variable", ...] = ()
-    _func: Optional[Callable] = None
-    _args: Optional[tuple] = None
-    _kwargs: Optional[dict] = None
-    _order: Optional[Tuple["Variable", ...]] = None
-    _data_keys: Optional[List[str]] = None
-    _leaf_list: Optional[nn.ModuleList] = None
+    _parents: tuple[Variable, ...] = ()
+    _func: Callable | None = None
+    _args: tuple | None = None
+    _kwargs: dict | None = None
+    _order: tuple[Variable, ...] | None = None
+    _data_keys: list[str] | None = None
+    _leaf_list: nn.ModuleList | None = None
     _number: Any = None
 
-    def __init__(self, input_variables: Optional[Sequence[Any]] = None, func: Optional[Callable] = None,
-                 key: Optional[str] = None, display_name: Optional[str] = None,
+    def __init__(self, input_variables: Sequence[Any] | None = None, func: Callable | None = None,
+                 key: str | None = None, display_name: str | None = None,
                  value: Any = None) -> None:
         super().__init__()
         if key is not None and not isinstance(key, str):
@@ -307,7 +244,7 @@ class Variable(nn.Module):
         fields["_display_name"] = display_name
         fields["_label"] = _clean_label(label)
 
-    def _init_leaf(self, value: Any, key: Optional[str], display_name: Optional[str]) -> None:
+    def _init_leaf(self, value: Any, key: str | None, display_name: str | None) -> None:
         """Make this node a constant or trainable leaf holding ``value``."""
         if _is_number(value):
             number = _python_number(value)
@@ -335,8 +272,8 @@ class Variable(nn.Module):
             self.register_buffer("_value", value, persistent=False)
         self.__dict__["_leaf_list"] = nn.ModuleList([self])
 
-    def _init_derived(self, inputs: List[Any], func: Callable, key: Optional[str],
-                      display_name: Optional[str]) -> None:
+    def _init_derived(self, inputs: list[Any], func: Callable, key: str | None,
+                      display_name: str | None) -> None:
         """Make this node compute ``func(*inputs)`` (public constructor path)."""
         if not callable(func):
             raise TypeError(f"func must be callable, got {type(func).__name__} {func!r:.60}.")
@@ -348,8 +285,8 @@ class Variable(nn.Module):
         if key is not None:
             self._check_key_against_ancestors(key)
 
-    def _link(self, parents: Tuple["Variable", ...], func: Callable, args: Optional[tuple],
-              kwargs: Optional[dict]) -> None:
+    def _link(self, parents: tuple[Variable, ...], func: Callable, args: tuple | None,
+              kwargs: dict | None) -> None:
         """Attach parents and the computation, and register the tensor leaves they depend on.
 
         The leaf list is shared with a parent whenever only one parent holds leaves, so building a
@@ -383,8 +320,8 @@ class Variable(nn.Module):
         self._modules["leaves"] = merged
 
     @classmethod
-    def _derived(cls, func: Callable, parents: Tuple["Variable", ...], name: str,
-                 args: Optional[tuple] = None, kwargs: Optional[dict] = None) -> "Variable":
+    def _derived(cls, func: Callable, parents: tuple[Variable, ...], name: str,
+                 args: tuple | None = None, kwargs: dict | None = None) -> Variable:
         """Build the node computing ``func`` on ``parents`` (or on the filled ``args``/``kwargs``).
 
         This is the hot path of expression building, so the node skips ``nn.Module.__init__``:
@@ -437,7 +374,7 @@ class Variable(nn.Module):
         return self._display_name
 
     @property
-    def keys(self) -> List[str]:
+    def keys(self) -> list[str]:
         """The data keys this expression reads, in first-use order (computed once, then cached)."""
         if self._data_keys is None:
             found = {}
@@ -460,17 +397,17 @@ class Variable(nn.Module):
         return None
 
     @property
-    def T(self) -> "Variable":
+    def T(self) -> Variable:
         """The transpose ``value.T`` as a new expression."""
-        return Variable._derived(_GET_T, (self,), "T")
+        return Variable._derived(GET_T, (self,), "T")
 
     @property
-    def mT(self) -> "Variable":
+    def mT(self) -> Variable:
         """The batched matrix transpose ``value.mT`` as a new expression."""
-        return Variable._derived(_GET_MT, (self,), "mT")
+        return Variable._derived(GET_MT, (self,), "mT")
 
     # ------------------------------------------------------------------------------- evaluation
-    def _topological_order(self) -> Tuple["Variable", ...]:
+    def _topological_order(self) -> tuple[Variable, ...]:
         """Every node of the graph once, inputs before users, ending with self (cached).
 
         An explicit stack walks the DAG, so graph depth is not limited by Python's recursion limit.
@@ -494,23 +431,23 @@ class Variable(nn.Module):
         _set_field(self, "_order", order)
         return order
 
-    def _call(self, values: List[Any]) -> Any:
+    def _call(self, values: list[Any]) -> Any:
         """Apply this derived node's function to its parents' ``values``."""
         if self._args is None:
             return self._func(*values)
-        args = [_fill(arg, values) for arg in self._args]
+        args = [fill(arg, values) for arg in self._args]
         if self._kwargs is None:
             return self._func(*args)
-        return self._func(*args, **{name: _fill(arg, values) for name, arg in self._kwargs.items()})
+        return self._func(*args, **{name: fill(arg, values) for name, arg in self._kwargs.items()})
 
-    def _leaf_value(self, datadict: Dict[str, Any]) -> Any:
+    def _leaf_value(self, datadict: dict[str, Any]) -> Any:
         """Value of a node without parents: data entry, constant, parameter, number or ``func()``."""
         kind = self._kind
         if kind == "data":
             try:
                 return datadict[self._key]
             except KeyError:
-                raise _missing_key_error(self._key, datadict) from None
+                raise missing_key_error(self._key, datadict) from None
         if kind == "scalar":
             return self._number
         if kind in ("constant", "trainable"):
@@ -520,18 +457,18 @@ class Variable(nn.Module):
         raise ValueError(f"Variable {self._display_name!r} is a placeholder without a value: create it "
                          "with a key, a tensor, or inputs and a function.")
 
-    def _plan(self) -> "_EvaluationPlan":
+    def _plan(self) -> EvaluationPlan:
         """The compiled evaluation program of this expression (built on first use, then cached).
 
         The graph below a node never changes after it is built, so the plan stays valid.
         """
         plan = self.__dict__.get("_compiled_plan")
         if plan is None:
-            plan = _EvaluationPlan((self,))
+            plan = EvaluationPlan((self,))
             _set_field(self, "_compiled_plan", plan)
         return plan
 
-    def forward(self, datadict: Optional[Dict[str, Any]] = None) -> Any:
+    def forward(self, datadict: dict[str, Any] | None = None) -> Any:
         """Evaluate the expression on ``datadict``; each node is computed once per call.
 
         :param datadict: (dict, default None meaning {}) the data; data variables read their key.
@@ -542,7 +479,7 @@ class Variable(nn.Module):
         plan = self._plan()
         return plan.evaluate(datadict if datadict is not None else {})[plan.root_slots[0]]
 
-    def get_value(self, n: "Variable", datadict: Dict[str, Any]) -> Any:
+    def get_value(self, n: Variable, datadict: dict[str, Any]) -> Any:
         """Value of node ``n`` (this variable or any other) on ``datadict``; same as ``n(datadict)``.
 
         :raises TypeError: ``n`` is not a Variable.
@@ -561,7 +498,7 @@ class Variable(nn.Module):
                 raise ValueError(f"Key {k!r} repeats an existing key of this expression; keys must be "
                                  "unique: choose another key.")
 
-    def make_graph(self, input_variables: Sequence[Any]) -> List["Variable"]:
+    def make_graph(self, input_variables: Sequence[Any]) -> list[Variable]:
         """Topologically sorted nodes of the graph formed by ``input_variables`` followed by self.
 
         Non-variable inputs are wrapped as constants. Kept for upstream compatibility: this class
@@ -578,64 +515,64 @@ class Variable(nn.Module):
         return order
 
     # --------------------------------------------------------------------------------- algebra
-    def _binary(self, other: Any, func: Callable, reflected: bool = False) -> "Variable":
+    def _binary(self, other: Any, func: Callable, reflected: bool = False) -> Variable:
         """Build ``func(self, other)`` (or ``func(other, self)`` when ``reflected``)."""
         name = _BINARY_NAMES[func]
         operand = _as_operand(other, f"apply {name} to a Variable and")
         if isinstance(operand, Variable):
             parents = (operand, self) if reflected else (self, operand)
             return Variable._derived(func, parents, name)
-        args = (operand, _FIRST_SLOTS[0]) if reflected else (_FIRST_SLOTS[0], operand)
+        args = (operand, FIRST_SLOTS[0]) if reflected else (FIRST_SLOTS[0], operand)
         return Variable._derived(func, (self,), name, args)
 
-    def __add__(self, other: Any) -> "Variable":
+    def __add__(self, other: Any) -> Variable:
         return self._binary(other, operator.add)
 
-    def __radd__(self, other: Any) -> "Variable":
+    def __radd__(self, other: Any) -> Variable:
         return self._binary(other, operator.add, reflected=True)
 
-    def __sub__(self, other: Any) -> "Variable":
+    def __sub__(self, other: Any) -> Variable:
         return self._binary(other, operator.sub)
 
-    def __rsub__(self, other: Any) -> "Variable":
+    def __rsub__(self, other: Any) -> Variable:
         return self._binary(other, operator.sub, reflected=True)
 
-    def __mul__(self, other: Any) -> "Variable":
+    def __mul__(self, other: Any) -> Variable:
         return self._binary(other, operator.mul)
 
-    def __rmul__(self, other: Any) -> "Variable":
+    def __rmul__(self, other: Any) -> Variable:
         return self._binary(other, operator.mul, reflected=True)
 
-    def __truediv__(self, other: Any) -> "Variable":
+    def __truediv__(self, other: Any) -> Variable:
         return self._binary(other, operator.truediv)
 
-    def __rtruediv__(self, other: Any) -> "Variable":
+    def __rtruediv__(self, other: Any) -> Variable:
         return self._binary(other, operator.truediv, reflected=True)
 
-    def __pow__(self, other: Any) -> "Variable":
+    def __pow__(self, other: Any) -> Variable:
         return self._binary(other, operator.pow)
 
-    def __rpow__(self, other: Any) -> "Variable":
+    def __rpow__(self, other: Any) -> Variable:
         return self._binary(other, operator.pow, reflected=True)
 
-    def __matmul__(self, other: Any) -> "Variable":
+    def __matmul__(self, other: Any) -> Variable:
         return self._binary(other, operator.matmul)
 
-    def __rmatmul__(self, other: Any) -> "Variable":
+    def __rmatmul__(self, other: Any) -> Variable:
         return self._binary(other, operator.matmul, reflected=True)
 
-    def __neg__(self) -> "Variable":
+    def __neg__(self) -> Variable:
         return Variable._derived(operator.neg, (self,), "neg")
 
-    def __pos__(self) -> "Variable":
+    def __pos__(self) -> Variable:
         return self
 
-    def __abs__(self) -> "Variable":
+    def __abs__(self) -> Variable:
         return Variable._derived(operator.abs, (self,), "abs")
 
-    def __getitem__(self, index: Any) -> "Variable":
+    def __getitem__(self, index: Any) -> Variable:
         """``x[:, [0]]``, ``x[:, i]``, ``x[..., 1:3]``: a slice of the value as a new expression."""
-        return Variable._derived(operator.getitem, (self,), "slice", (_FIRST_SLOTS[0], index))
+        return Variable._derived(operator.getitem, (self,), "slice", (FIRST_SLOTS[0], index))
 
     def __iter__(self):
         """Variables are not iterable (iteration would index forever); use `unpack`."""
@@ -644,20 +581,20 @@ class Variable(nn.Module):
 
     @classmethod
     def __torch_function__(cls, func: Callable, types: Any, args: tuple = (),
-                           kwargs: Optional[dict] = None) -> Any:
+                           kwargs: dict | None = None) -> Any:
         """Apply a torch function to variables symbolically: ``torch.sin(x)`` is a new Variable."""
         kwargs = kwargs or {}
         reflection = _TENSOR_REFLECTIONS.get(func)
         if reflection is not None and len(args) == 2 and not kwargs and isinstance(args[1], Variable) \
                 and not isinstance(args[0], Variable):
             return getattr(args[1], reflection)(args[0])
-        parents: List[Variable] = []
+        parents: list[Variable] = []
         arg_template = tuple(_template_of(arg, parents) for arg in args)
         kwarg_template = {name: _template_of(arg, parents) for name, arg in kwargs.items()}
         return Variable._derived(func, tuple(parents), _function_name(func), arg_template,
                                  kwarg_template or None)
 
-    def unpack(self, nret: Union[int, Iterable[str]]) -> List["Variable"]:
+    def unpack(self, nret: int | Iterable[str]) -> list[Variable]:
         """Split a node whose value is a tuple (``torch.linalg.svd(A)``) into one Variable per item.
 
         :param nret: (int | iterable of str) the number of returned values, or one name per value
@@ -673,7 +610,7 @@ class Variable(nn.Module):
         parts = []
         for position, name in enumerate(names):
             part = Variable._derived(operator.getitem, (self,), f"{self._display_name}_{position}",
-                                     (_FIRST_SLOTS[0], position))
+                                     (FIRST_SLOTS[0], position))
             if name is not None:
                 _set_field(part, "_key", name)
                 _set_field(part, "_display_name", name)
@@ -681,7 +618,7 @@ class Variable(nn.Module):
             parts.append(part)
         return parts
 
-    def grad(self, other: "Variable") -> "Variable":
+    def grad(self, other: Variable) -> Variable:
         """The derivative d(self)/d(other) as a new expression (summed over self's elements).
 
         Evaluating it needs ``other``'s value to require grad (e.g. a network output or data
@@ -693,34 +630,34 @@ class Variable(nn.Module):
             raise TypeError(f"grad needs a Variable to differentiate with respect to, got "
                             f"{type(other).__name__}.")
         name = f"d{self._display_name}/d{other._display_name}"
-        node = Variable._derived(_derivative, (self, other), "grad")
+        node = Variable._derived(derivative, (self, other), "grad")
         _set_field(node, "_display_name", name)
         return node
 
     # ------------------------------------------------------------------ objectives, constraints
     def minimize(self, metric: Callable = torch.mean, weight: float = 1.0,
-                 name: Optional[str] = None) -> "Objective":
+                 name: str | None = None) -> Objective:
         """An `Objective` minimising ``weight * metric(self)``; ``name`` is its output key."""
         return Objective(self, metric=metric, weight=weight, name=name)
 
-    def _compare(self, other: Any, comparator: nn.Module, symbol: str) -> "Constraint":
+    def _compare(self, other: Any, comparator: nn.Module, symbol: str) -> Constraint:
         """Build ``Constraint(self, other, comparator)``, checking the other operand's type."""
         right = _as_variable(other, f"compare (with {symbol}) a Variable and")
         return Constraint(self, right, comparator)
 
-    def __le__(self, other: Any) -> "Constraint":
+    def __le__(self, other: Any) -> Constraint:
         return self._compare(other, LT(), "<=")
 
-    def __lt__(self, other: Any) -> "Constraint":
+    def __lt__(self, other: Any) -> Constraint:
         return self._compare(other, LT(), "<")
 
-    def __ge__(self, other: Any) -> "Constraint":
+    def __ge__(self, other: Any) -> Constraint:
         return self._compare(other, GT(), ">=")
 
-    def __gt__(self, other: Any) -> "Constraint":
+    def __gt__(self, other: Any) -> Constraint:
         return self._compare(other, GT(), ">")
 
-    def __eq__(self, other: Any) -> "Constraint":  # type: ignore[override]
+    def __eq__(self, other: Any) -> Constraint:  # type: ignore[override]
         return self._compare(other, Eq(), "==")
 
     # ---------------------------------------------------------------------------- presentation
@@ -730,7 +667,7 @@ class Variable(nn.Module):
         inputs = ", ".join(parent._label for parent in self._parents)
         return f"{self._display_name}({inputs})"
 
-    def show(self, figname: Optional[str] = None) -> Any:
+    def show(self, figname: str | None = None) -> Any:
         """Draw the expression graph: to ``figname`` (.png, .svg, .pdf, .dot) or on screen.
 
         :param figname: (str, default None) output file; None displays the drawing with matplotlib.
@@ -754,179 +691,6 @@ class Variable(nn.Module):
         from neuromancer.graphs import render_graph
         render_graph(graph, figname)
         return graph
-
-
-# ------------------------------------------------------------------------------ evaluation plans
-def _dropped_cache() -> None:
-    """What a cached plan becomes when its owner is copied or unpickled: nothing, so it is rebuilt.
-
-    Plans hold compiled functions and refer to the original nodes, neither of which a copy should keep.
-    """
-    return None
-
-
-_ATOMIC_CONSTANTS = frozenset({int, bool, str, type(None), type(Ellipsis)})
-
-
-def _constant_signature(obj: Any) -> Any:
-    """A hashable description of a constant argument, equal only for interchangeable constants.
-
-    The type is part of it, so ``2`` and ``2.0`` stay apart, and so is the sign of floats, so
-    ``0.0`` and ``-0.0`` do too. Returns None for constants that cannot be compared safely (e.g.
-    tensors used as indices).
-    """
-    kind = type(obj)
-    if kind is float:
-        return float, obj, math.copysign(1.0, obj)
-    if kind in _ATOMIC_CONSTANTS:
-        return kind, obj
-    if kind is _Slot:
-        return _Slot, obj.index
-    if kind is complex:
-        return complex, repr(obj)
-    if kind is slice:
-        parts = (_constant_signature(obj.start), _constant_signature(obj.stop), _constant_signature(obj.step))
-        return None if None in parts else (slice, parts)
-    if kind in (list, tuple):
-        items = []
-        for item in obj:
-            signature = _constant_signature(item)
-            if signature is None:
-                return None
-            items.append(signature)
-        return kind, tuple(items)
-    return None
-
-
-def _node_signature(node: Variable, parent_slots: Tuple[int, ...]) -> Any:
-    """What makes ``node``'s value interchangeable with another node's, or None where nothing does.
-
-    Data variables are identified by their key, numbers by their value, and nodes computed by a pure
-    operator by the operator, their operands' slots and their constant arguments. Tensor leaves,
-    placeholders and nodes applying any other function (which may be random or have side effects)
-    are only ever equal to themselves.
-    """
-    kind = node._kind
-    if kind == "data":
-        return "data", node._key
-    if kind == "scalar":
-        return "scalar", _constant_signature(node._number)
-    if kind != "derived" or not _is_pure_operator(node._func) or node._kwargs is not None:
-        return None
-    arguments = None if node._args is None else _constant_signature(node._args)
-    if node._args is not None and arguments is None:
-        return None
-    return node._func, parent_slots, arguments
-
-
-def _compile_step(node: Variable, slots: Tuple[int, ...]) -> Callable[[List[Any]], Any]:
-    """A function computing ``node`` from the list of values, where its parents sit at ``slots``.
-
-    The usual shapes of call (the function on one or two operands, or on one operand and a constant)
-    get a direct call; anything else goes through `Variable._call`.
-    """
-    func, args = node._func, node._args
-    if node._kwargs is None and args is None:
-        return _direct_step(func, slots)
-    if node._kwargs is None and args is not None:
-        if all(type(arg) is _Slot for arg in args):
-            return _direct_step(func, tuple(slots[arg.index] for arg in args))
-        if len(args) == 2 and len(slots) == 1:
-            left, right = args
-            only = slots[0]
-            if type(left) is _Slot and type(right) is not _Seq:
-                return lambda values: func(values[only], right)
-            if type(right) is _Slot and type(left) is not _Seq:
-                return lambda values: func(left, values[only])
-    return lambda values: node._call([values[slot] for slot in slots])
-
-
-def _direct_step(func: Callable, slots: Tuple[int, ...]) -> Callable[[List[Any]], Any]:
-    """A function calling ``func`` on the values at ``slots``, in that order."""
-    if len(slots) == 1:
-        only = slots[0]
-        return lambda values: func(values[only])
-    if len(slots) == 2:
-        first, second = slots
-        return lambda values: func(values[first], values[second])
-    return lambda values: func(*[values[slot] for slot in slots])
-
-
-class _EvaluationPlan:
-    """A flat program that evaluates several expressions on a data dictionary in one pass.
-
-    Compiling walks every root's graph once (no recursion), gives each distinct value a slot of a
-    list, and records the data keys to read, the tensor leaves to fetch and the computations to run
-    in topological order. Nodes shared between the roots are computed once, and so are repeated
-    pure sub-expressions such as ``x[:, [0]] ** 2`` built twice (unless the expressions take
-    derivatives, whose meaning depends on which node a value came from). Leaves are read at every
-    evaluation, so moved buffers and replaced parameters are always current.
-
-    :param roots: (tuple of Variable) the expressions; their values are at ``root_slots``, and the
-        value of every node that is not a data variable is at the slot `named_slots` gives its key.
-    """
-
-    def __init__(self, roots: Tuple[Variable, ...]) -> None:
-        self.roots = tuple(roots)
-        (self.root_slots, self.named_slots, self._initial, self._data_reads, self._leaf_reads,
-         self._steps) = self._compile()
-
-    def __reduce__(self) -> tuple:
-        """Copies and pickles of an expression drop its plan; the copy compiles its own on first use."""
-        return _dropped_cache, ()
-
-    def _compile(self) -> tuple:
-        """``(root_slots, named_slots, initial values, data reads, leaf reads, steps)`` for the roots."""
-        nodes: Dict[int, Variable] = {}
-        for root in self.roots:
-            for node in root._topological_order():
-                nodes.setdefault(id(node), node)
-        merge = not any(node._func is _derivative for node in nodes.values())
-        slot_of: Dict[int, int] = {}
-        slot_by_signature: Dict[Any, int] = {}
-        initial: List[Any] = []
-        data_reads, leaf_reads, steps, named_slots = [], [], [], []
-        for node in nodes.values():
-            parent_slots = tuple(slot_of[id(parent)] for parent in node._parents)
-            signature = _node_signature(node, parent_slots) if merge else None
-            shared_slot = slot_by_signature.get(signature) if signature is not None else None
-            slot = len(initial) if shared_slot is None else shared_slot
-            slot_of[id(node)] = slot
-            if node._kind != "data":
-                named_slots.append((node._key, slot))
-            if shared_slot is not None:
-                continue
-            if signature is not None:
-                slot_by_signature[signature] = slot
-            initial.append(None)
-            if node._kind == "data":
-                data_reads.append((slot, node._key))
-            elif node._kind == "scalar":
-                initial[slot] = node._number
-            elif node._kind == "derived":
-                steps.append((slot, _compile_step(node, parent_slots)))
-            else:
-                leaf_reads.append((slot, node))
-        root_slots = tuple(slot_of[id(root)] for root in self.roots)
-        return root_slots, tuple(named_slots), initial, tuple(data_reads), tuple(leaf_reads), tuple(steps)
-
-    def evaluate(self, datadict: Dict[str, Any]) -> List[Any]:
-        """Compute every value of the plan on ``datadict``; the roots' are at `root_slots`.
-
-        :raises KeyError: a data variable's key is missing (the message lists the keys available).
-        :raises ValueError: an expression contains a placeholder without a value.
-        """
-        values = self._initial.copy()
-        for slot, key in self._data_reads:
-            try:
-                values[slot] = datadict[key]
-            except KeyError:
-                raise _missing_key_error(key, datadict) from None
-        for slot, node in self._leaf_reads:
-            values[slot] = node._leaf_value(datadict)
-        for slot, step in self._steps:
-            values[slot] = step(values)
-        return values
 
 
 class _Comparator(nn.Module):
@@ -967,7 +731,7 @@ class Eq(_Comparator):
 
     short_name = "eq"
 
-    def forward(self, left: Any, right: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, left: Any, right: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(loss, value, violation)`` of ``left == right``."""
         value = left - right
         violation = self._penalise(torch.abs(_as_tensor(value)))
@@ -984,7 +748,7 @@ class LT(_Comparator):
 
     short_name = "lt"
 
-    def forward(self, left: Any, right: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, left: Any, right: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(loss, value, violation)`` of ``left <= right``."""
         value = left - right
         violation = self._penalise(torch.relu(_as_tensor(value)))
@@ -1001,14 +765,14 @@ class GT(_Comparator):
 
     short_name = "gt"
 
-    def forward(self, left: Any, right: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, left: Any, right: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(loss, value, violation)`` of ``left >= right``."""
         value = right - left
         violation = self._penalise(torch.relu(_as_tensor(value)))
         return torch.mean(violation), value, violation
 
 
-WeightParts = Tuple[float, Optional[torch.Tensor]]
+WeightParts = tuple[float, torch.Tensor | None]
 
 
 def _weight_parts(weight: Any) -> WeightParts:
@@ -1054,7 +818,7 @@ class _WeightedTerm(nn.Module):
         else:
             super().__setattr__(name, value)
 
-    def _assign_weight(self, scale: float, tensor: Optional[torch.Tensor]) -> None:
+    def _assign_weight(self, scale: float, tensor: torch.Tensor | None) -> None:
         """Make the weight ``scale * tensor`` (``scale`` alone where ``tensor`` is None)."""
         self.__dict__["_weight_scale"] = scale
         self._parameters.pop(self._WEIGHT_TENSOR, None)
@@ -1073,7 +837,7 @@ class _WeightedTerm(nn.Module):
         else:
             self.register_buffer(self._WEIGHT_TENSOR, tensor, persistent=False)
 
-    def _weight_tensor(self) -> Optional[torch.Tensor]:
+    def _weight_tensor(self) -> torch.Tensor | None:
         """The tensor part of the weight, or None for a plain number."""
         tensor = self._parameters.get(self._WEIGHT_TENSOR)
         return tensor if tensor is not None else self._buffers.get(self._WEIGHT_TENSOR)
@@ -1098,7 +862,7 @@ class _WeightedTerm(nn.Module):
             return scale, own_tensor if factor_tensor is None else factor_tensor
         return scale, own_tensor * factor_tensor
 
-    def _copy_weight_to(self, term: "_WeightedTerm", parts: Optional[WeightParts] = None) -> "_WeightedTerm":
+    def _copy_weight_to(self, term: _WeightedTerm, parts: WeightParts | None = None) -> _WeightedTerm:
         """Give ``term`` this term's weight (or ``parts``) and return it."""
         term._assign_weight(*(parts if parts is not None else (self.__dict__["_weight_scale"],
                                                                 self._weight_tensor())))
@@ -1110,7 +874,7 @@ class _WeightedTerm(nn.Module):
         return self.name
 
 
-def _gradient_key(input_key: Optional[str], input_keys: List[str], owner: str) -> str:
+def _gradient_key(input_key: str | None, input_keys: list[str], owner: str) -> str:
     """Resolve the key to differentiate with respect to (None: the single input key)."""
     if input_key is not None:
         return input_key
@@ -1139,7 +903,7 @@ class Objective(_WeightedTerm):
     """
 
     def __init__(self, var: Variable, metric: Callable = torch.mean, weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
+                 name: str | None = None) -> None:
         super().__init__()
         if not isinstance(var, Variable):
             raise TypeError(f"Objective needs a Variable, got {type(var).__name__}: build one with "
@@ -1152,21 +916,21 @@ class Objective(_WeightedTerm):
         self.name = name if name is not None else f"{var._label}_{_metric_name(metric)}"
 
     @property
-    def input_keys(self) -> List[str]:
+    def input_keys(self) -> list[str]:
         """The data keys the objective reads."""
         return self.var.keys
 
     @property
-    def output_keys(self) -> List[str]:
+    def output_keys(self) -> list[str]:
         """``[self.name]``."""
         return [self.name]
 
     @property
-    def variable_names(self) -> List[str]:
+    def variable_names(self) -> list[str]:
         """Display name of the objective's variable (upstream lacks this for objectives)."""
         return [self.var.display_name]
 
-    def forward(self, input_dict: Dict[str, Any]) -> TensorDict:
+    def forward(self, input_dict: dict[str, Any]) -> TensorDict:
         """Return ``{self.name: weight * metric(var(input_dict))}``.
 
         :raises KeyError: a key the expression reads is missing.
@@ -1180,7 +944,7 @@ class Objective(_WeightedTerm):
         """
         return _weighted(self.weight, self.metric(value))
 
-    def grad(self, input_dict: Dict[str, Any], input_key: Optional[str] = None) -> torch.Tensor:
+    def grad(self, input_dict: dict[str, Any], input_key: str | None = None) -> torch.Tensor:
         """Gradient of the weighted objective w.r.t. ``input_dict[input_key]``.
 
         :param input_key: (str, default None) the key; None means the objective's only input key.
@@ -1188,9 +952,9 @@ class Objective(_WeightedTerm):
             tensor does not require grad.
         """
         key = _gradient_key(input_key, self.input_keys, f"Objective {self.name!r}")
-        return _derivative(self.forward(input_dict)[self.name], input_dict[key])
+        return derivative(self.forward(input_dict)[self.name], input_dict[key])
 
-    def __mul__(self, weight: Any) -> "Objective":
+    def __mul__(self, weight: Any) -> Objective:
         """A copy of this objective whose weight is multiplied by ``weight`` (a number or tensor)."""
         parts = self._scaled_weight(weight)
         return self._copy_weight_to(Objective(self.var, self.metric, name=self.name), parts)
@@ -1222,7 +986,7 @@ class Constraint(_WeightedTerm):
     """
 
     def __init__(self, left: Any, right: Any, comparator: nn.Module, weight: float = 1.0,
-                 name: Optional[str] = None) -> None:
+                 name: str | None = None) -> None:
         super().__init__()
         if not isinstance(comparator, _Comparator):
             raise TypeError(f"comparator must be Eq(), LT() or GT(), got {comparator!r:.60}.")
@@ -1243,21 +1007,21 @@ class Constraint(_WeightedTerm):
         self.name = name
 
     @property
-    def variable_names(self) -> List[str]:
+    def variable_names(self) -> list[str]:
         """Display names of the two sides."""
         return [self.left.display_name, self.right.display_name]
 
     @property
-    def input_keys(self) -> List[str]:
+    def input_keys(self) -> list[str]:
         """The data keys both sides read, without repeats."""
         return list(dict.fromkeys(self.left.keys + self.right.keys))
 
     @property
-    def output_keys(self) -> List[str]:
+    def output_keys(self) -> list[str]:
         """``[name, name + '_value', name + '_violation']``."""
         return [self.name, f"{self.name}_value", f"{self.name}_violation"]
 
-    def forward(self, input_dict: Dict[str, Any]) -> TensorDict:
+    def forward(self, input_dict: dict[str, Any]) -> TensorDict:
         """Evaluate both sides (sharing common sub-expressions) and penalise the violation.
 
         :raises KeyError: a key an expression reads is missing.
@@ -1268,16 +1032,16 @@ class Constraint(_WeightedTerm):
         penalty, value, violation = self._penalty(values[left_slot], values[right_slot])
         return {self.name: penalty, f"{self.name}_value": value, f"{self.name}_violation": violation}
 
-    def _sides_plan(self) -> _EvaluationPlan:
+    def _sides_plan(self) -> EvaluationPlan:
         """The evaluation plan of both sides, rebuilt where a side has been replaced."""
         left, right = self.left, self.right
         cached = self.__dict__.get("_cached_sides_plan")
         if cached is None or cached.roots[0] is not left or cached.roots[1] is not right:
-            cached = _EvaluationPlan((left, right))
+            cached = EvaluationPlan((left, right))
             self.__dict__["_cached_sides_plan"] = cached
         return cached
 
-    def _penalty(self, left: Any, right: Any) -> Tuple[Any, Any, Any]:
+    def _penalty(self, left: Any, right: Any) -> tuple[Any, Any, Any]:
         """``(weighted penalty, value, violation)`` for the already evaluated sides.
 
         Aggregate losses call this with values they evaluated for all terms at once. The comparator
@@ -1286,7 +1050,7 @@ class Constraint(_WeightedTerm):
         loss, value, violation = self.comparator.forward(left, right)
         return _weighted(self.weight, loss), value, violation
 
-    def grad(self, input_dict: Dict[str, Any], input_key: Optional[str] = None) -> torch.Tensor:
+    def grad(self, input_dict: dict[str, Any], input_key: str | None = None) -> torch.Tensor:
         """Gradient of the weighted penalty w.r.t. ``input_dict[input_key]``.
 
         :param input_key: (str, default None) the key; None means the constraint's only input key.
@@ -1294,16 +1058,16 @@ class Constraint(_WeightedTerm):
             require grad.
         """
         key = _gradient_key(input_key, self.input_keys, f"Constraint {self.name!r}")
-        return _derivative(self.forward(input_dict)[self.name], input_dict[key])
+        return derivative(self.forward(input_dict)[self.name], input_dict[key])
 
-    def __mul__(self, weight: Any) -> "Constraint":
+    def __mul__(self, weight: Any) -> Constraint:
         """A copy with the weight multiplied by ``weight``, a number or a tensor (``5.0 * (x <= 1)``)."""
         parts = self._scaled_weight(weight)
         return self._copy_weight_to(Constraint(self.left, self.right, self.comparator, name=self.name), parts)
 
     __rmul__ = __mul__
 
-    def __xor__(self, norm: int) -> "Constraint":
+    def __xor__(self, norm: int) -> Constraint:
         """A copy penalising violations with norm ``norm`` (``c ^ 2``: squared violations).
 
         :raises ValueError: ``norm`` is not 1 or 2.
@@ -1334,7 +1098,7 @@ class Loss(_WeightedTerm):
         number nor a tensor.
     """
 
-    def __init__(self, input_keys: List[str], loss: Callable[..., torch.Tensor], weight: float = 1.0,
+    def __init__(self, input_keys: list[str], loss: Callable[..., torch.Tensor], weight: float = 1.0,
                  name: str = "loss") -> None:
         super().__init__()
         if isinstance(input_keys, str) or not all(isinstance(k, str) for k in input_keys):
@@ -1347,11 +1111,11 @@ class Loss(_WeightedTerm):
         self.name = name
 
     @property
-    def output_keys(self) -> List[str]:
+    def output_keys(self) -> list[str]:
         """``[self.name]``."""
         return [self.name]
 
-    def forward(self, variables: Dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, variables: dict[str, torch.Tensor]) -> torch.Tensor:
         """Return ``{name: weight * loss(*[variables[k] for k in input_keys])}``.
 
         (Annotated ``-> torch.Tensor`` upstream; like upstream it returns a one-entry dict.)
@@ -1364,7 +1128,7 @@ class Loss(_WeightedTerm):
                            f"available keys: {sorted(map(str, variables))}.")
         return {self.name: self.weight * self.loss(*[variables[key] for key in self.input_keys])}
 
-    def grad(self, variables: Dict[str, torch.Tensor], input_key: Optional[str] = None) -> torch.Tensor:
+    def grad(self, variables: dict[str, torch.Tensor], input_key: str | None = None) -> torch.Tensor:
         """Gradient of the weighted loss w.r.t. ``variables[input_key]``.
 
         :param input_key: (str, default None) the key; None means the loss's only input key.
@@ -1372,13 +1136,13 @@ class Loss(_WeightedTerm):
             require grad.
         """
         key = _gradient_key(input_key, self.input_keys, f"Loss {self.name!r}")
-        return _derivative(self.forward(variables)[self.name], variables[key])
+        return derivative(self.forward(variables)[self.name], variables[key])
 
     def __repr__(self) -> str:
         return f"Loss: {self.name}({', '.join(self.input_keys)}) -> {self.loss!r} * {self.weight}"
 
 
-def variable(*args: Any, display_name: Optional[str] = None) -> Variable:
+def variable(*args: Any, display_name: str | None = None) -> Variable:
     """Create a `Variable` in any of upstream's forms.
 
     * ``variable('x')``: the data entry ``'x'``;

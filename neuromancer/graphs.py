@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Set
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from neuromancer.exceptions import NeuromancerError
 
@@ -50,7 +51,7 @@ def check_unique_names(names: Sequence[str], owner: str) -> None:
     :param names: the names of a graph's vertices.
     :param owner: what the vertices belong to, for the message (e.g. ``"Problem"``).
     """
-    seen: Set[str] = set()
+    seen: set[str] = set()
     repeated = [name for name in names if name in seen or seen.add(name)]
     if repeated:
         raise DuplicateNameError(f"{owner} has several nodes, objectives or constraints named "
@@ -71,17 +72,17 @@ class _Vertex(NamedTuple):
     """What a drawing needs of a node: its name and the keys it reads and writes, without repeats."""
 
     name: str
-    input_keys: List[str]
-    output_keys: List[str]
+    input_keys: list[str]
+    output_keys: list[str]
 
 
-def _vertices(nodes: Sequence[Any]) -> List[_Vertex]:
+def _vertices(nodes: Sequence[Any]) -> list[_Vertex]:
     """The `_Vertex` of each node (a module without ``input_keys``/``output_keys`` has none)."""
     return [_Vertex(str(node.name), list(dict.fromkeys(getattr(node, "input_keys", None) or [])),
                     list(dict.fromkeys(getattr(node, "output_keys", None) or []))) for node in nodes]
 
 
-def _shared_keys(outputs: Sequence[str], inputs: Sequence[str]) -> List[str]:
+def _shared_keys(outputs: Sequence[str], inputs: Sequence[str]) -> list[str]:
     """The keys of ``inputs`` that ``outputs`` holds, in ``inputs`` order."""
     return [key for key in inputs if key in outputs]
 
@@ -104,7 +105,7 @@ def _add_node_to_node_edges(pydot: Any, graph: Any, nodes: Sequence[Any]) -> Non
     """Connect each node to the nearest earlier node writing each key it reads (last node first)."""
     for position in reversed(range(len(nodes))):
         reader = nodes[position]
-        connected: Set[str] = set()
+        connected: set[str] = set()
         for writer in reversed(nodes[:position]):
             for key in _shared_keys(writer.output_keys, reader.input_keys):
                 if key not in connected:
@@ -114,7 +115,7 @@ def _add_node_to_node_edges(pydot: Any, graph: Any, nodes: Sequence[Any]) -> Non
 
 def _add_output_edges(pydot: Any, graph: Any, nodes: Sequence[Any]) -> None:
     """Connect to ``out`` the last node (in list order) writing each output key, last node first."""
-    written_later: Set[str] = set()
+    written_later: set[str] = set()
     for node in reversed(nodes):
         for key in node.output_keys:
             if key not in written_later:
@@ -122,7 +123,7 @@ def _add_output_edges(pydot: Any, graph: Any, nodes: Sequence[Any]) -> None:
         written_later.update(node.output_keys)
 
 
-def system_graph(nodes: Sequence[Any], name: Optional[str] = None) -> Any:
+def system_graph(nodes: Sequence[Any], name: str | None = None) -> Any:
     """The drawing of a `System`'s cycle of named ``nodes``.
 
     Edges: node to node for keys written earlier in the cycle; a node to itself for keys it reads
@@ -139,9 +140,9 @@ def system_graph(nodes: Sequence[Any], name: Optional[str] = None) -> Any:
     vertices = _vertices(nodes)
     _add_node_vertices(pydot, graph, vertices)
     _add_node_to_node_edges(pydot, graph, vertices)
-    loop_keys: Set[str] = set()
-    initial_keys: Set[str] = set()
-    written: Set[str] = set()
+    loop_keys: set[str] = set()
+    initial_keys: set[str] = set()
+    written: set[str] = set()
     for position, node in enumerate(vertices):
         inputs = node.input_keys
         own_loop = [key for key in inputs if key in node.output_keys]
@@ -188,17 +189,17 @@ def problem_graph(nodes: Sequence[Any], terms: Sequence[Any], term_names: Sequen
     all_outputs = {key for node in vertices for key in node.output_keys}
     loop_keys = {key for node in vertices for key in node.input_keys if key in node.output_keys}
     data_keys = all_inputs - (all_outputs - loop_keys)
-    written: Set[str] = set()
+    written: set[str] = set()
     for node in vertices:
         for key in node.input_keys:
             if key in data_keys and key not in written:
                 graph.add_edge(pydot.Edge("in", node.name, label=key))
         written.update(node.output_keys)
     if include_objectives:
-        for term, term_name in zip(terms, term_names):
+        for term, term_name in zip(terms, term_names, strict=True):
             term_inputs = list(dict.fromkeys(getattr(term, "input_keys", None) or []))
             graph.add_node(pydot.Node(term_name, label=term_name, color="mistyrose", style="filled", shape="box"))
-            connected: Set[str] = set()
+            connected: set[str] = set()
             for node in reversed(vertices):
                 for key in _shared_keys(node.output_keys, term_inputs):
                     if key not in connected:
@@ -223,7 +224,7 @@ _WRITERS = {"png": "write_png", "svg": "write_svg", "jpg": "write_jpg", "jpeg": 
             "pdf": "write_pdf", "dot": "write_raw"}
 
 
-def render_graph(graph: Any, figname: Optional[str] = None) -> None:
+def render_graph(graph: Any, figname: str | None = None) -> None:
     """Write a pydot graph to ``figname`` or, where None, display it with matplotlib.
 
     :param graph: (pydot.Dot) the graph.

@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Dict, List, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from neuromancer.constraint import Constraint, Eq, Loss, Objective, _dropped_cache, _EvaluationPlan
+from neuromancer.constraint import Constraint, Eq, Loss, Objective
+from neuromancer.evaluation import EvaluationPlan, dropped_cache
 
 logger = logging.getLogger(__name__)
 
-TensorDict = Dict[str, Any]
+TensorDict = dict[str, Any]
 
 _CONSTRAINT_SUMMARY_KEYS = ["C_violations", "C_values", "C_eq_violations", "C_ineq_violations",
                             "C_eq_values", "C_ineq_values"]
 
 
-def _as_term_list(terms: Any, kinds: tuple, what: str) -> List[nn.Module]:
+def _as_term_list(terms: Any, kinds: tuple, what: str) -> list[nn.Module]:
     """Check that ``terms`` is a list of ``kinds`` instances and return it as a list.
 
     :raises TypeError: ``terms`` is not a list/tuple, or an item has another type.
@@ -66,27 +68,27 @@ class AggregateLoss(nn.Module, ABC):
     holds the value of every expression the terms evaluate, under the expression's ``key``.
     """
 
-    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint]) -> None:
+    def __init__(self, objectives: list[Objective | Loss], constraints: list[Constraint]) -> None:
         super().__init__()
         self.objectives = nn.ModuleList(_as_term_list(objectives, (Objective, Loss, Constraint), "objectives"))
         self.constraints = nn.ModuleList(_as_term_list(constraints, (Constraint,), "constraints"))
-        input_keys: Dict[str, None] = {}
+        input_keys: dict[str, None] = {}
         for term in [*self.objectives, *self.constraints]:
             input_keys.update(dict.fromkeys(term.input_keys))
         self.input_keys = list(input_keys)
         self.output_keys = ["loss", "objective_loss", "penalty_loss", *_CONSTRAINT_SUMMARY_KEYS]
 
     @property
-    def term_names(self) -> List[str]:
+    def term_names(self) -> list[str]:
         """The output key of each term, objectives first: its ``name``, where a name repeats the
         name of an earlier term with ``_1``, ``_2``, ... added, so no output overwrites another."""
         return _distinct_names([term.name for term in (*self.objectives, *self.constraints)])
 
-    def _objective_names(self) -> List[str]:
+    def _objective_names(self) -> list[str]:
         """The output keys of the objectives (the first part of `term_names`)."""
         return self.term_names[:len(self.objectives)]
 
-    def _constraint_names(self) -> List[str]:
+    def _constraint_names(self) -> list[str]:
         """The output keys of the constraints (the last part of `term_names`)."""
         return self.term_names[len(self.objectives):]
 
@@ -104,7 +106,7 @@ class AggregateLoss(nn.Module, ABC):
         return self._constraint_outputs(input_dict, *self._expression_values(input_dict, "constraints"),
                                         self._constraint_names())
 
-    def _term_outputs(self, input_dict: TensorDict) -> Tuple[TensorDict, TensorDict, TensorDict]:
+    def _term_outputs(self, input_dict: TensorDict) -> tuple[TensorDict, TensorDict, TensorDict]:
         """The expression values and the outputs of `calculate_objectives` and
         `calculate_constraints`, from one evaluation.
 
@@ -123,12 +125,12 @@ class AggregateLoss(nn.Module, ABC):
         return (expressions, self._objective_outputs(input_dict, plan, values, names[:split]),
                 self._constraint_outputs(input_dict, plan, values, names[split:]))
 
-    def _expression_values(self, input_dict: TensorDict, part: str) -> Tuple["_TermPlan", List[Any]]:
+    def _expression_values(self, input_dict: TensorDict, part: str) -> tuple[_TermPlan, list[Any]]:
         """The plan of ``part`` ('all', 'objectives' or 'constraints') and its values on ``input_dict``."""
         plan = self._term_plan(part)
         return plan, plan.expressions.evaluate(input_dict)
 
-    def _term_plan(self, part: str) -> "_TermPlan":
+    def _term_plan(self, part: str) -> _TermPlan:
         """The plan evaluating the expressions of ``part``'s terms at once (rebuilt where a term changed)."""
         objectives, constraints = self.objectives, self.constraints
         signature = _terms_signature(objectives, constraints)
@@ -141,12 +143,12 @@ class AggregateLoss(nn.Module, ABC):
                                            constraints if part != "objectives" else [])
         return plan
 
-    def _objective_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any],
-                           names: List[str]) -> TensorDict:
+    def _objective_outputs(self, input_dict: TensorDict, plan: _TermPlan, values: list[Any],
+                           names: list[str]) -> TensorDict:
         """Objective outputs (under ``names``) and ``objective_loss`` from the plan's ``values``."""
         output: TensorDict = {}
         total = None
-        for (term, slot), name in zip(plan.objectives, names):
+        for (term, slot), name in zip(plan.objectives, names, strict=True):
             if slot is None or _has_hooks(term):
                 result = term(input_dict)
                 term_loss = result[term.name]
@@ -158,13 +160,13 @@ class AggregateLoss(nn.Module, ABC):
         output["objective_loss"] = torch.zeros(()) if total is None else total
         return output
 
-    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any],
-                            names: List[str]) -> TensorDict:
+    def _constraint_outputs(self, input_dict: TensorDict, plan: _TermPlan, values: list[Any],
+                            names: list[str]) -> TensorDict:
         """Constraint outputs (under ``names``), summaries and ``penalty_loss`` from the plan's ``values``."""
         output: TensorDict = {}
         total = None
         per_sample_values, per_sample_violations, equality = [], [], []
-        for (term, left_slot, right_slot), name in zip(plan.constraints, names):
+        for (term, left_slot, right_slot), name in zip(plan.constraints, names, strict=True):
             value_key, violation_key = f"{name}_value", f"{name}_violation"
             if left_slot is None or _has_hooks(term):
                 result = _renamed(term(input_dict), term.name, name)
@@ -186,11 +188,11 @@ class AggregateLoss(nn.Module, ABC):
     def forward(self, input_dict: TensorDict) -> TensorDict:
         """Return ``input_dict`` extended with the terms' outputs and ``loss``."""
 
-    def _with_terms(self, objectives: List[nn.Module], constraints: List[nn.Module]) -> "AggregateLoss":
+    def _with_terms(self, objectives: list[nn.Module], constraints: list[nn.Module]) -> AggregateLoss:
         """A loss of the same kind and settings over other terms (used by ``+`` and ``*``)."""
         return type(self)(objectives, constraints)
 
-    def __add__(self, other: "AggregateLoss") -> "AggregateLoss":
+    def __add__(self, other: AggregateLoss) -> AggregateLoss:
         """A loss with the terms of both losses (same-named terms get distinct output keys).
 
         :raises TypeError: ``other`` is not a loss of the same class.
@@ -201,7 +203,7 @@ class AggregateLoss(nn.Module, ABC):
         return self._with_terms([*self.objectives, *other.objectives],
                                 [*self.constraints, *other.constraints])
 
-    def __mul__(self, weight: float) -> "AggregateLoss":
+    def __mul__(self, weight: float) -> AggregateLoss:
         """A loss whose every term's weight is multiplied by ``weight``."""
         return self._with_terms([_scaled(term, weight) for term in self.objectives],
                                 [weight * term for term in self.constraints])
@@ -209,14 +211,14 @@ class AggregateLoss(nn.Module, ABC):
     __rmul__ = __mul__
 
 
-def _scaled(term: Union[Objective, Loss], weight: float) -> Union[Objective, Loss]:
+def _scaled(term: Objective | Loss, weight: float) -> Objective | Loss:
     """A copy of an objective term with its weight multiplied by ``weight``."""
     if isinstance(term, Loss):
         return term._copy_weight_to(Loss(term.input_keys, term.loss, name=term.name), term._scaled_weight(weight))
     return weight * term
 
 
-def _distinct_names(names: List[str]) -> List[str]:
+def _distinct_names(names: list[str]) -> list[str]:
     """``names`` with each repeat of an earlier name suffixed ``_1``, ``_2``, ... (a suffix no
     other name uses), so that all are distinct."""
     if len(set(names)) == len(names):
@@ -243,7 +245,7 @@ def _renamed(outputs: TensorDict, name: str, new_name: str) -> TensorDict:
 
 def _terms_signature(objectives: nn.ModuleList, constraints: nn.ModuleList) -> tuple:
     """The terms and the expressions they evaluate, in order: what a `_TermPlan` depends on."""
-    signature: List[Any] = []
+    signature: list[Any] = []
     for term in objectives:
         signature += (term, term._modules.get("var"))
     for term in constraints:
@@ -266,11 +268,11 @@ class _TermPlanCache(dict):
     """The term plans of a loss by part; copies and pickles of the loss drop it (it is rebuilt)."""
 
     def __reduce__(self) -> tuple:
-        return _dropped_cache, ()
+        return dropped_cache, ()
 
 
 class _TermPlan:
-    """How an aggregate loss evaluates some of its terms: one `_EvaluationPlan` over their expressions.
+    """How an aggregate loss evaluates some of its terms: one `EvaluationPlan` over their expressions.
 
     Objectives and constraints that keep the standard forward are evaluated from the shared
     values (their slot is given); any other term (e.g. a `Loss`) is called on the data (slot None).
@@ -283,21 +285,21 @@ class _TermPlan:
     def __init__(self, signature: tuple, objectives: nn.ModuleList, constraints: nn.ModuleList) -> None:
         self.signature = signature
         self.signature_ids = tuple(map(id, signature))
-        roots: List[Any] = []
+        roots: list[Any] = []
         direct_objectives = [_evaluates_directly(term, Objective) for term in objectives]
         direct_constraints = [_evaluates_directly(term, Constraint) for term in constraints]
-        for term, direct in zip(objectives, direct_objectives):
+        for term, direct in zip(objectives, direct_objectives, strict=True):
             if direct:
                 roots.append(term.var)
-        for term, direct in zip(constraints, direct_constraints):
+        for term, direct in zip(constraints, direct_constraints, strict=True):
             if direct:
                 roots += (term.left, term.right)
-        self.expressions = _EvaluationPlan(tuple(roots))
+        self.expressions = EvaluationPlan(tuple(roots))
         slots = iter(self.expressions.root_slots)
         self.objectives = [(term, next(slots) if direct else None)
-                           for term, direct in zip(objectives, direct_objectives)]
+                           for term, direct in zip(objectives, direct_objectives, strict=True)]
         self.constraints = [(term, *((next(slots), next(slots)) if direct else (None, None)))
-                            for term, direct in zip(constraints, direct_constraints)]
+                            for term, direct in zip(constraints, direct_constraints, strict=True)]
 
     def matches(self, signature: tuple) -> bool:
         """Whether ``signature`` lists the very same objects as the plan's.
@@ -318,7 +320,7 @@ def _per_sample(tensor: Any) -> torch.Tensor:
     return tensor.reshape(tensor.shape[0], -1)
 
 
-def _concatenated(columns: List[torch.Tensor]) -> torch.Tensor:
+def _concatenated(columns: list[torch.Tensor]) -> torch.Tensor:
     """``torch.cat(columns, dim=1)``; a single tensor is returned as is.
 
     :raises ValueError: the tensors disagree on the batch size.
@@ -335,8 +337,8 @@ def _concatenated(columns: List[torch.Tensor]) -> torch.Tensor:
         raise
 
 
-def _constraint_summaries(values: List[torch.Tensor], violations: List[torch.Tensor],
-                          equality: List[bool]) -> TensorDict:
+def _constraint_summaries(values: list[torch.Tensor], violations: list[torch.Tensor],
+                          equality: list[bool]) -> TensorDict:
     """Concatenate per-sample constraint values/violations and split them by constraint kind.
 
     ``equality[i]`` says whether constraint ``i`` is an equality. Where all constraints are of one
@@ -352,10 +354,10 @@ def _constraint_summaries(values: List[torch.Tensor], violations: List[torch.Ten
         eq_values, eq_violations = all_values, all_violations
         ineq_values, ineq_violations = all_values[:, :0], all_violations[:, :0]
     else:
-        eq_values = _concatenated([v for v, is_eq in zip(values, equality) if is_eq])
-        eq_violations = _concatenated([v for v, is_eq in zip(violations, equality) if is_eq])
-        ineq_values = _concatenated([v for v, is_eq in zip(values, equality) if not is_eq])
-        ineq_violations = _concatenated([v for v, is_eq in zip(violations, equality) if not is_eq])
+        eq_values = _concatenated([v for v, is_eq in zip(values, equality, strict=True) if is_eq])
+        eq_violations = _concatenated([v for v, is_eq in zip(violations, equality, strict=True) if is_eq])
+        ineq_values = _concatenated([v for v, is_eq in zip(values, equality, strict=True) if not is_eq])
+        ineq_violations = _concatenated([v for v, is_eq in zip(violations, equality, strict=True) if not is_eq])
     return {"C_violations": all_violations, "C_values": all_values,
             "C_eq_violations": eq_violations, "C_ineq_violations": ineq_violations,
             "C_eq_values": eq_values, "C_ineq_values": ineq_values}
@@ -370,7 +372,7 @@ class PenaltyLoss(AggregateLoss):
     :raises ValueError: two terms share a name.
     """
 
-    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint]) -> None:
+    def __init__(self, objectives: list[Objective | Loss], constraints: list[Constraint]) -> None:
         super().__init__(objectives, constraints)
 
     def forward(self, input_dict: TensorDict) -> TensorDict:
@@ -381,7 +383,7 @@ class PenaltyLoss(AggregateLoss):
         return output
 
 
-def _barrier_functions(alpha: float, shift: float) -> Dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+def _barrier_functions(alpha: float, shift: float) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """The named barriers of `BarrierLoss`, as functions of a constraint value ``v < 0``."""
     return {
         "log10": lambda value: -torch.log10(-value),
@@ -420,8 +422,8 @@ class BarrierLoss(PenaltyLoss):
     :raises ValueError: unknown barrier name.
     """
 
-    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint],
-                 barrier: Union[str, Callable] = "log10", upper_bound: float = 1.0, shift: float = 1.0,
+    def __init__(self, objectives: list[Objective | Loss], constraints: list[Constraint],
+                 barrier: str | Callable = "log10", upper_bound: float = 1.0, shift: float = 1.0,
                  alpha: float = 0.5) -> None:
         super().__init__(objectives, constraints)
         self.shift = shift
@@ -438,7 +440,7 @@ class BarrierLoss(PenaltyLoss):
         self.barrier_name = barrier if isinstance(barrier, str) else getattr(barrier, "__name__", "custom")
         self.output_keys = [*self.output_keys, "barrier_loss"]
 
-    def _with_terms(self, objectives: List[nn.Module], constraints: List[nn.Module]) -> "BarrierLoss":
+    def _with_terms(self, objectives: list[nn.Module], constraints: list[nn.Module]) -> BarrierLoss:
         return BarrierLoss(objectives, constraints, self.barrier, self.upper_bound, self.shift, self.alpha)
 
     def _barrier_values(self, value: torch.Tensor) -> torch.Tensor:
@@ -449,14 +451,14 @@ class BarrierLoss(PenaltyLoss):
         barrier = torch.clamp(barrier, min=0.0, max=self.upper_bound)
         return torch.where(feasible, barrier, torch.zeros_like(barrier))
 
-    def _constraint_outputs(self, input_dict: TensorDict, plan: "_TermPlan", values: List[Any],
-                            names: List[str]) -> TensorDict:
+    def _constraint_outputs(self, input_dict: TensorDict, plan: _TermPlan, values: list[Any],
+                            names: list[str]) -> TensorDict:
         """Constraint outputs and summaries, ``<name>_barrier`` values, ``barrier_loss`` and the
         barrier-aware ``penalty_loss`` (what `calculate_constraints` returns for this loss)."""
         output = super()._constraint_outputs(input_dict, plan, values, names)
         total = torch.zeros(())
         barrier_total = torch.zeros(())
-        for constraint, name in zip(self.constraints, names):
+        for constraint, name in zip(self.constraints, names, strict=True):
             if isinstance(constraint.comparator, Eq):
                 total = total + output[name]
                 continue
@@ -527,7 +529,7 @@ class AugmentedLagrangeLoss(AggregateLoss):
     :raises ValueError: ``inner_loop`` < 1.
     """
 
-    def __init__(self, objectives: List[Union[Objective, Loss]], constraints: List[Constraint], train_data: Any,
+    def __init__(self, objectives: list[Objective | Loss], constraints: list[Constraint], train_data: Any,
                  inner_loop: int = 10, sigma: float = 2.0, mu_max: float = 1000.0, mu_init: float = 0.001,
                  eta: float = 1.0) -> None:
         super().__init__(objectives, constraints)
@@ -551,11 +553,11 @@ class AugmentedLagrangeLoss(AggregateLoss):
         """True until the first training step has created the multipliers."""
         return self.lm.numel() == 0
 
-    def _with_terms(self, objectives: List[nn.Module], constraints: List[nn.Module]) -> "AugmentedLagrangeLoss":
+    def _with_terms(self, objectives: list[nn.Module], constraints: list[nn.Module]) -> AugmentedLagrangeLoss:
         return AugmentedLagrangeLoss(objectives, constraints, int(self.nsamples), self.inner_loop,
                                      float(self.sigma), float(self.mu_max), self.mu_init, float(self.eta))
 
-    def _load_from_state_dict(self, state_dict: Dict[str, Any], prefix: str, *args: Any) -> None:
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """Resize the lazily created multiplier buffers to the saved shapes before loading them."""
         for name in ("lm", "penalty_best"):
             saved = state_dict.get(prefix + name)
@@ -633,10 +635,10 @@ class AugmentedLagrangeLoss(AggregateLoss):
         return output
 
 
-def _equality_columns(constraints: Any, names: List[str], output: TensorDict, device: torch.device) -> torch.Tensor:
+def _equality_columns(constraints: Any, names: list[str], output: TensorDict, device: torch.device) -> torch.Tensor:
     """Boolean mask over the columns of ``C_values``: True where the column is an equality."""
     flags = []
-    for constraint, name in zip(constraints, names):
+    for constraint, name in zip(constraints, names, strict=True):
         width = _per_sample(output[f"{name}_value"]).shape[1]
         flags += [isinstance(constraint.comparator, Eq)] * width
     return torch.tensor(flags, dtype=torch.bool, device=device)

@@ -12,7 +12,8 @@ Lightning.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +22,7 @@ from neuromancer._lazy import lazy_exports
 from neuromancer.graphs import check_unique_names, name_unnamed_nodes, problem_graph, render_graph
 from neuromancer.system import Freezable, System
 
-TensorDict = Dict[str, torch.Tensor]
+TensorDict = dict[str, torch.Tensor]
 
 __all__ = ["Problem"]
 
@@ -29,18 +30,18 @@ __all__ = ["Problem"]
 __getattr__, __dir__ = lazy_exports(__name__, {"LitProblem": "neuromancer.trainers.lightning"})
 
 
-def _keys_of(component: Any, attribute: str) -> List[str]:
+def _keys_of(component: Any, attribute: str) -> list[str]:
     """Return ``component.<attribute>`` as a list of keys, or [] where it has none."""
     keys = getattr(component, attribute, None)
     return [] if keys is None else list(keys)
 
 
-def _loss_terms(loss: Any) -> List[Any]:
+def _loss_terms(loss: Any) -> list[Any]:
     """The objectives and constraints of a loss that has them (e.g. PenaltyLoss), else []."""
     return list(getattr(loss, "objectives", []) or []) + list(getattr(loss, "constraints", []) or [])
 
 
-def _term_names(loss: Any) -> List[str]:
+def _term_names(loss: Any) -> list[str]:
     """The output name of each of `_loss_terms` (a loss may give same-named terms distinct names)."""
     names = getattr(loss, "term_names", None)
     return list(names) if names is not None else [str(term.name) for term in _loss_terms(loss)]
@@ -52,7 +53,7 @@ def _describe(component: Any) -> str:
     return str(name) if name is not None else type(component).__name__
 
 
-def _term_inputs(term: Any) -> List[str]:
+def _term_inputs(term: Any) -> list[str]:
     """The data keys an objective or constraint reads."""
     keys = getattr(term, "input_keys", None)
     if keys is None:
@@ -81,7 +82,7 @@ class Problem(Freezable):
         ``AssertionError``). Unnamed nodes are named ``node_1``, ``node_2``, ... in order.
     """
 
-    def __init__(self, nodes: List[Callable[[TensorDict], TensorDict]],
+    def __init__(self, nodes: list[Callable[[TensorDict], TensorDict]],
                  loss: Callable[[TensorDict], TensorDict],
                  grad_inference: bool = False, check_overwrite: bool = False) -> None:
         super().__init__()
@@ -99,7 +100,7 @@ class Problem(Freezable):
         self._check_keys()
 
     @staticmethod
-    def _validated_nodes(nodes: Any) -> List[nn.Module]:
+    def _validated_nodes(nodes: Any) -> list[nn.Module]:
         """Check that ``nodes`` is a list of modules and return it as a list."""
         if isinstance(nodes, nn.Module) or not isinstance(nodes, Iterable):
             raise TypeError(f"Problem nodes must be a list of nn.Module (e.g. [Node(...)]), got "
@@ -204,7 +205,7 @@ class Problem(Freezable):
         """The `graph` drawing (built on access, so constructing a Problem never needs pydot)."""
         return self.graph()
 
-    def show(self, figname: Optional[str] = None) -> None:
+    def show(self, figname: str | None = None) -> None:
         """Draw `graph` to ``figname`` (.png, .svg, .jpg, .pdf), or display it where None.
 
         :param figname: (str, default None) output file; None shows the drawing with matplotlib.

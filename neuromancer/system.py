@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,11 +23,11 @@ from neuromancer.graphs import check_unique_names, name_unnamed_nodes, render_gr
 
 logger = logging.getLogger(__name__)
 
-TensorDict = Dict[str, torch.Tensor]
+TensorDict = dict[str, torch.Tensor]
 _is_callable = callable
 
 
-def _as_key_list(keys: Any, what: str, node_name: Optional[str]) -> List[str]:
+def _as_key_list(keys: Any, what: str, node_name: str | None) -> list[str]:
     """Return ``keys`` as a list of strings, raising a TypeError naming the node where it is not one."""
     if isinstance(keys, str):
         return [keys]
@@ -70,7 +71,7 @@ class Node(Freezable):
     """
 
     def __init__(self, callable: Callable[..., Any], input_keys: Sequence[str],
-                 output_keys: Sequence[str], name: Optional[str] = None) -> None:
+                 output_keys: Sequence[str], name: str | None = None) -> None:
         super().__init__()
         if not _is_callable(callable):
             raise TypeError(f"Node {name!r}: expected a callable (function or nn.Module), "
@@ -86,7 +87,7 @@ class Node(Freezable):
             return repr(self.name)
         return f"<unnamed: {', '.join(self.input_keys)} -> {', '.join(self.output_keys)}>"
 
-    def _gather_inputs(self, data: TensorDict) -> List[Any]:
+    def _gather_inputs(self, data: TensorDict) -> list[Any]:
         """Fetch the input tensors from ``data`` in ``input_keys`` order."""
         try:
             return [data[k] for k in self.input_keys]
@@ -124,7 +125,7 @@ class Node(Freezable):
                 f"Node {self._label()} has {len(output_keys)} output_keys {output_keys} but its callable "
                 f"returned {len(outputs)} output(s): only {output_keys[:len(outputs)]} are written.",
                 UserWarning, stacklevel=4)
-        return dict(zip(output_keys, outputs))
+        return dict(zip(output_keys, outputs, strict=False))
 
     def forward(self, data: TensorDict) -> TensorDict:
         """Run the callable on ``data[input_keys]`` and return ``{output_key: output}``.
@@ -160,7 +161,7 @@ class MovingHorizon(nn.Module):
     """
 
     def __init__(self, module: nn.Module, ndelay: int = 1,
-                 history: Optional[Dict[str, List[torch.Tensor]]] = None) -> None:
+                 history: dict[str, list[torch.Tensor]] | None = None) -> None:
         super().__init__()
         if not (hasattr(module, "input_keys") and hasattr(module, "output_keys")):
             raise TypeError(f"MovingHorizon wraps a Node (something with input_keys and output_keys), "
@@ -213,9 +214,9 @@ class System(Freezable):
         ``ValueError`` and an ``AssertionError``).
     """
 
-    def __init__(self, nodes: Sequence[nn.Module], name: Optional[str] = None, nstep_key: str = "X",
-                 init_func: Optional[Callable[[TensorDict], TensorDict]] = None,
-                 nsteps: Optional[int] = None) -> None:
+    def __init__(self, nodes: Sequence[nn.Module], name: str | None = None, nstep_key: str = "X",
+                 init_func: Callable[[TensorDict], TensorDict] | None = None,
+                 nsteps: int | None = None) -> None:
         super().__init__()
         for node in nodes:
             if not (hasattr(node, "input_keys") and hasattr(node, "output_keys")):
@@ -257,7 +258,7 @@ class System(Freezable):
         """The `graph` drawing (built on access, so constructing a System never needs pydot)."""
         return self.graph()
 
-    def show(self, figname: Optional[str] = None) -> None:
+    def show(self, figname: str | None = None) -> None:
         """Draw `graph` to ``figname`` (.png, .svg, .jpg, .pdf), or display it where None.
 
         :param figname: (str, default None) output file; None renders a temporary png and shows it

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from neuromancer.constraint import Constraint, Objective, variable
+from neuromancer.constraint import Constraint, variable
 from neuromancer.loss import PenaltyLoss
 from neuromancer.problem import Problem
 from neuromancer.system import Node, System

@@ -7,8 +7,9 @@ gives each map the short name used in configuration code (``maps['spectral']`` i
 import sys
 
 from neuromancer.slim import linear
-from neuromancer.slim.linear import *  # noqa: F401,F403 - the package re-exports every map
-from neuromancer.slim.linear import maps, square_maps
+from neuromancer.slim.linear import *  # noqa: F403 - the package re-exports every map and both registries
+
+__all__ = ["linear", "slim", *linear.__all__]
 
 slim = sys.modules[__name__]
 """This package itself, so that ``from neuromancer.slim import slim`` (as older notebooks write it)

@@ -10,7 +10,6 @@ both are re-exported here.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -18,8 +17,14 @@ import torch.nn.functional as F
 
 from neuromancer.slim.base import LinearBase, SquareLinear, uniform_weight
 from neuromancer.slim.spectral import (
-    Hprod, OrthogonalLinear, SchurDecompositionLinear, SpectralLinear, SVDLinear, SVDLinearLearnBounds,
-    SymmetricSpectralLinear, SymmetricSVDLinear,
+    Hprod,
+    OrthogonalLinear,
+    SchurDecompositionLinear,
+    SpectralLinear,
+    SVDLinear,
+    SVDLinearLearnBounds,
+    SymmetricSpectralLinear,
+    SymmetricSVDLinear,
 )
 
 __all__ = [
@@ -545,7 +550,7 @@ class TrivialNullSpaceLinear(LinearBase):
     :raises ValueError: if ``outsize < insize``, ``bias`` is True, ``epsilon <= 0`` or ``rank < 1``.
     """
 
-    def __init__(self, insize: int, outsize: int, bias: bool = False, rank: Optional[int] = None,
+    def __init__(self, insize: int, outsize: int, bias: bool = False, rank: int | None = None,
                  epsilon: float = 0.1, **kwargs):
         if outsize < insize:
             raise ValueError(f"TrivialNullSpaceLinear cannot reduce dimension: insize={insize} > outsize={outsize}")

@@ -9,8 +9,6 @@ values or eigenvalues of the map. All classes are re-exported by :mod:`neuromanc
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn as nn
 
@@ -55,7 +53,7 @@ def _reflect_all(x: torch.Tensor, reflectors: torch.Tensor, reverse: bool = Fals
     return x
 
 
-def _reflector_count(n: Optional[int], size: int, name: str) -> int:
+def _reflector_count(n: int | None, size: int, name: str) -> int:
     """Validate a number of reflectors (default: ``size``, enough for any orthogonal matrix)."""
     if n is None:
         return size
@@ -201,8 +199,8 @@ class SpectralLinear(LinearBase):
     :raises ValueError: on a bad number of reflectors or ``sigma_min > sigma_max``.
     """
 
-    def __init__(self, insize: int, outsize: int, bias: bool = False, n_U_reflectors: Optional[int] = None,
-                 n_V_reflectors: Optional[int] = None, sigma_min: float = 0.1, sigma_max: float = 1.0, **kwargs):
+    def __init__(self, insize: int, outsize: int, bias: bool = False, n_U_reflectors: int | None = None,
+                 n_V_reflectors: int | None = None, sigma_min: float = 0.1, sigma_max: float = 1.0, **kwargs):
         super().__init__(insize, outsize, bias=bias, provide_weights=False)
         _check_bounds(sigma_min, sigma_max)
         self.sigma_min, self.sigma_max = sigma_min, sigma_max
@@ -258,7 +256,7 @@ class SymmetricSpectralLinear(SpectralLinear):
     :raises ValueError: if the map is not square, on a bad ``n_reflectors`` or ``sigma_min > sigma_max``.
     """
 
-    def __init__(self, insize: int, outsize: int, bias: bool = False, n_reflectors: Optional[int] = None,
+    def __init__(self, insize: int, outsize: int, bias: bool = False, n_reflectors: int | None = None,
                  sigma_min: float = 0.1, sigma_max: float = 1.0, **kwargs):
         if insize != outsize:
             raise ValueError(f"SymmetricSpectralLinear needs a square map, got insize={insize} and outsize={outsize}")

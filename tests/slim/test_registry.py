@@ -3,8 +3,7 @@ import pytest
 import torch
 
 import neuromancer.slim as slim_package
-from neuromancer.slim import linear
-from neuromancer.slim import slim
+from neuromancer.slim import linear, slim
 
 
 def test_linear_module_holds_the_registry_the_package_exports():
