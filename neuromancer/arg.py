@@ -109,23 +109,41 @@ class ArgParser(argparse.ArgumentParser):
         return args, groups
 
 
+def _parser(prefix: str, title: str, options: list[tuple[str, dict]],
+            ungrouped: list[tuple[str, dict]] = ()) -> ArgParser:
+    """A parser without ``-h`` holding ``ungrouped`` options and the group ``title`` of ``options``.
+
+    :param prefix: (str) option-name prefix
+    :param title: (str) the group's title
+    :param options: (list of (name, add_argument keyword arguments)) the group's options, in order
+    :param ungrouped: (list of (name, keyword arguments)) options outside any group
+    """
+    parser = ArgParser(prefix=prefix, add_help=False)
+    for name, kwargs in ungrouped:
+        parser.add(name, **kwargs)
+    group = parser.group(title)
+    for name, kwargs in options:
+        group.add(name, **kwargs)
+    return parser
+
+
 def log(prefix: str = "") -> ArgParser:
     """Options of logging and reproducibility: ``-gpu``, ``-seed`` and group LOGGING (``-savedir``,
     ``-verbosity``, ``-exp``, ``-location``, ``-run``, ``-logger``).
 
     :param prefix: (str) option-name prefix, default ''
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    parser.add("-gpu", type=int, help="index of the GPU to use")
-    parser.add("-seed", type=int, default=408, help="random seed of weight initialization")
-    group = parser.group("LOGGING")
-    group.add("-savedir", type=str, default="test", help="directory for the trained model and plots")
-    group.add("-verbosity", type=int, default=1, help="epochs between progress reports")
-    group.add("-exp", type=str, default="test", help="experiment name grouping the runs")
-    group.add("-location", type=str, default="mlruns", help="where experiment tracking writes")
-    group.add("-run", type=str, default="neuromancer", help="name of this run")
-    group.add("-logger", type=str, choices=["mlflow", "stdout"], default="stdout", help="logging back end")
-    return parser
+    return _parser(prefix, "LOGGING", [
+        ("-savedir", dict(type=str, default="test", help="directory for the trained model and plots")),
+        ("-verbosity", dict(type=int, default=1, help="epochs between progress reports")),
+        ("-exp", dict(type=str, default="test", help="experiment name grouping the runs")),
+        ("-location", dict(type=str, default="mlruns", help="where experiment tracking writes")),
+        ("-run", dict(type=str, default="neuromancer", help="name of this run")),
+        ("-logger", dict(type=str, choices=["mlflow", "stdout"], default="stdout", help="logging back end")),
+    ], ungrouped=[
+        ("-gpu", dict(type=int, help="index of the GPU to use")),
+        ("-seed", dict(type=int, default=408, help="random seed of weight initialization")),
+    ])
 
 
 def opt(prefix: str = "") -> ArgParser:
@@ -134,14 +152,13 @@ def opt(prefix: str = "") -> ArgParser:
 
     :param prefix: (str) option-name prefix, default ''
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("OPTIMIZATION")
-    group.add("-epochs", type=int, default=20, help="number of training epochs")
-    group.add("-lr", type=float, default=0.001, help="learning rate")
-    group.add("-patience", type=int, default=100, help="epochs without improvement before early stopping")
-    group.add("-warmup", type=int, default=100, help="epochs before early stopping may act")
-    group.add("-skip_eval_sim", action="store_true", help="skip the simulation during evaluation")
-    return parser
+    return _parser(prefix, "OPTIMIZATION", [
+        ("-epochs", dict(type=int, default=20, help="number of training epochs")),
+        ("-lr", dict(type=float, default=0.001, help="learning rate")),
+        ("-patience", dict(type=int, default=100, help="epochs without improvement before early stopping")),
+        ("-warmup", dict(type=int, default=100, help="epochs before early stopping may act")),
+        ("-skip_eval_sim", dict(action="store_true", help="skip the simulation during evaluation")),
+    ])
 
 
 def data(prefix: str = "", system: str = "CSTR") -> ArgParser:
@@ -151,16 +168,15 @@ def data(prefix: str = "", system: str = "CSTR") -> ArgParser:
     :param prefix: (str) option-name prefix, default ''
     :param system: (str) default of ``-dataset``, default 'CSTR'
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("DATA")
-    group.add("-nsteps", type=int, default=32, help="prediction horizon of training roll-outs")
-    group.add("-dataset", type=str, default=system, help="name of the system or data set")
-    group.add("-nsim", type=int, default=10000,
-              help="number of simulated time steps, split evenly into train, dev and test")
-    group.add("-norm", nargs="+", default=["U", "D", "Y"], choices=["U", "D", "Y", "X"],
-              help="sequences to min-max normalize")
-    group.add("-data_seed", type=int, default=408, help="random seed of the simulated data")
-    return parser
+    return _parser(prefix, "DATA", [
+        ("-nsteps", dict(type=int, default=32, help="prediction horizon of training roll-outs")),
+        ("-dataset", dict(type=str, default=system, help="name of the system or data set")),
+        ("-nsim", dict(type=int, default=10000,
+                       help="number of simulated time steps, split evenly into train, dev and test")),
+        ("-norm", dict(nargs="+", default=["U", "D", "Y"], choices=["U", "D", "Y", "X"],
+                       help="sequences to min-max normalize")),
+        ("-data_seed", dict(type=int, default=408, help="random seed of the simulated data")),
+    ])
 
 
 def lin(prefix: str = "") -> ArgParser:
@@ -168,13 +184,12 @@ def lin(prefix: str = "") -> ArgParser:
 
     :param prefix: (str) option-name prefix, default ''
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("LINEAR")
-    group.add("-linear_map", type=str, choices=["linear", "softSVD", "pf"], default="linear",
-              help="linear map class from neuromancer.slim")
-    group.add("-sigma_min", type=float, default=0.1, help="smallest singular value of constrained maps")
-    group.add("-sigma_max", type=float, default=1.0, help="largest singular value of constrained maps")
-    return parser
+    return _parser(prefix, "LINEAR", [
+        ("-linear_map", dict(type=str, choices=["linear", "softSVD", "pf"], default="linear",
+                             help="linear map class from neuromancer.slim")),
+        ("-sigma_min", dict(type=float, default=0.1, help="smallest singular value of constrained maps")),
+        ("-sigma_max", dict(type=float, default=1.0, help="largest singular value of constrained maps")),
+    ])
 
 
 def loss(prefix: str = "") -> ArgParser:
@@ -183,15 +198,14 @@ def loss(prefix: str = "") -> ArgParser:
 
     :param prefix: (str) option-name prefix, default ''
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("LOSS")
-    group.add("-Q_con_x", type=float, default=1.0, help="weight of hidden state constraints")
-    group.add("-Q_dx", type=float, default=0.1, help="weight of one-step hidden state changes")
-    group.add("-Q_sub", type=float, default=0.1, help="weight of linear map regularization")
-    group.add("-Q_y", type=float, default=1.0, help="weight of output tracking")
-    group.add("-Q_e", type=float, default=1.0, help="weight of the state estimator's prediction error")
-    group.add("-Q_con_fdu", type=float, default=0.0, help="weight of input and disturbance constraints")
-    return parser
+    return _parser(prefix, "LOSS", [
+        ("-Q_con_x", dict(type=float, default=1.0, help="weight of hidden state constraints")),
+        ("-Q_dx", dict(type=float, default=0.1, help="weight of one-step hidden state changes")),
+        ("-Q_sub", dict(type=float, default=0.1, help="weight of linear map regularization")),
+        ("-Q_y", dict(type=float, default=1.0, help="weight of output tracking")),
+        ("-Q_e", dict(type=float, default=1.0, help="weight of the state estimator's prediction error")),
+        ("-Q_con_fdu", dict(type=float, default=0.0, help="weight of input and disturbance constraints")),
+    ])
 
 
 def freeze(prefix: str = "") -> ArgParser:
@@ -199,11 +213,10 @@ def freeze(prefix: str = "") -> ArgParser:
 
     :param prefix: (str) option-name prefix, default ''
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("FREEZE")
-    group.add("-freeze", nargs="+", default=[""], help="parameter names whose requires_grad is set to False")
-    group.add("-unfreeze", default=["components.2"], help="parameter names whose requires_grad is set to True")
-    return parser
+    return _parser(prefix, "FREEZE", [
+        ("-freeze", dict(nargs="+", default=[""], help="parameter names whose requires_grad is set to False")),
+        ("-unfreeze", dict(default=["components.2"], help="parameter names whose requires_grad is set to True")),
+    ])
 
 
 def ctrl_loss(prefix: str = "") -> ArgParser:
@@ -212,17 +225,16 @@ def ctrl_loss(prefix: str = "") -> ArgParser:
 
     :param prefix: (str) option-name prefix, default ''
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("LOSS")
-    group.add("-Q_con_u", type=float, default=0.0, help="weight of input constraints")
-    group.add("-Q_r", type=float, default=1.0, help="weight of reference tracking")
-    group.add("-Q_du", type=float, default=0.0, help="weight of control action changes")
-    group.add("-con_tighten", action="store_true", help="tighten the constraints")
-    group.add("-tighten", type=float, default=0.00, help="amount of constraint tightening")
-    group.add("-loss_clip", action="store_true", help="clip loss terms early in training")
-    group.add("-noise", action="store_true", help="add noise to control actions in training")
-    group.add("-Q_con_y", type=float, default=0.0, help="weight of output constraints")
-    return parser
+    return _parser(prefix, "LOSS", [
+        ("-Q_con_u", dict(type=float, default=0.0, help="weight of input constraints")),
+        ("-Q_r", dict(type=float, default=1.0, help="weight of reference tracking")),
+        ("-Q_du", dict(type=float, default=0.0, help="weight of control action changes")),
+        ("-con_tighten", dict(action="store_true", help="tighten the constraints")),
+        ("-tighten", dict(type=float, default=0.00, help="amount of constraint tightening")),
+        ("-loss_clip", dict(action="store_true", help="clip loss terms early in training")),
+        ("-noise", dict(action="store_true", help="add noise to control actions in training")),
+        ("-Q_con_y", dict(type=float, default=0.0, help="weight of output constraints")),
+    ])
 
 
 def ssm(prefix: str = "") -> ArgParser:
@@ -233,20 +245,22 @@ def ssm(prefix: str = "") -> ArgParser:
     """
     from neuromancer.modules.activations import activations
 
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("SSM")
-    group.add("-ssm_type", type=str, choices=["blackbox", "hw", "hammerstein", "blocknlin", "linear"],
-              default="hammerstein", help="block structure of the identified model")
-    group.add("-nx_hidden", type=int, default=32, help="hidden states per output")
-    group.add("-n_layers", type=int, default=2, help="hidden layers of the state transition")
-    group.add("-state_estimator", type=str, choices=["rnn", "mlp", "linear", "residual_mlp", "fully_observable"],
-              default="mlp", help="architecture of the state estimator")
-    group.add("-estimator_input_window", type=int, default=8, help="past measurements fed to the state estimator")
-    group.add("-nonlinear_map", type=str, default="mlp", choices=["mlp", "rnn", "pytorch_rnn", "linear", "residual_mlp"],
-              help="architecture of the model's component blocks")
-    group.add("-bias", action="store_true", help="use biases in the component blocks")
-    group.add("-activation", choices=activations.keys(), default="gelu", help="activation of the component blocks")
-    return parser
+    return _parser(prefix, "SSM", [
+        ("-ssm_type", dict(type=str, default="hammerstein",
+                           choices=["blackbox", "hw", "hammerstein", "blocknlin", "linear"],
+                           help="block structure of the identified model")),
+        ("-nx_hidden", dict(type=int, default=32, help="hidden states per output")),
+        ("-n_layers", dict(type=int, default=2, help="hidden layers of the state transition")),
+        ("-state_estimator", dict(type=str, default="mlp",
+                                  choices=["rnn", "mlp", "linear", "residual_mlp", "fully_observable"],
+                                  help="architecture of the state estimator")),
+        ("-estimator_input_window", dict(type=int, default=8, help="past measurements fed to the state estimator")),
+        ("-nonlinear_map", dict(type=str, default="mlp",
+                                choices=["mlp", "rnn", "pytorch_rnn", "linear", "residual_mlp"],
+                                help="architecture of the model's component blocks")),
+        ("-bias", dict(action="store_true", help="use biases in the component blocks")),
+        ("-activation", dict(choices=activations.keys(), default="gelu", help="activation of the component blocks")),
+    ])
 
 
 def policy(prefix: str = "") -> ArgParser:
@@ -255,16 +269,15 @@ def policy(prefix: str = "") -> ArgParser:
 
     :param prefix: (str) option-name prefix, default ''
     """
-    parser = ArgParser(prefix=prefix, add_help=False)
-    group = parser.group("POLICY")
-    group.add("-policy", type=str, choices=["mlp", "linear"], default="mlp", help="policy architecture")
-    group.add("-controlled_outputs", type=int, nargs="+", default=[0], help="indices of the controlled outputs")
-    group.add("-n_hidden", type=int, default=20, help="hidden units per layer")
-    group.add("-n_layers", type=int, default=3, help="hidden layers")
-    group.add("-bias", action="store_true", help="use biases in the policy")
-    group.add("-policy_features", nargs="+", default=["Y_ctrl_p", "Rf", "Y_maxf", "Y_minf"],
-              help="data keys the policy reads")
-    group.add("-activation", choices=["gelu", "softexp"], default="gelu", help="activation of the policy")
-    group.add("-perturbation", choices=["white_noise_sine_wave", "white_noise"], default="white_noise",
-              help="how the system is perturbed")
-    return parser
+    return _parser(prefix, "POLICY", [
+        ("-policy", dict(type=str, choices=["mlp", "linear"], default="mlp", help="policy architecture")),
+        ("-controlled_outputs", dict(type=int, nargs="+", default=[0], help="indices of the controlled outputs")),
+        ("-n_hidden", dict(type=int, default=20, help="hidden units per layer")),
+        ("-n_layers", dict(type=int, default=3, help="hidden layers")),
+        ("-bias", dict(action="store_true", help="use biases in the policy")),
+        ("-policy_features", dict(nargs="+", default=["Y_ctrl_p", "Rf", "Y_maxf", "Y_minf"],
+                                  help="data keys the policy reads")),
+        ("-activation", dict(choices=["gelu", "softexp"], default="gelu", help="activation of the policy")),
+        ("-perturbation", dict(choices=["white_noise_sine_wave", "white_noise"], default="white_noise",
+                               help="how the system is perturbed")),
+    ])

@@ -40,7 +40,8 @@ class LinInterp_Offline(Interpolation):
     def __init__(self, t: torch.Tensor, u: torch.Tensor) -> None:
         super().__init__()
         if t.dim() != 2 or u.dim() != 2:
-            raise ValueError(f"t and u must be 2-D ([T, 1] and [T, nu]), got shapes {tuple(t.shape)} and {tuple(u.shape)}")
+            raise ValueError(f"t and u must be 2-D ([T, 1] and [T, nu]), got shapes {tuple(t.shape)} and "
+                             f"{tuple(u.shape)}")
         if t.shape[0] != u.shape[0] or t.shape[0] < 2:
             raise ValueError(f"need as many times as samples, at least two; got {t.shape[0]} times and "
                              f"{u.shape[0]} samples")

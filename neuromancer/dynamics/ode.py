@@ -176,7 +176,7 @@ class GeneralNetworkedODE(ODESystem):
                           for agent, states in zip(self.agents, self.map, strict=True)], dim=-1)
 
     def coupling_physics(self, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
-        """Sum of every coupling's flows, ``[batch, x columns]``: added at senders, subtracted at receivers if symmetric."""
+        """Every coupling's flows ``[batch, x columns]``: added at senders, taken from receivers if symmetric."""
         features = torch.cat([x, *args], dim=-1)
         dx = torch.zeros_like(x)
         for physics in self.couplings:
@@ -270,7 +270,10 @@ class DuffingParam(ODESystem):
 
 
 class BrusselatorParam(ODESystem):
-    """Brusselator reaction ``x1' = a + x1^2 x2 - (b + 1) x1``, ``x2' = b x1 - x1^2 x2``; learnable ``alpha=a``, ``beta=b`` (5, 5)."""
+    """Brusselator reaction ``x1' = a + x1^2 x2 - (b + 1) x1``, ``x2' = b x1 - x1^2 x2``.
+
+    ``alpha = a`` and ``beta = b`` start at 5 and are learnable.
+    """
 
     def __init__(self, insize: int = 2, outsize: int = 2) -> None:
         super().__init__(insize=insize, outsize=outsize)
@@ -360,7 +363,10 @@ class VanDerPolControl(ODESystem):
 
 
 class LorenzParam(ODESystem):
-    """Lorenz system ``x' = sigma (y - x)``, ``y' = x (rho - z) - y``, ``z' = x y - beta z``; ``rho = sigma = beta = 5`` learnable."""
+    """Lorenz system ``x' = sigma (y - x)``, ``y' = x (rho - z) - y``, ``z' = x y - beta z``.
+
+    ``rho``, ``sigma`` and ``beta`` start at 5 and are learnable.
+    """
 
     def __init__(self, insize: int = 3, outsize: int = 3) -> None:
         super().__init__(insize=insize, outsize=outsize)

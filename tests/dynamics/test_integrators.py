@@ -126,7 +126,8 @@ def test_extra_arguments_are_held_constant_over_the_step():
     u = torch.full((3, 1), 2.0, dtype=torch.float64)
     x = torch.zeros(3, 1, dtype=torch.float64)
     result = RK4(Decay(), h=0.1)(x, u)  # dx/dt = u - x, exact x(h) = u (1 - exp(-h))
-    torch.testing.assert_close(result, 2.0 * (1 - math.exp(-0.1)) * torch.ones(3, 1, dtype=torch.float64), atol=1e-6, rtol=0)
+    expected = 2.0 * (1 - math.exp(-0.1)) * torch.ones(3, 1, dtype=torch.float64)
+    torch.testing.assert_close(result, expected, atol=1e-6, rtol=0)
 
 
 def test_rk2_is_the_explicit_midpoint_rule():
