@@ -530,7 +530,7 @@ class ODE_NonAutonomous(EmulatorBase):
         """Split step indices ``0..len(U)`` into ``(start, stop)`` runs over which the input is constant."""
         changes = np.flatnonzero(np.any(U[1:] != U[:-1], axis=1)) + 1
         bounds = [0, *changes.tolist(), len(U)]
-        return list(zip(bounds[:-1], bounds[1:]))
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
 
     def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Differentiable step: the state ``ts`` after ``x`` under input ``u`` (RK4 with ``forward_substeps`` steps).

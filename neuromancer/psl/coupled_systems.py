@@ -51,12 +51,6 @@ def _graph(adj: Optional[np.ndarray], nx: int) -> tuple[np.ndarray, np.ndarray]:
     return matrix, edges
 
 
-def _require_numpy(backend: Any, name: str) -> None:
-    """Raise ValueError unless ``backend`` is numpy: the coupled systems scatter messages with numpy."""
-    if getattr(backend, "__name__", backend) != "numpy":
-        raise ValueError(f"{name} supports only backend='numpy' (got {backend!r})")
-
-
 def _sum_messages(messages: np.ndarray, receivers: np.ndarray, like: np.ndarray) -> np.ndarray:
     """Add each edge's message to its receiver's row of an array shaped like ``like``."""
     total = np.zeros(like.shape[:1] + np.shape(messages)[1:], dtype=np.float64)
@@ -64,16 +58,38 @@ def _sum_messages(messages: np.ndarray, receivers: np.ndarray, like: np.ndarray)
     return total
 
 
-def _flat_initial_state(system: Union[ODE_Autonomous, ODE_NonAutonomous], x0: Optional[Array]) -> np.ndarray:
-    """Return ``x0`` (default ``system.x0``) flattened, checking it has as many entries as ``system.x0``.
+class _Network:
+    """What the coupled base classes share: the graph, the sampling time, default states and flat initial states."""
 
-    :raises ValueError: for an initial state of another size
-    """
-    state = _to_numpy(system.x0 if x0 is None else x0).astype(np.float64).ravel()
-    if state.size != np.size(system.x0):
-        raise ValueError(f"x0 has {state.size} entries; {type(system).__name__} needs {np.shape(system.x0)} "
-                         f"({np.size(system.x0)} entries)")
-    return state
+    def _set_graph(self, adj: Optional[np.ndarray], nx: int, backend: Any) -> None:
+        """Store ``adj`` (adjacency matrix) and ``adj_list`` (``[2, edges]``); called before the emulator
+        constructor because the ``get_x0`` it calls needs the graph.
+
+        :raises ValueError: for a backend other than numpy (messages are scattered with numpy) or a malformed graph
+        """
+        if getattr(backend, "__name__", backend) != "numpy":
+            raise ValueError(f"{type(self).__name__} supports only backend='numpy' (got {backend!r})")
+        self.adj, self.adj_list = _graph(adj, nx)
+
+    @property
+    def params(self) -> tuple[dict, dict, dict, dict]:
+        """Default ``(variables, constants, parameters, meta)``: only the sampling time ``ts = 0.1``."""
+        return {}, {"ts": 0.1}, {}, {}
+
+    def get_x0(self) -> np.ndarray:
+        """Default node states; subclasses override it. Here: zeros, one per node."""
+        return np.zeros(self.adj.shape[0])
+
+    def _initial_state(self, x0: Optional[Array]) -> np.ndarray:
+        """Return ``x0`` (default ``self.x0``, possibly ``[nodes, features]``) flattened for the solver.
+
+        :raises ValueError: for an initial state with another number of entries than ``self.x0``
+        """
+        state = _to_numpy(self.x0 if x0 is None else x0).astype(np.float64).ravel()
+        if state.size != np.size(self.x0):
+            raise ValueError(f"x0 has {state.size} entries; {type(self).__name__} needs {np.shape(self.x0)} "
+                             f"({np.size(self.x0)} entries)")
+        return state
 
 
 def multidim(is_autonomous: bool) -> Callable[[type], type]:
@@ -122,7 +138,7 @@ def multidim(is_autonomous: bool) -> Callable[[type], type]:
     return decorate
 
 
-class Coupled_ODE(ODE_Autonomous):
+class Coupled_ODE(_Network, ODE_Autonomous):
     """Base class of autonomous networked systems: ``dx_i/dt = sum over edges (i, j) of message(x_i, x_j, t)``.
 
     Subclasses implement :meth:`message_passing` and :meth:`get_x0` (the default state of all nodes).
@@ -143,20 +159,10 @@ class Coupled_ODE(ODE_Autonomous):
     def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,
                  seed: Union[int, np.random.Generator] = 59, set_stats: bool = True,
                  adj: Optional[np.ndarray] = None, nx: int = 1) -> None:
-        _require_numpy(backend, type(self).__name__)
-        self.adj, self.adj_list = _graph(adj, nx)  # before Module init: get_x0 (called by it) needs the graph
+        self._set_graph(adj, nx, backend)
         super().__init__(exclude_norms=exclude_norms, backend=backend, requires_grad=requires_grad, seed=seed,
                          set_stats=False)
         self.nx = self.ny = self.nx0 = self.adj.shape[0]
-
-    @property
-    def params(self) -> tuple[dict, dict, dict, dict]:
-        """Default ``(variables, constants, parameters, meta)``: only the sampling time ``ts = 0.1``."""
-        return {}, {"ts": 0.1}, {}, {}
-
-    def get_x0(self) -> np.ndarray:
-        """Default node states; subclasses override it. Here: zeros, one per node."""
-        return np.zeros(self.adj.shape[0])
 
     def message_passing(self, receivers: np.ndarray, senders: np.ndarray, t: Any) -> np.ndarray:
         """Contribution of each sender to its receiver's derivative, one row per edge.
@@ -174,12 +180,8 @@ class Coupled_ODE(ODE_Autonomous):
         messages = self.message_passing(x[self.adj_list[0]], x[self.adj_list[1]], t)
         return _sum_messages(messages, self.adj_list[0], x)
 
-    def _initial_state(self, x0: Optional[Array]) -> np.ndarray:
-        """Flatten the (possibly ``[nodes, features]``) initial state for the solver."""
-        return _flat_initial_state(self, x0)
 
-
-class Coupled_NonAutonomous(ODE_NonAutonomous):
+class Coupled_NonAutonomous(_Network, ODE_NonAutonomous):
     """Base class of networked systems with inputs: ``dx_i/dt = sum over edges (i, j) of message(x_i, x_j, t, u)``.
 
     Parameters are those of :class:`Coupled_ODE`; ``nu`` is the number of nodes unless a subclass
@@ -189,26 +191,16 @@ class Coupled_NonAutonomous(ODE_NonAutonomous):
     def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,
                  seed: Union[int, np.random.Generator] = 59, set_stats: bool = False,
                  adj: Optional[np.ndarray] = None, nx: int = 1) -> None:
-        _require_numpy(backend, type(self).__name__)
-        self.adj, self.adj_list = _graph(adj, nx)  # before Module init: get_x0 (called by it) needs the graph
+        self._set_graph(adj, nx, backend)
         super().__init__(exclude_norms=exclude_norms, backend=backend, requires_grad=requires_grad, seed=seed,
                          set_stats=False)
         self.nx = self.ny = self.nx0 = self.adj.shape[0]
         self.nu = self.nx
 
-    @property
-    def params(self) -> tuple[dict, dict, dict, dict]:
-        """Default ``(variables, constants, parameters, meta)``: only the sampling time ``ts = 0.1``."""
-        return {}, {"ts": 0.1}, {}, {}
-
     def add_missing_parameters(self) -> None:
         """Draw the initial node states; the input sequence is left to the subclass, whose ``get_U``
         may need attributes set after this base constructor."""
         self.x0 = np.asarray(self.get_x0(), dtype=np.float32)
-
-    def get_x0(self) -> np.ndarray:
-        """Default node states; subclasses override it. Here: zeros, one per node."""
-        return np.zeros(self.adj.shape[0])
 
     def message_passing(self, receivers: np.ndarray, senders: np.ndarray, t: Any, u: np.ndarray) -> np.ndarray:
         """Contribution of each sender to its receiver's derivative under input ``u``, one row per edge.
@@ -222,10 +214,6 @@ class Coupled_NonAutonomous(ODE_NonAutonomous):
         x = np.asarray(x)
         messages = self.message_passing(x[self.adj_list[0]], x[self.adj_list[1]], t, u)
         return _sum_messages(messages, self.adj_list[0], x)
-
-    def _initial_state(self, x0: Optional[Array]) -> np.ndarray:
-        """Flatten the initial state for the solver."""
-        return _flat_initial_state(self, x0)
 
 
 class RC_Network(Coupled_NonAutonomous):

@@ -5,8 +5,14 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
 from neuromancer.psl import systems
-from neuromancer.psl.coupled_systems import (Boids, Coupled_NonAutonomous, Coupled_ODE, Gravitational_System,
-                                             RC_Network, multidim)
+from neuromancer.psl.coupled_systems import (
+    Boids,
+    Coupled_NonAutonomous,
+    Coupled_ODE,
+    Gravitational_System,
+    RC_Network,
+    multidim,
+)
 
 TIGHT = dict(method="DOP853", rtol=1e-11, atol=1e-12)
 FIVE_ROOMS = np.array([[0, 1], [0, 2], [0, 3], [1, 0], [1, 3], [1, 4], [2, 0], [2, 3], [3, 0], [3, 1], [3, 2],
