@@ -93,11 +93,8 @@ def _python_number(obj: Any) -> Any:
 
 
 def _tensor_from_array(array: np.ndarray) -> torch.Tensor:
-    """Convert a numpy array to a tensor; floating arrays take torch's default dtype.
-
-    Upstream keeps numpy's float64, which silently turns float32 models' outputs into float64;
-    we convert so that constants match the model's precision.
-    """
+    """Convert a numpy array to a tensor; floating arrays take torch's default dtype, so that
+    constants match the model's precision."""
     tensor = torch.as_tensor(array)
     if tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype())
@@ -183,9 +180,9 @@ class Variable(nn.Module):
     wrapped as constant (or trainable) leaves; numbers are stored inline.
 
     Keys: a data variable's key is its data key; every other node gets a readable key unique in
-    the process, ``'<name>_<n>'`` (upstream uses ``str(id(node))``). Evaluation does not write the
-    values of intermediate nodes into the data dictionary (upstream does); only objectives and
-    constraints contribute outputs, through their own ``forward``.
+    the process, ``'<name>_<n>'``. Evaluating an expression leaves the data dictionary unchanged;
+    the aggregate losses of `neuromancer.loss` return the value of every expression they evaluate
+    under its key.
 
     :param input_variables: (list, default None meaning []) inputs of ``func``: Variables, tensors,
         arrays or numbers (non-variables become constant leaves).
@@ -386,10 +383,7 @@ class Variable(nn.Module):
 
     @property
     def value(self) -> Any:
-        """The tensor (or number) held by a constant or trainable leaf; None for other nodes.
-
-        Upstream also returns the last data seen by a data variable; we keep no evaluation state.
-        """
+        """The tensor (or number) held by a constant or trainable leaf; None for other nodes."""
         if self._kind in ("constant", "trainable"):
             return self._value
         if self._kind == "scalar":
@@ -501,8 +495,8 @@ class Variable(nn.Module):
     def make_graph(self, input_variables: Sequence[Any]) -> list[Variable]:
         """Topologically sorted nodes of the graph formed by ``input_variables`` followed by self.
 
-        Non-variable inputs are wrapped as constants. Kept for upstream compatibility: this class
-        links nodes at construction and sorts lazily, so building expressions never calls it.
+        Non-variable inputs are wrapped as constants. Building expressions never needs it: nodes
+        are linked at construction and sorted lazily.
         """
         order, seen = [], set()
         for item in input_variables:
@@ -725,7 +719,7 @@ class Eq(_Comparator):
     """Equality ``left == right``: value ``left - right``, violation ``|value|`` (norm 1) or
     ``value**2`` (norm 2), loss the mean violation.
 
-    :param norm: (int, default 1) 1 or 2. Upstream silently treats any other norm as 1; we raise.
+    :param norm: (int, default 1) 1 or 2.
     :raises ValueError: ``norm`` is not 1 or 2.
     """
 
@@ -927,7 +921,7 @@ class Objective(_WeightedTerm):
 
     @property
     def variable_names(self) -> list[str]:
-        """Display name of the objective's variable (upstream lacks this for objectives)."""
+        """Display name of the objective's variable."""
         return [self.var.display_name]
 
     def forward(self, input_dict: dict[str, Any]) -> TensorDict:
@@ -1116,9 +1110,7 @@ class Loss(_WeightedTerm):
         return [self.name]
 
     def forward(self, variables: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Return ``{name: weight * loss(*[variables[k] for k in input_keys])}``.
-
-        (Annotated ``-> torch.Tensor`` upstream; like upstream it returns a one-entry dict.)
+        """Return ``{name: weight * loss(*[variables[k] for k in input_keys])}``, a one-entry dict.
 
         :raises KeyError: an input key is missing (the message lists the keys available).
         """
@@ -1143,7 +1135,7 @@ class Loss(_WeightedTerm):
 
 
 def variable(*args: Any, display_name: str | None = None) -> Variable:
-    """Create a `Variable` in any of upstream's forms.
+    """Create a `Variable` from a key, a tensor, inputs and a function, or a shape.
 
     * ``variable('x')``: the data entry ``'x'``;
     * ``variable(tensor)`` / ``variable(array)``: a constant, or a trainable variable where the
@@ -1154,8 +1146,7 @@ def variable(*args: Any, display_name: str | None = None) -> Variable:
     * ``variable()``: a trainable scalar (shape ``[1]``) initialised from a standard normal;
     * ``variable(None)``: a placeholder without a value.
 
-    ``display_name`` may also be given positionally after the tensor, shape or function, as upstream
-    allows; unlike upstream it is also honoured for data keys and shapes.
+    ``display_name`` may also be given positionally after the key, tensor, shape or function.
 
     :raises TypeError: the arguments match none of these forms.
     """

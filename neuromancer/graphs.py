@@ -3,9 +3,9 @@
 `System.graph`, `Problem.graph` and `Variable.show` build ``pydot.Dot`` graphs here. A vertex
 stands for a node (by its name), an objective or constraint (by its name), the dataset (``in``) or
 the output (``out``); an edge carries one key, so two keys between the same pair give two edges.
-Edges are added in a fixed order (node to node, dataset to nodes, then loss terms or outputs), the
-same order upstream NeuroMANCER 1.5 draws them, so code that walks ``graph.get_edges()`` sees the
-same sources and destinations in the same order. Unnamed nodes are named ``node_1``, ``node_2``,
+Edges are added in a fixed order (node to node, dataset to nodes, then loss terms or outputs),
+so code that walks ``graph.get_edges()`` sees the same sources and destinations in the same order
+every time. Unnamed nodes are named ``node_1``, ``node_2``,
 ... when a `System` or `Problem` takes them, and the names of a graph's vertices must be unique.
 pydot is imported only when a drawing is built.
 """
@@ -28,15 +28,15 @@ __all__ = ["DuplicateNameError", "check_unique_names", "import_pydot", "name_unn
 class DuplicateNameError(NeuromancerError, ValueError, AssertionError):
     """Two vertices of one graph (nodes, objectives, constraints) have the same name.
 
-    It is also an ``AssertionError``, the exception upstream raises in this case, so existing
-    ``pytest.raises(AssertionError)`` checks keep passing.
+    It is also an ``AssertionError``, so ``except AssertionError`` and
+    ``pytest.raises(AssertionError)`` catch it.
     """
 
 
 def name_unnamed_nodes(nodes: Iterable[Any]) -> None:
     """Give each node whose ``name`` is None or ``''`` the name ``node_<k>`` (k = 1, 2, ... in order).
 
-    Nodes become vertices named after them, so each needs a name; upstream names them this way.
+    Nodes become vertices named after them, so each needs a name.
     """
     count = 0
     for node in nodes:

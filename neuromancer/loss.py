@@ -53,12 +53,12 @@ class AggregateLoss(nn.Module, ABC):
     """Base class of the aggregate losses: evaluates objectives and constraints.
 
     Subclasses implement `forward`, which must return the input dictionary extended with the terms'
-    outputs and ``loss``. Every term reads the input dictionary given to the loss, as upstream (one
-    term's outputs are not inputs of another).
+    outputs and ``loss``. Every term reads the input dictionary given to the loss (one term's
+    outputs are not inputs of another).
 
     :param objectives: (list of Objective | Loss | Constraint) the terms to minimise. A Constraint
         here adds its weighted penalty to ``objective_loss`` (not to ``penalty_loss`` nor the
-        ``C_*`` summaries), as upstream: system-identification scripts minimise tracking terms such
+        ``C_*`` summaries): system-identification scripts minimise tracking terms such
         as ``(xhat == x)^2`` this way.
     :param constraints: (list of Constraint) the soft constraints.
     :raises TypeError: an item is not an Objective/Loss/Constraint (objectives) or a Constraint (constraints).
@@ -409,9 +409,9 @@ class BarrierLoss(PenaltyLoss):
     ``'softexp'`` ``(exp(alpha v) - 1)/alpha + alpha``, ``'softlog'``
     ``-ln(1 + alpha(-v - alpha))/alpha``, ``'expshift'`` ``exp(v + shift)``, or any callable.
 
-    Differences from upstream: equality constraints, which no barrier can keep, always contribute
-    their ordinary penalty (upstream applies the barrier to them on one side); and barriers are
-    only evaluated at strictly feasible points, so infeasible samples never inject NaN gradients.
+    Equality constraints, which no barrier can keep, contribute their ordinary penalty, and
+    barriers are only evaluated at strictly feasible points, so infeasible samples never inject
+    NaN gradients.
 
     :param objectives: (list of Objective | Loss) terms to minimise.
     :param constraints: (list of Constraint) soft constraints.
@@ -511,11 +511,9 @@ class AugmentedLagrangeLoss(AggregateLoss):
     Batches must carry ``'epoch'`` (the trainers add it) and ``'index'``, each sample's position in
     the training set (e.g. ``DictDataset({..., 'index': torch.arange(n)})``).
 
-    Differences from upstream: equality multipliers are not clipped at 0 and the equality term is
-    not passed through relu (upstream treats equalities as inequalities); the penalty weight of
-    each sample is the one of that sample (upstream multiplies by all samples' weights, which only
-    broadcasts for full-batch training); multiplier buffers are created on the data's device and
-    restored with their saved shape by ``load_state_dict``.
+    Equality multipliers are not clipped at 0 and the equality term is not passed through relu;
+    the penalty weight of each sample is that sample's own; multiplier buffers are created on the
+    data's device and restored with their saved shape by ``load_state_dict``.
 
     :param objectives: (list of Objective | Loss) terms to minimise.
     :param constraints: (list of Constraint) soft constraints.

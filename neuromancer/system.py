@@ -65,8 +65,8 @@ class Node(Freezable):
         An ``nn.Module`` is registered as a submodule, so its parameters train with the node.
     :param input_keys: (list of str) keys of the data dictionary passed to ``callable``.
     :param output_keys: (list of str) names given to the outputs, in order.
-    :param name: (str, default None) the node's name in graphs and error messages; None keeps it
-        unnamed (as upstream) and messages then describe the node by its keys.
+    :param name: (str, default None) the node's name in graphs and error messages; a `System` or
+        `Problem` names an unnamed node ``node_<k>``, and until then messages describe it by its keys.
     :raises TypeError: where ``callable`` is not callable or the keys are not strings.
     """
 
@@ -148,9 +148,8 @@ class MovingHorizon(nn.Module):
 
     Each call appends the single-step inputs (``[batch, dim]`` tensors) to a buffer per input key and
     calls the wrapped node with the last ``ndelay`` entries stacked along a new first dimension,
-    i.e. ``[ndelay, batch, dim]`` (oldest first, same layout as upstream). When the buffer starts
-    empty, the first input is repeated ``ndelay`` times to fill it. Unlike upstream, the buffer keeps
-    only the ``ndelay`` entries it needs instead of growing with every call.
+    i.e. ``[ndelay, batch, dim]``, oldest first. When the buffer starts empty, the first input is
+    repeated ``ndelay`` times to fill it. The buffer keeps only the ``ndelay`` entries it needs.
 
     :param module: (Node or any module with ``input_keys``/``output_keys``) the node to feed.
     :param ndelay: (int, default 1) how many past steps (including the current one) to pass.
@@ -199,7 +198,7 @@ class System(Freezable):
     dimension (dim 1), creating the key if needed. A state node ``Node(f, ['X', 'U'], ['X'])`` started
     from ``X`` of shape ``[B, 1, nx]`` therefore reads at step ``i`` the state it wrote at step
     ``i - 1``, and after ``nsteps`` steps ``X`` is ``[B, 1 + nsteps, nx]``; an output key that is not
-    in the input (e.g. ``Y``) ends up ``[B, nsteps, ny]``. These are upstream's semantics.
+    in the input (e.g. ``Y``) ends up ``[B, nsteps, ny]``.
 
     :param nodes: (list of Node) the nodes, run in order at every step. Unnamed nodes are named
         ``node_1``, ``node_2``, ... in order, as they are vertices of the system's graph.

@@ -186,7 +186,7 @@ class L0Linear(LinearBase):
     ``W = weight * z`` where each gate ``z`` in [0, 1] is sampled from a stretched, clipped concrete
     distribution while training and set to its deterministic value in ``eval()`` mode, so gates can be
     exactly 0 or 1. :meth:`reg_error` is the expected number of open gates weighted by ``lamda`` plus
-    an L2 weight decay on the kept weights (a positive penalty; upstream NeuroMANCER returns its negative).
+    an L2 weight decay on the kept weights (a positive penalty).
 
     :param insize: (int) input dimension.
     :param outsize: (int) output dimension.
@@ -391,8 +391,7 @@ class StableSplitLinear(LinearBase):
     """``W = B - C`` with ``B``, ``C`` :class:`PerronFrobeniusLinear` maps of row sums in ``[sigma_min/2, sigma_max/2]``.
 
     Every row of ``|W|`` then sums to at most ``sigma_max``, so ``||W||_inf <= sigma_max`` and for a
-    square map every eigenvalue has magnitude at most ``sigma_max``. (Upstream NeuroMANCER gives both
-    parts the full bounds, which only guarantees ``2 * sigma_max``.)
+    square map every eigenvalue has magnitude at most ``sigma_max``.
 
     :param insize: (int) input dimension.
     :param outsize: (int) output dimension.
@@ -435,7 +434,7 @@ class SymplecticLinear(LinearBase):
 
     ``W = [[I, S1], [0, I]] @ [[I, 0], [S2, I]]`` with ``S1``, ``S2`` the symmetric parts of two free
     ``[n/2, n/2]`` weights: each factor is a symplectic shear, so the product is symplectic for any
-    parameters. (Upstream NeuroMANCER builds ``[[0, A], [-A^T, 0]]`` instead, which is not symplectic.)
+    parameters.
 
     :param insize: (int) input dimension, even.
     :param outsize: (int) output dimension, must equal ``insize``.
@@ -648,4 +647,4 @@ maps = {
     "trivial_nullspace": TrivialNullSpaceLinear,
     "Power_bound": PowerBoundLinear,
 }
-"""Map classes by short name (the keys of upstream NeuroMANCER 1.5, without the butterfly maps)."""
+"""Map classes by short name, as configuration code and ``blocks`` (``linear_map=maps['...']``) name them."""
