@@ -229,6 +229,7 @@ def test_norms():
         == pytest.approx(math.sqrt(2.0))
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch
 def test_torchdiffeq_and_the_tutorial_modules_load_only_when_used():
     code = ("import sys, neuromancer, neuromancer.dynamics, neuromancer.system; "
             "lazy = ['torchdiffeq', 'neuromancer.system_preview', 'neuromancer.arg', 'neuromancer.modules.lopo']; "

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "trainers"))
 from lit_helpers import QUIET  # noqa: E402
 
 TRAINERS = ["Trainer", "LitTrainer"]
+pytestmark = pytest.mark.slow  # each trains a model for a few seconds
 
 
 @pytest.fixture(autouse=True)
