@@ -47,7 +47,7 @@ class Callback:
         """
 
     def begin_epoch(self, trainer: Any, output: Output) -> None:
-        """Called after an epoch's training batches, before evaluation (upstream's placement).
+        """Called after an epoch's training batches, before evaluation.
 
         :param trainer: (Trainer) the running trainer.
         :param output: (dict) the epoch's training output (batch means).

@@ -197,8 +197,8 @@ def unbatch_tensor(x: torch.Tensor, mh: bool = False) -> torch.Tensor:
 
     :param x: (Tensor) ``[nwindows, ..., steps]`` windows.
     :param mh: (bool, default False) the windows overlap with stride 1 (moving horizon).
-    :return: (Tensor) ``[..., time]``. Unlike upstream, ``mh=True`` works for 3-D windows (the
-        layout `batch_tensor` produces from a ``[time, dim]`` series).
+    :return: (Tensor) ``[..., time]``; ``mh=True`` also works for 3-D windows (the layout
+        `batch_tensor` produces from a ``[time, dim]`` series).
     """
     if not mh:
         return torch.cat(torch.unbind(x, 0), dim=-1)
@@ -225,14 +225,13 @@ def _sequence_list(data: SequenceData, caller: str) -> List[ArrayDict]:
 
 
 class SequenceDataset(Dataset):
-    """Upstream's dataset of ``nsteps``-long past/future windows cut from time series.
+    """A dataset of ``nsteps``-long past/future windows cut from time series.
 
     For each variable ``Y`` a sample holds ``Yp`` (a window of ``nsteps`` steps) and ``Yf`` (the next
     window: the following ``nsteps`` steps, or, with ``moving_horizon``, the window shifted by one
     step), each ``[nsteps, dim]``, plus ``'index'``. Keys, shapes and batch names (``nstep_<name>``
-    for batches, ``loop_<name>`` for `get_full_sequence`) are upstream's. Unlike upstream, windows of a
-    multi-sequence dataset are paired only within their own sequence (upstream also pairs the last
-    window of one sequence with the first of the next).
+    for batches, ``loop_<name>`` for `get_full_sequence`) are upstream's. Windows of a multi-sequence
+    dataset are paired only within their own sequence.
 
     :param data: (dict str: array, or list of such dicts) ``[time, dim]`` arrays or tensors, one
         dict per independent sequence.

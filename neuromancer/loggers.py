@@ -115,7 +115,7 @@ class BasicLogger:
     def log_artifacts(self, artifacts: Mapping[str, Any]) -> None:
         """Save each artifact with ``torch.save`` to ``savedir/<key>``.
 
-        Uses dill where it is installed (as upstream, so models holding lambdas pickle). A module
+        Uses dill where it is installed, so models holding lambdas pickle. A module
         that cannot be pickled is saved as its ``state_dict`` instead, with a warning.
 
         :param artifacts: (dict str: object) file name -> object (tensor, state dict, model, ...).
@@ -132,8 +132,8 @@ class BasicLogger:
                 torch.save(value.state_dict(), path)
 
     def clean_up(self) -> None:
-        """End the run. Files in ``savedir`` are kept (as upstream, where only the MLflow logger
-        deletes its local copy); the metrics file is closed after every write, so nothing is pending."""
+        """End the run. Files in ``savedir`` are kept; the metrics file is closed after every write, so
+        nothing is pending."""
         log.debug("logger for %s finished after %.1f s", self.savedir, time.time() - self.start_time)
 
 
@@ -150,8 +150,8 @@ class LossLogger(BasicLogger):
     """A `BasicLogger` that also keeps the history of the train, dev and test losses.
 
     Every `log_metrics` call stores the ``stdout`` metrics whose key contains 'loss' under 'train',
-    'dev' or 'test' (by which of those the key contains). Unlike upstream, which stores them only on
-    the epochs it reports (every ``verbosity``), the history has one entry per call, i.e. per epoch.
+    'dev' or 'test' (by which of those the key contains): the history has one entry per call, i.e.
+    per epoch.
 
     Parameters as `BasicLogger`.
     """

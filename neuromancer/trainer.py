@@ -6,8 +6,13 @@ not import Lightning.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from neuromancer._lazy import lazy_exports
 from neuromancer.trainers.trainer import Trainer, move_batch_to_device
+
+if TYPE_CHECKING:
+    from neuromancer.trainers.lightning import LitTrainer
 
 __all__ = ["LitTrainer", "Trainer", "move_batch_to_device"]
 

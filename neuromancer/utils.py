@@ -39,8 +39,7 @@ def handle_device_placement(func: Callable[..., Any]) -> Callable[..., Any]:
 
     When both operands are tensors on different devices, the one on the CPU moves to the other's
     device (a constraint's constant meets GPU data); with two accelerators, ``right`` follows
-    ``left``. Non-tensor operands (Python numbers) pass through unchanged, where upstream 1.5.6
-    raised AttributeError.
+    ``left``. Non-tensor operands (Python numbers) pass through unchanged.
 
     :param func: (callable) the method to wrap, e.g. a comparator's ``forward(self, left, right)``.
     :return: (callable) the wrapped method, with ``func``'s name and docstring.
@@ -141,8 +140,7 @@ def load_state_dict_lightning(problem: torch.nn.Module, weight_path: Union[str, 
     """Load the weights of a `LitTrainer` checkpoint (``.ckpt``) into ``problem``.
 
     The file is read with ``torch.load(..., map_location='cpu', weights_only=True)``, so a
-    checkpoint trained on a GPU loads on a CPU-only machine (upstream 1.5.6 could not) and no
-    arbitrary code is unpickled; the weights are then copied into ``problem`` wherever it lives.
+    checkpoint trained on a GPU loads on a CPU-only machine and no arbitrary code is unpickled; the weights are then copied into ``problem`` wherever it lives.
     Keys are LitProblem's (``problem.<name>``) with the prefix removed.
 
     :param problem: (nn.Module) a `Problem` built like the trained one.

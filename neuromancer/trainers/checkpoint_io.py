@@ -16,7 +16,8 @@ import glob
 import logging
 import os
 import secrets
-from typing import Any, Callable, Dict, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AtomicCheckpointIO", "save_atomically", "link_atomically"]
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 def _partial_prefix(path: str) -> str:
@@ -46,8 +47,8 @@ def save_atomically(obj: Any, path: PathLike, durable: bool = False) -> None:
     well takes ``durable=True``.
 
     :param obj: what to save (a checkpoint dict).
-    :param path: (str | PathLike) the target file; its directory is created if missing.
-    :param durable: (bool, default False) fsync the file before the rename and the directory
+    :param path: the target file; its directory is created if missing.
+    :param durable: (default False) fsync the file before the rename and the directory
         after it, so the new content is on disk when the call returns. Each fsync waits for the
         disk (milliseconds on a local SSD, more on a busy or network file system), which is why
         it is not the default for checkpoints written every epoch.
@@ -82,9 +83,9 @@ def link_atomically(source: PathLike, path: PathLike, durable: bool = False) -> 
     a later atomic save of either name replaces that name only). Like `save_atomically`,
     ``path`` only ever holds a complete file.
 
-    :param source: (str | PathLike) an existing file in the same file system as ``path``.
-    :param path: (str | PathLike) the name to (re)point at it.
-    :param durable: (bool, default False) fsync the directory after the rename.
+    :param source: an existing file in the same file system as ``path``.
+    :param path: the name to (re)point at it.
+    :param durable: (default False) fsync the directory after the rename.
     :return: (bool) True when linked; False when the file system cannot link ``source`` there
         (no hard links, another device, ``source`` missing), in which case nothing changed.
     """
@@ -139,7 +140,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     `LitTrainer` writes loads that way, and a checkpoint that does not is refused unread
     (`neuromancer.utils.UnsafeCheckpointError`).
 
-    :param durable: (bool, default False) fsync every checkpoint before and after its rename (see
+    :param durable: (default False) fsync every checkpoint before and after its rename (see
         `save_atomically`); without it a write is atomic against a killed process but may be lost
         if the operating system crashes before flushing it.
     :raises TypeError: ``durable`` is not a bool.
@@ -151,12 +152,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"durable must be True or False, got {durable!r}.")
         self.durable = durable
 
-    def save_checkpoint(self, checkpoint: Dict[str, Any], path: PathLike,
-                        storage_options: Optional[Any] = None) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: PathLike,
+                        storage_options: Any | None = None) -> None:
         """Write ``checkpoint`` to ``path`` atomically, and durably if so configured (see `save_atomically`).
 
-        :param checkpoint: (dict) the checkpoint Lightning assembled.
-        :param path: (str | PathLike) the target file.
+        :param checkpoint: the checkpoint Lightning assembled.
+        :param path: the target file.
         :param storage_options: must be None (there are no options for local files).
         :raises TypeError: ``storage_options`` is given.
         """
@@ -165,11 +166,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                             "write a CheckpointIO of your own for remote storage.")
         save_atomically(checkpoint, path, durable=self.durable)
 
-    def load_checkpoint(self, path: PathLike, map_location: Optional[Callable] = None,
-                        weights_only: Optional[bool] = None) -> Dict[str, Any]:
+    def load_checkpoint(self, path: PathLike, map_location: Callable | None = None,
+                        weights_only: bool | None = None) -> dict[str, Any]:
         """Read the checkpoint at ``path`` with ``weights_only=True`` (see `neuromancer.utils.read_checkpoint`).
 
-        :param path: (str | PathLike) the checkpoint file.
+        :param path: the checkpoint file.
         :param map_location: torch's ``map_location``; None loads every tensor onto the CPU (as
             Lightning's own loader does), so a GPU checkpoint resumes on a CPU-only machine.
         :param weights_only: ignored: loading is always weights-only, the only safe way for files

@@ -5,7 +5,7 @@ This module imports only torch, neither Lightning nor any other trainer module, 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any
 
 import torch
 
@@ -27,11 +27,10 @@ DEFAULT_EVAL_METRIC: str = _DefaultName("dev_loss")
 """The default ``eval_metric`` of both trainers, ``'dev_loss'``."""
 
 
-def resolve_eval_metric(eval_metric: str, monitor_metric: Optional[str]) -> str:
+def resolve_eval_metric(eval_metric: str, monitor_metric: str | None) -> str:
     """The metric that selects the best weights, given ``eval_metric`` and its alias ``monitor_metric``.
 
-    ``eval_metric`` is the preferred name (upstream's); ``monitor_metric`` is accepted as another
-    name for it, as the seed guide writes it.
+    ``eval_metric`` is the preferred name; ``monitor_metric`` is accepted as another name for it.
 
     :param eval_metric: the ``eval_metric`` argument (`DEFAULT_EVAL_METRIC` when not given).
     :param monitor_metric: the ``monitor_metric`` argument; None when not given.
@@ -77,7 +76,7 @@ def hparam(config: Any, key: str) -> Any:
     return getattr(config, key, None)
 
 
-def cpu_state_dict(module: torch.nn.Module) -> Dict[str, torch.Tensor]:
+def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Return a detached copy of ``module.state_dict()`` on the CPU (a snapshot that later steps cannot change).
 
     :param module: the module to snapshot.

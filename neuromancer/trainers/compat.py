@@ -7,7 +7,7 @@ the trainers ask it instead of testing versions themselves.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict
+from typing import Any
 
 import lightning.pytorch as pl
 
@@ -17,7 +17,7 @@ FIT_TAKES_WEIGHTS_ONLY: bool = "weights_only" in inspect.signature(pl.Trainer.fi
 """Whether ``Trainer.fit`` takes ``weights_only`` (newer Lightning; 2.2 to 2.4 do not)."""
 
 
-def fit_keywords() -> Dict[str, Any]:
+def fit_keywords() -> dict[str, Any]:
     """Keyword arguments for Lightning's ``Trainer.fit`` beyond the model, data and ``ckpt_path``.
 
     Where ``fit`` takes ``weights_only``, resuming reads the checkpoint with ``weights_only=True``

@@ -17,6 +17,7 @@ module when a Lightning name is first used.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import math
@@ -25,8 +26,8 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, Optional, Union
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -39,15 +40,30 @@ from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
 from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO
 from neuromancer.trainers.common import (
-    DEFAULT_EVAL_METRIC, check_non_negative_int, check_positive_int, cpu_state_dict, hparam, resolve_eval_metric,
+    DEFAULT_EVAL_METRIC,
+    check_non_negative_int,
+    check_positive_int,
+    cpu_state_dict,
+    hparam,
+    resolve_eval_metric,
 )
 from neuromancer.trainers.compat import fit_keywords
 from neuromancer.trainers.lightning_callbacks import (
-    BestWeights, LastCheckpoint, NeuromancerCallbackAdapter, RandomState, WarmupEarlyStopping,
+    BestWeights,
+    LastCheckpoint,
+    NeuromancerCallbackAdapter,
+    RandomState,
+    WarmupEarlyStopping,
 )
 from neuromancer.trainers.lightning_data import SPLITS, LitDataModule, validate_batch_size, validate_data_splits
 from neuromancer.trainers.lightning_hooks import (
-    BINDABLE_HOOKS, CHAINED_HOOKS, EPOCH_END_HOOKS, StepFunction, TensorDict, bind_custom_hooks, check_training_step,
+    BINDABLE_HOOKS,
+    CHAINED_HOOKS,
+    EPOCH_END_HOOKS,
+    StepFunction,
+    TensorDict,
+    bind_custom_hooks,
+    check_training_step,
     validate_custom_hooks,
 )
 from neuromancer.trainers.sweep import hyperparameter_sweep as run_sweep
@@ -67,7 +83,7 @@ NONFINITE_MODES = ("stop", "skip")
 LAST_CHECKPOINT = "last"
 
 
-def _check_custom_optimizer(optimizer: Optional[torch.optim.Optimizer], problem: torch.nn.Module) -> None:
+def _check_custom_optimizer(optimizer: torch.optim.Optimizer | None, problem: torch.nn.Module) -> None:
     """Raise unless ``optimizer`` is None or an optimizer built on parameters of ``problem``."""
     if optimizer is None:
         return
@@ -89,7 +105,7 @@ def _metric(output: Mapping[str, Any], name: str) -> torch.Tensor:
                        "prefixed with the dataset name, so set the metric to one of them.") from None
 
 
-def _step_loss(result: Any, train_metric: str) -> Optional[torch.Tensor]:
+def _step_loss(result: Any, train_metric: str) -> torch.Tensor | None:
     """Extract the loss from a custom training step's result: a tensor, a dict, or None."""
     if result is None or isinstance(result, torch.Tensor):
         return result
@@ -183,9 +199,9 @@ class LitProblem(pl.LightningModule):
     """
 
     def __init__(self, problem: torch.nn.Module, train_metric: str = "train_loss", dev_metric: str = "train_loss",
-                 test_metric: str = "train_loss", custom_optimizer: Optional[torch.optim.Optimizer] = None,
-                 custom_training_step: Optional[StepFunction] = None,
-                 custom_hooks: Optional[Mapping[str, Callable]] = None, hparam_config: Any = None, *,
+                 test_metric: str = "train_loss", custom_optimizer: torch.optim.Optimizer | None = None,
+                 custom_training_step: StepFunction | None = None,
+                 custom_hooks: Mapping[str, Callable] | None = None, hparam_config: Any = None, *,
                  nonfinite: str = "stop") -> None:
         super().__init__()
         _check_nonfinite_mode(nonfinite)
@@ -202,13 +218,13 @@ class LitProblem(pl.LightningModule):
         self.hparam_config = hparam_config
         self._configured_lr = hparam(hparam_config, "learning_rate")
         self.lr = DEFAULT_LEARNING_RATE if self._configured_lr is None else self._configured_lr
-        self.training_step_outputs: List[torch.Tensor] = []
-        self.validation_step_outputs: List[torch.Tensor] = []
+        self.training_step_outputs: list[torch.Tensor] = []
+        self.validation_step_outputs: list[torch.Tensor] = []
         self.record_outputs = False
-        self.last_outputs: Dict[str, TensorDict] = {}
-        self._sums: Dict[str, List[Any]] = {}
+        self.last_outputs: dict[str, TensorDict] = {}
+        self._sums: dict[str, list[Any]] = {}
         self.nonfinite = nonfinite
-        self.nonfinite_stop: Optional[str] = None
+        self.nonfinite_stop: str | None = None
         self._drop_gradients = False
         self.skipped_steps = 0
         self._skipped_this_epoch = 0
@@ -219,14 +235,14 @@ class LitProblem(pl.LightningModule):
         return self.problem
 
     @property
-    def attached_trainer(self) -> Optional[pl.Trainer]:
+    def attached_trainer(self) -> pl.Trainer | None:
         """The Trainer running this module, or None outside a fit or test (where ``trainer`` raises)."""
         try:
             return self.trainer
         except RuntimeError:
             return None
 
-    def training_step(self, batch: TensorDict, batch_idx: int) -> Optional[torch.Tensor]:
+    def training_step(self, batch: TensorDict, batch_idx: int) -> torch.Tensor | None:
         """Run the problem (or the custom step) on a training batch and return ``train_metric``.
 
         :param batch: a batch named 'train'.
@@ -234,6 +250,7 @@ class LitProblem(pl.LightningModule):
         :return: the loss Lightning back-propagates (None: skip the step).
         :raises KeyError: ``train_metric`` is not among the outputs.
         """
+        loss: torch.Tensor | None
         if self.custom_training_step is None:
             output = self.problem(batch)
             loss = _metric(output, self.train_metric)
@@ -296,10 +313,10 @@ class LitProblem(pl.LightningModule):
         """Log the mean of ``test_metric`` over the test split."""
         self._log_epoch_mean(self.test_metric)
 
-    def epoch_mean(self, name: str) -> Optional[torch.Tensor]:
+    def epoch_mean(self, name: str) -> torch.Tensor | None:
         """The running mean of metric ``name`` over the current epoch (this process only), or None.
 
-        :param name: (str) a metric this module accumulates (train, dev or test metric).
+        :param name: a metric this module accumulates (train, dev or test metric).
         """
         if name not in self._sums:
             return None
@@ -336,7 +353,7 @@ class LitProblem(pl.LightningModule):
         else:
             entry[0], entry[1] = torch.add(entry[0], value, alpha=size), entry[1] + size
 
-    def _log_epoch_mean(self, name: str, logged_name: Optional[str] = None) -> Optional[torch.Tensor]:
+    def _log_epoch_mean(self, name: str, logged_name: str | None = None) -> torch.Tensor | None:
         """Log (and forget) the epoch's sample-weighted mean of ``name``, reduced over processes.
 
         The mean goes to ``callback_metrics`` under ``name`` and to the loggers and progress bar
@@ -366,7 +383,7 @@ class LitProblem(pl.LightningModule):
             self._drop_gradients = False
             optimizer.zero_grad(set_to_none=True)
 
-    def _no_update_loss(self) -> Optional[torch.Tensor]:
+    def _no_update_loss(self) -> torch.Tensor | None:
         """What a step with a non-finite loss returns: nothing to optimise.
 
         Under manual optimisation, None. Otherwise a zero that depends on every trainable weight:
@@ -380,7 +397,7 @@ class LitProblem(pl.LightningModule):
         trainable = [p for p in self.parameters() if p.requires_grad]
         return torch.stack([p.sum() for p in trainable]).sum() * 0.0 if trainable else None
 
-    def _loss_is_finite(self, loss: torch.Tensor, batch_idx: int, trainer: Optional[pl.Trainer]) -> bool:
+    def _loss_is_finite(self, loss: torch.Tensor, batch_idx: int, trainer: pl.Trainer | None) -> bool:
         """Whether this step's loss is finite on every process; report (and stop) when it is not."""
         finite = _is_finite(loss)
         if trainer is not None and trainer.world_size > 1:
@@ -389,7 +406,7 @@ class LitProblem(pl.LightningModule):
             self._report_nonfinite_step(loss, batch_idx, trainer)
         return finite
 
-    def _report_nonfinite_step(self, loss: torch.Tensor, batch_idx: int, trainer: Optional[pl.Trainer]) -> None:
+    def _report_nonfinite_step(self, loss: torch.Tensor, batch_idx: int, trainer: pl.Trainer | None) -> None:
         """Stop training, or count the skipped step, with a warning that says where it happened."""
         value = loss.detach()
         shown = float(value) if value.numel() == 1 else "a tensor with non-finite entries (on some process)"
@@ -411,7 +428,7 @@ class LitProblem(pl.LightningModule):
             logger.warning("Skipping the step at %s: %s=%s is not finite; %s.", where, self.train_metric, shown,
                            applied)
 
-    def _stop_if_not_finite(self, name: str, mean: Optional[torch.Tensor]) -> None:
+    def _stop_if_not_finite(self, name: str, mean: torch.Tensor | None) -> None:
         """Ask the trainer to stop, with a warning, when an epoch mean is NaN or infinite."""
         if mean is None or bool(torch.isfinite(mean).all()):
             return
@@ -424,7 +441,7 @@ class LitProblem(pl.LightningModule):
 def _step_is_shown(trainer: pl.Trainer, global_step: int) -> bool:
     """Whether the loss of the step at ``global_step`` reaches a logger or a progress bar."""
     return (trainer.progress_bar_callback is not None
-            or (global_step + 1) % max(trainer.log_every_n_steps, 1) == 0)
+            or (global_step + 1) % max(getattr(trainer, "log_every_n_steps", 1), 1) == 0)
 
 
 def _is_finite(value: torch.Tensor) -> bool:
@@ -461,44 +478,40 @@ class LitTrainer(pl.Trainer):
     ever read with ``weights_only=True``, so a file from an untrusted source runs no code. An
     unwritable ``weight_path`` or log directory is reported before the first epoch.
 
-    Differences from upstream 1.5.6 (faults there): ``custom_optimizer`` is used, the problem ends
-    with the best (not the last) weights, the dev metric is logged under ``dev_metric``, per-step
-    losses keep no autograd graph, `test` evaluates the test split, and bad input raises instead
-    of ``sys.exit``.
-
-    :param epochs: (int, default 1000) maximum number of epochs.
-    :param train_metric: (str, default 'train_loss') output key minimised during training.
-    :param dev_metric: (str, default 'dev_loss') output key logged on the dev split.
-    :param test_metric: (str, default 'test_loss') output key logged on the test split.
-    :param eval_metric: (str, default 'dev_loss') logged metric whose minimum selects the best weights
+    :param epochs: (default 1000) maximum number of epochs.
+    :param train_metric: (default 'train_loss') output key minimised during training.
+    :param dev_metric: (default 'dev_loss') output key logged on the dev split.
+    :param test_metric: (default 'test_loss') output key logged on the test split.
+    :param eval_metric: (default 'dev_loss') logged metric whose minimum selects the best weights
         (the preferred name; ``monitor_metric`` is another name for it).
-    :param patience: (int | None, default None) epochs without improvement before stopping; None: never.
-    :param warmup: (int, default 0) leading epochs that never count against ``patience``.
-    :param clip: (float | None, default 100.0) gradient-norm clipping threshold; None disables it.
+    :param patience: (default None) epochs without improvement before stopping; None: never.
+    :param warmup: (default 0) leading epochs that never count against ``patience``.
+    :param clip: (default 100.0) gradient-norm clipping threshold; None disables it.
         Ignored under manual optimisation, where the custom step owns clipping.
-    :param custom_optimizer: (torch.optim.Optimizer | None) optimizer built on ``problem.parameters()``;
+    :param custom_optimizer: optimizer built on ``problem.parameters()``;
         None for ``Adam(lr=0.001, betas=(0.0, 0.9))``.
-    :param save_weights: (bool, default True) write the best checkpoint and ``last.ckpt`` to ``weight_path``.
-    :param weight_path: (str, default './') checkpoint directory.
-    :param weight_name: (str | None) best checkpoint's file name without '.ckpt' (overwritten by
+    :param save_weights: (default True) write the best checkpoint and ``last.ckpt`` to ``weight_path``.
+    :param weight_path: (default './') checkpoint directory.
+    :param weight_name: best checkpoint's file name without '.ckpt' (overwritten by
         later runs; 'last' is reserved); None for ``epoch=<e>-step=<s>.ckpt``.
     :param devices: (default 'auto') Lightning ``devices``.
     :param strategy: (default 'auto') Lightning ``strategy`` ('ddp', 'ddp_spawn', 'ddp_notebook'...).
     :param accelerator: (default 'auto') Lightning ``accelerator`` ('cpu', 'gpu'...).
-    :param profiler: ('simple' | 'advanced' | 'pytorch' | Profiler | None) Lightning profiler.
-    :param custom_training_step: (callable | None) ``f(model, batch)`` replacing the default step.
-    :param custom_hooks: (dict | None) Lightning hook name -> ``f(self, ...)`` bound onto the
+    :param profiler: a Lightning Profiler, one of the names 'simple', 'advanced', 'pytorch' and
+        'xla', or None for none.
+    :param custom_training_step: ``f(model, batch)`` replacing the default step.
+    :param custom_hooks: Lightning hook name -> ``f(self, ...)`` bound onto the
         LightningModule; a ``configure_optimizers`` hook's return value is what Lightning uses.
     :param logger: (Lightning logger | bool | None) None: TensorBoard files under ``lightning_logs/``.
     :param hparam_config: (mapping | wandb config | None) sweep values: ``learning_rate``, ``batch_size``.
-    :param automatic_optimization: (bool, default True) False hands optimisation (backward,
+    :param automatic_optimization: (default True) False hands optimisation (backward,
         stepping, clipping) to ``custom_training_step``.
-    :param callback: (neuromancer.callbacks.Callback | None, keyword-only) a classic NeuroMANCER
+    :param callback: (keyword-only) a classic NeuroMANCER
         callback, called at the matching Lightning points (see `NeuromancerCallbackAdapter`).
-    :param num_workers: (int, keyword-only, default 0) data loader worker processes.
-    :param nonfinite: (str, keyword-only, default 'stop') what a NaN or infinite training loss
+    :param num_workers: (keyword-only, default 0) data loader worker processes.
+    :param nonfinite: (keyword-only, default 'stop') what a NaN or infinite training loss
         does: 'stop' training at that step, or 'skip' the step and go on (see `LitProblem`).
-    :param monitor_metric: (str | None, keyword-only) another name for ``eval_metric``; giving
+    :param monitor_metric: (keyword-only) another name for ``eval_metric``; giving
         both with different values raises ValueError.
     :param kwargs: further Lightning `Trainer` arguments. ``plugins`` gains an
         `AtomicCheckpointIO` unless it already holds a CheckpointIO.
@@ -506,17 +519,19 @@ class LitTrainer(pl.Trainer):
         names it and the fix).
     """
 
+    callbacks: list[LightningCallback]  # set by Lightning's Trainer.__init__
+
     def __init__(self, epochs: int = 1000, train_metric: str = "train_loss", dev_metric: str = "dev_loss",
                  test_metric: str = "test_loss", eval_metric: str = DEFAULT_EVAL_METRIC,
-                 patience: Optional[int] = None, warmup: int = 0, clip: Optional[float] = 100.0,
-                 custom_optimizer: Optional[torch.optim.Optimizer] = None, save_weights: bool = True,
-                 weight_path: str = "./", weight_name: Optional[str] = None, devices: Any = "auto",
-                 strategy: Any = "auto", accelerator: Any = "auto", profiler: Union[str, Profiler, None] = None,
-                 custom_training_step: Optional[StepFunction] = None,
-                 custom_hooks: Optional[Mapping[str, Callable]] = None, logger: Any = None,
+                 patience: int | None = None, warmup: int = 0, clip: float | None = 100.0,
+                 custom_optimizer: torch.optim.Optimizer | None = None, save_weights: bool = True,
+                 weight_path: str = "./", weight_name: str | None = None, devices: Any = "auto",
+                 strategy: Any = "auto", accelerator: Any = "auto", profiler: str | Profiler | None = None,
+                 custom_training_step: StepFunction | None = None,
+                 custom_hooks: Mapping[str, Callable] | None = None, logger: Any = None,
                  hparam_config: Any = None, automatic_optimization: bool = True, *,
-                 callback: Optional[Callback] = None, num_workers: int = 0, nonfinite: str = "stop",
-                 monitor_metric: Optional[str] = None, **kwargs: Any) -> None:
+                 callback: Callback | None = None, num_workers: int = 0, nonfinite: str = "stop",
+                 monitor_metric: str | None = None, **kwargs: Any) -> None:
         eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         # The constructor arguments as given (the metric under its one name), so a sweep can build one
         # fresh trainer per run.
@@ -556,9 +571,9 @@ class LitTrainer(pl.Trainer):
         self.hparam_config, self.automatic_optimization = hparam_config, automatic_optimization
         self.callback, self.num_workers, self.nonfinite = callback, num_workers, nonfinite
         self._inference_mode = kwargs.get("inference_mode", True)
-        self.lit_problem: Optional[LitProblem] = None
-        self.data_module: Optional[LitDataModule] = None
-        self._best_weights: Optional[Dict[str, torch.Tensor]] = None
+        self.lit_problem: LitProblem | None = None
+        self.data_module: LitDataModule | None = None
+        self._best_weights: dict[str, torch.Tensor] | None = None
         callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or [])
         super().__init__(max_epochs=epochs, devices=devices, strategy=strategy, accelerator=accelerator,
                          profiler=profiler, logger=True if logger is None else logger,
@@ -567,9 +582,9 @@ class LitTrainer(pl.Trainer):
                          plugins=_with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
         self._limit_val_batches = self.limit_val_batches
 
-    def _training_callbacks(self) -> List[LightningCallback]:
+    def _training_callbacks(self) -> list[LightningCallback]:
         """The Lightning callbacks that implement checkpointing, early stopping and best weights."""
-        callbacks: List[LightningCallback] = []
+        callbacks: list[LightningCallback] = []
         if self.callback is not None:
             callbacks.append(NeuromancerCallbackAdapter(self.callback))
         if self.patience is not None:
@@ -589,7 +604,7 @@ class LitTrainer(pl.Trainer):
         return callbacks
 
     @property
-    def checkpoint_callback(self) -> Optional[Checkpoint]:
+    def checkpoint_callback(self) -> Checkpoint | None:
         """The first ModelCheckpoint among the callbacks (the best checkpoint, with ``best_model_path``).
 
         Lightning's rule takes the first checkpointing callback of any kind, which here would be
@@ -598,8 +613,9 @@ class LitTrainer(pl.Trainer):
         return next((each for each in self.callbacks if isinstance(each, ModelCheckpoint)),
                     super().checkpoint_callback)
 
-    def fit(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any], *,
-            ckpt_path: Union[str, os.PathLike, None] = None, **kwargs: Any) -> None:
+    # Upstream's fit and test take a problem and a data setup function, not Lightning's arguments.
+    def fit(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any], *,  # type: ignore[override]
+            ckpt_path: str | os.PathLike | None = None, **kwargs: Any) -> None:
         """Train ``problem`` on the data ``data_setup_function(**kwargs)`` returns; leave it with the best weights.
 
         With ``ckpt_path`` the run continues from a checkpoint instead of starting afresh: weights,
@@ -612,9 +628,9 @@ class LitTrainer(pl.Trainer):
         so far in ``problem`` (and on disk, when ``save_weights``), and a warning says where it
         stopped and how to resume.
 
-        :param problem: (nn.Module) the `Problem` to train; it ends on the device it started on.
-        :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
-        :param ckpt_path: (str | PathLike | None, keyword-only) checkpoint to resume from: 'last'
+        :param problem: the `Problem` to train; it ends on the device it started on.
+        :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
+        :param ckpt_path: (keyword-only) checkpoint to resume from: 'last'
             for ``<weight_path>/last.ckpt``, or a path; None trains from the problem's weights.
             It is not passed to ``data_setup_function``.
         :param kwargs: passed to ``data_setup_function``.
@@ -629,7 +645,7 @@ class LitTrainer(pl.Trainer):
             logger's directory cannot be written; raised before the first epoch.
         """
         resume_from = self._resolve_ckpt_path(ckpt_path)
-        self.lit_problem = self._lit_problem(problem)
+        self.lit_problem = lit_problem = self._lit_problem(problem)
         self.data_module = LitDataModule(data_setup_function, self.hparam_config, num_workers=self.num_workers,
                                          **kwargs)
         self.data_module.setup("fit")
@@ -641,13 +657,13 @@ class LitTrainer(pl.Trainer):
         self._check_output_directories()
         home = _module_device(problem)
         try:
-            self._fit_until_done_or_interrupted(resume_from)
+            self._fit_until_done_or_interrupted(lit_problem, resume_from)
         finally:
             _release_process_group_at_exit()
         problem.to(home)
         self._best_weights = cpu_state_dict(problem)
 
-    def _resolve_ckpt_path(self, ckpt_path: Union[str, os.PathLike, None]) -> Optional[str]:
+    def _resolve_ckpt_path(self, ckpt_path: str | os.PathLike | None) -> str | None:
         """The checkpoint file to resume from (checked to load safely), or None to start afresh."""
         if ckpt_path is None:
             return None
@@ -676,17 +692,15 @@ class LitTrainer(pl.Trainer):
                                           "give the logger a writable save_dir (for the default TensorBoard logs, run "
                                           "from a writable directory or pass default_root_dir=...), or logger=False")
 
-    def _fit_until_done_or_interrupted(self, resume_from: Optional[str]) -> None:
+    def _fit_until_done_or_interrupted(self, lit_problem: LitProblem, resume_from: str | None) -> None:
         """Run Lightning's fit; turn Ctrl-C, which Lightning answers with ``sys.exit(1)``, into a clean return."""
-        sigint_handler = _sigint_handler()
         try:
-            super().fit(self.lit_problem, datamodule=self.data_module, ckpt_path=resume_from, **fit_keywords())
+            with sigint_handler_kept():
+                super().fit(lit_problem, datamodule=self.data_module, ckpt_path=resume_from, **fit_keywords())
         except SystemExit:
             if self._best_weights_keeper().interruption != KeyboardInterrupt.__name__:
                 raise
             self._report_interruption()
-        finally:
-            _restore_sigint_handler(sigint_handler)
 
     def _best_weights_keeper(self) -> BestWeights:
         return next(each for each in self.callbacks if isinstance(each, BestWeights))
@@ -700,24 +714,26 @@ class LitTrainer(pl.Trainer):
         else:
             message += (f"The problem holds the best weights seen, from epoch {keeper.best_epoch} "
                         f"({keeper.monitor}={keeper.best_score:.6g})")
-            best_path = self.checkpoint_callback.best_model_path if self.save_weights else ""
+            best = self.checkpoint_callback
+            best_path = best.best_model_path if self.save_weights and isinstance(best, ModelCheckpoint) else ""
             message += f"; they are saved in {best_path}." if best_path else "."
         last = os.path.abspath(LastCheckpoint(self.weight_path).path)
         if self.save_weights and os.path.isfile(last):
             message += f" Resume with fit(..., ckpt_path='last') to continue from {last}."
         logger.warning(message)
 
-    def test(self, problem: Optional[torch.nn.Module] = None, data_setup_function: Optional[Callable[..., Any]] = None,
-             verbose: bool = True, **kwargs: Any) -> Dict[str, float]:
+    def test(self, problem: torch.nn.Module | None = None,  # type: ignore[override]
+             data_setup_function: Callable[..., Any] | None = None, verbose: bool = True,
+             **kwargs: Any) -> dict[str, float]:
         """Evaluate a problem on the test split and return its metrics, e.g. ``{'test_loss': 0.12}``.
 
         With no arguments after `fit`, it tests the fitted problem (holding its best weights) on
         the data `fit` loaded. A ``problem`` and/or ``data_setup_function`` (called with
         ``kwargs``) replace either.
 
-        :param problem: (nn.Module | None) the problem to test; None: the fitted one.
-        :param data_setup_function: (callable | None) data to test on; None: the data `fit` loaded.
-        :param verbose: (bool, default True) print Lightning's results table.
+        :param problem: the problem to test; None: the fitted one.
+        :param data_setup_function: data to test on; None: the data `fit` loaded.
+        :param verbose: (default True) print Lightning's results table.
         :param kwargs: passed to ``data_setup_function``.
         :return: (dict) metric name -> value for the test split.
         :raises ValueError: nothing to test (no problem or data and no earlier `fit`), or no test split.
@@ -731,8 +747,19 @@ class LitTrainer(pl.Trainer):
         self.data_module.setup("test")
         if self.data_module.test_data is None:
             raise ValueError("data_setup_function returned test_data=None; return a DictDataset named 'test'.")
-        results = super().test(lit_problem, datamodule=self.data_module, verbose=verbose)
+        with sigint_handler_kept():
+            results = super().test(lit_problem, datamodule=self.data_module, verbose=verbose)
         return {name: float(value) for name, value in results[0].items()}
+
+    def validate(self, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's ``validate``, leaving Ctrl-C working afterwards (see `sigint_handler_kept`)."""
+        with sigint_handler_kept():
+            return super().validate(*args, **kwargs)
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        """Lightning's ``predict``, leaving Ctrl-C working afterwards (see `sigint_handler_kept`)."""
+        with sigint_handler_kept():
+            return super().predict(*args, **kwargs)
 
     def hyperparameter_sweep(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any],
                              sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
@@ -745,18 +772,18 @@ class LitTrainer(pl.Trainer):
         config forms, the keyword options (``sweep_mode``, ``sweep_id``, ``sweep_storage``,
         ``sweep_seed``) and the errors raised.
 
-        :param problem: (nn.Module) the problem; every run starts from its current weights.
-        :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
-        :param sweep_config: (dict) a wandb sweep config (``method``, ``metric``, ``parameters``...).
-        :param count: (int, default 10) number of runs.
-        :param project_name: (str, default 'run_sweep') wandb project of the runs.
+        :param problem: the problem; every run starts from its current weights.
+        :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
+        :param sweep_config: a wandb sweep config (``method``, ``metric``, ``parameters``...).
+        :param count: (default 10) number of runs.
+        :param project_name: (default 'run_sweep') wandb project of the runs.
         :param kwargs: passed to ``data_setup_function`` (and the ``sweep_*`` options).
         :return: (SweepResult) one row per run, best first.
         """
         return run_sweep(self, problem, data_setup_function, sweep_config, count, project_name, **kwargs)
 
     @property
-    def stopped_on_nonfinite(self) -> Optional[str]:
+    def stopped_on_nonfinite(self) -> str | None:
         """Where the last `fit` stopped on a NaN or infinite training loss, or None if it did not.
 
         E.g. ``'epoch 2, batch 1 (global step 9): train_loss=nan is not finite'``. A sweep or a
@@ -765,7 +792,7 @@ class LitTrainer(pl.Trainer):
         """
         return None if self.lit_problem is None else self.lit_problem.nonfinite_stop
 
-    def get_weights(self) -> Dict[str, torch.Tensor]:
+    def get_weights(self) -> dict[str, torch.Tensor]:
         """Return the best weights of the last `fit` as a CPU state dict of the problem (no ``problem.`` prefix).
 
         :raises RuntimeError: `fit` has not run yet.
@@ -777,7 +804,7 @@ class LitTrainer(pl.Trainer):
     def apply_custom_hooks(self, model: pl.LightningModule) -> None:
         """Bind this trainer's ``custom_hooks`` onto ``model``, replacing its hooks of those names.
 
-        :param model: (LightningModule) usually a `LitProblem`.
+        :param model: usually a `LitProblem`.
         :raises TypeError | KeyError | ValueError: see `validate_custom_hooks`.
         """
         bind_custom_hooks(model, self.custom_hooks, chained=CHAINED_HOOKS if isinstance(model, LitProblem) else ())
@@ -804,15 +831,15 @@ class UnwritableDirectoryError(NeuromancerError, PermissionError, ValueError):
     """
 
 
-def ensure_writable_directory(directory: Union[str, os.PathLike], role: str, fix: str) -> None:
+def ensure_writable_directory(directory: str | os.PathLike, role: str, fix: str) -> None:
     """Create ``directory`` if needed and check that a file can be written in it (by writing one).
 
     Writing a probe file, rather than asking ``os.access``, also catches read-only mounts and access rules
     that permission bits do not show, and holds for root, whom permission bits do not stop.
 
-    :param directory: (str | PathLike) the directory to check.
-    :param role: (str) what the directory is for, for the message (e.g. 'weight_path').
-    :param fix: (str) what the user can do about it, for the message.
+    :param directory: the directory to check.
+    :param role: what the directory is for, for the message (e.g. 'weight_path').
+    :param fix: what the user can do about it, for the message.
     :raises UnwritableDirectoryError: it cannot be created, is not a directory, or cannot be written.
     """
     path = os.fspath(directory)
@@ -827,7 +854,7 @@ def ensure_writable_directory(directory: Union[str, os.PathLike], role: str, fix
             f"so no epoch is lost. Fix: {fix}.") from error
 
 
-def _logger_directory(each: Any) -> Optional[str]:
+def _logger_directory(each: Any) -> str | None:
     """The local directory a Lightning logger writes under (its root or save dir), or None if it has none."""
     for attribute in ("root_dir", "save_dir"):
         value = getattr(each, attribute, None)
@@ -836,7 +863,7 @@ def _logger_directory(each: Any) -> Optional[str]:
     return None
 
 
-def _with_checkpoint_io(plugins: Any) -> List[Any]:
+def _with_checkpoint_io(plugins: Any) -> list[Any]:
     """The user's Lightning plugins plus an `AtomicCheckpointIO`, unless they already hold a CheckpointIO."""
     plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
@@ -844,17 +871,25 @@ def _with_checkpoint_io(plugins: Any) -> List[Any]:
     return plugins
 
 
-def _sigint_handler() -> Any:
-    """The current Ctrl-C handler (None off the main thread, where handlers cannot be changed)."""
+@contextlib.contextmanager
+def sigint_handler_kept() -> Iterator[None]:
+    """Run the body, then put back the Ctrl-C (SIGINT) handler it started with.
+
+    Lightning answers Ctrl-C in ``fit``, ``validate``, ``test`` and ``predict`` by setting SIGINT
+    to 'ignore' for its shutdown and leaves it so. Left like that, the process (a notebook's
+    kernel) would ignore every later Ctrl-C, and so would every process it starts afterwards,
+    which inherit an ignored signal. Off the main thread, where handlers cannot change, it does
+    nothing.
+    """
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.getsignal(signal.SIGINT)
-
-
-def _restore_sigint_handler(handler: Any) -> None:
-    """Put back the Ctrl-C handler Lightning replaces with 'ignore' while it shuts down after an interrupt."""
-    if handler is not None and signal.getsignal(signal.SIGINT) is not handler:
-        signal.signal(signal.SIGINT, handler)
+        yield
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is not handler:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _destroy_process_group() -> None:

@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import random
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -30,10 +30,10 @@ from neuromancer.trainers.common import cpu_state_dict
 
 logger = logging.getLogger(__name__)
 
-StateDict = Dict[str, torch.Tensor]
+StateDict = dict[str, torch.Tensor]
 
 
-def _metric_value(trainer: pl.Trainer, name: str) -> Optional[float]:
+def _metric_value(trainer: pl.Trainer, name: str) -> float | None:
     """Return the logged metric ``name`` as a float, or None while it has not been logged."""
     value = trainer.callback_metrics.get(name)
     return None if value is None else float(value)
@@ -52,7 +52,7 @@ class BestWeights(Checkpoint):
     checkpoint (`state_dict`), so a run resumed from one keeps comparing against them. Should an
     exception end training, `interruption` records its type name (``'KeyboardInterrupt'`` for Ctrl-C).
 
-    :param monitor: (str) name of the logged metric to minimise.
+    :param monitor: name of the logged metric to minimise.
     :raises KeyError: at the end of an epoch, once validation has run, when ``monitor`` was never
         logged (the message lists what was).
     """
@@ -60,9 +60,9 @@ class BestWeights(Checkpoint):
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
         self.best_score = math.inf
-        self.best_epoch: Optional[int] = None
-        self.best_state: Optional[StateDict] = None
-        self.interruption: Optional[str] = None
+        self.best_epoch: int | None = None
+        self.best_state: StateDict | None = None
+        self.interruption: str | None = None
         self._resumed = False
 
     @property
@@ -70,11 +70,11 @@ class BestWeights(Checkpoint):
         """Identify the state by the monitored metric: a resumed run monitoring another metric starts afresh."""
         return f"{type(self).__name__}[monitor={self.monitor}]"
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The best score, its epoch and the best weights (CPU tensors), for checkpoints."""
         return {"best_score": self.best_score, "best_epoch": self.best_epoch, "best_state": self.best_state}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what `state_dict` saved; the next `on_train_start` keeps it instead of starting afresh."""
         self.best_score = float(state_dict["best_score"])
         self.best_epoch = state_dict["best_epoch"]
@@ -127,9 +127,9 @@ class WarmupEarlyStopping(EarlyStopping):
     the warmup ends raises the bar), but the patience counter stays at zero and training never
     stops; afterwards it is plain `EarlyStopping`.
 
-    :param monitor: (str) name of the logged metric to minimise.
-    :param patience: (int) epochs without improvement (after warmup) before stopping.
-    :param warmup: (int, default 0) number of leading epochs that never count against patience.
+    :param monitor: name of the logged metric to minimise.
+    :param patience: epochs without improvement (after warmup) before stopping.
+    :param warmup: (default 0) number of leading epochs that never count against patience.
     :param kwargs: further `EarlyStopping` arguments (``min_delta``, ``mode``, ``verbose``...).
     """
 
@@ -181,16 +181,16 @@ class LastCheckpoint(Checkpoint):
     write where the file system cannot link).
 
     :param dirpath: (str | PathLike) directory of ``last.ckpt``.
-    :param best: (ModelCheckpoint | None, default None) the best-checkpoint callback whose fresh
+    :param best: (default None) the best-checkpoint callback whose fresh
         file may be linked; None always writes.
     """
 
     FILENAME = "last.ckpt"
 
-    def __init__(self, dirpath: Any, best: Optional[ModelCheckpoint] = None) -> None:
+    def __init__(self, dirpath: Any, best: ModelCheckpoint | None = None) -> None:
         self.dirpath = os.fspath(dirpath)
         self.best = best
-        self._best_seen: Optional[Tuple[str, Optional[float]]] = None
+        self._best_seen: tuple[str, float | None] | None = None
 
     @property
     def path(self) -> str:
@@ -203,26 +203,24 @@ class LastCheckpoint(Checkpoint):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Save the state of the epoch that just ended (every process takes part; the strategy writes once)."""
-        if trainer.sanity_checking or trainer.fast_dev_run:
+        if trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
             return
-        marker = self._best_marker()
-        best_just_written, self._best_seen = marker != self._best_seen, marker
-        if best_just_written and self._links_allowed(trainer) and \
-                link_atomically(self.best.best_model_path, self.path, durable=trainer.strategy.checkpoint_io.durable):
+        marker, previous = self._best_marker(), self._best_seen
+        self._best_seen = marker
+        # Linking is local-file work on one process: a single process writing through AtomicCheckpointIO.
+        checkpoint_io = trainer.strategy.checkpoint_io
+        if marker is not None and marker != previous and trainer.world_size == 1 and \
+                isinstance(checkpoint_io, AtomicCheckpointIO) and \
+                link_atomically(marker[0], self.path, durable=checkpoint_io.durable):
             return
         trainer.save_checkpoint(self.path, weights_only=False)  # the full state, not only the weights
 
-    def _best_marker(self) -> Optional[Tuple[str, Optional[float]]]:
+    def _best_marker(self) -> tuple[str, float | None] | None:
         """Path and score of the best checkpoint: they change exactly when the best callback writes a new one."""
         if self.best is None:
             return None
         score = self.best.best_model_score
         return self.best.best_model_path, None if score is None else float(score)
-
-    @staticmethod
-    def _links_allowed(trainer: pl.Trainer) -> bool:
-        """Linking is local-file work on one process: a single process writing through `AtomicCheckpointIO`."""
-        return trainer.world_size == 1 and isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
 
 
 class RandomState(Callback):
@@ -237,12 +235,12 @@ class RandomState(Callback):
     """
 
     def __init__(self) -> None:
-        self._pending: Optional[Dict[str, Any]] = None
+        self._pending: dict[str, Any] | None = None
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The generators' current states."""
         version, internal, gauss = random.getstate()
-        state: Dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss],
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss],
                                  "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
         numpy = _numpy()
         if numpy is not None:
@@ -251,7 +249,7 @@ class RandomState(Callback):
                               float(cached)]
         return state
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keep the saved states, to be restored when training starts."""
         self._pending = dict(state_dict)
 
@@ -263,7 +261,7 @@ class RandomState(Callback):
         torch.set_rng_state(state["torch"])
         version, internal, gauss = state["python"]
         random.setstate((version, tuple(internal), gauss))
-        cuda_states: List[torch.Tensor] = state.get("cuda", [])
+        cuda_states: list[torch.Tensor] = state.get("cuda", [])
         if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
         numpy = _numpy()
@@ -302,10 +300,10 @@ class NeuromancerCallbackAdapter(Callback):
     ===============  ==========================  ==================================================
 
     The epoch means are the ones the `LitProblem` logs (for the training split, this process's
-    running mean). The LightningModule must be a `LitProblem`; the adapter switches on its output
-    recording.
+    running mean). The LightningModule must be a `LitProblem` (typed ``Any`` here: this module
+    sits below the one defining it); the adapter switches on its output recording.
 
-    :param callback: (neuromancer.callbacks.Callback) the classic callback to drive.
+    :param callback: the classic callback to drive.
     :raises TypeError: ``callback`` is not a `neuromancer.callbacks.Callback`.
     """
 
@@ -314,29 +312,29 @@ class NeuromancerCallbackAdapter(Callback):
             raise TypeError(f"callback must be a neuromancer.callbacks.Callback, got {type(callback).__name__}; "
                             "pass Lightning callbacks with callbacks=[...] instead.")
         self.callback = callback
-        self._epoch_output: Dict[str, Any] = {}
+        self._epoch_output: dict[str, Any] = {}
 
     @property
     def state_key(self) -> str:
         """Identify the adapter by the callback it wraps, so several adapters can coexist."""
         return f"{type(self).__name__}[{type(self.callback).__qualname__}]"
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def setup(self, trainer: pl.Trainer, pl_module: Any, stage: str) -> None:
         """Ask the LitProblem to keep the latest detached output of every split."""
         pl_module.record_outputs = True
 
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Call ``begin_train``."""
         if trainer.is_global_zero:
             self.callback.begin_train(trainer)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         """Call ``end_batch`` with the batch's output."""
         if trainer.is_global_zero:
             self.callback.end_batch(trainer, dict(pl_module.last_outputs.get("train", {})))
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Call ``begin_epoch``, ``begin_eval``, ``end_eval`` and ``end_epoch`` with the epoch's outputs."""
         if not trainer.is_global_zero:
             return
@@ -347,23 +345,23 @@ class NeuromancerCallbackAdapter(Callback):
             hook(trainer, output)
         self._epoch_output = output
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Call ``end_train`` with the last epoch's outputs."""
         if trainer.is_global_zero:
             self.callback.end_train(trainer, self._epoch_output)
 
-    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_test_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Call ``begin_test``."""
         if trainer.is_global_zero:
             self.callback.begin_test(trainer)
 
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_test_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Call ``end_test`` with the test outputs."""
         if trainer.is_global_zero:
             self.callback.end_test(trainer, self._split_output(trainer, pl_module, "test", pl_module.test_metric))
 
     @staticmethod
-    def _split_output(trainer: pl.Trainer, pl_module: pl.LightningModule, split: str, metric: str) -> Dict[str, Any]:
+    def _split_output(trainer: pl.Trainer, pl_module: Any, split: str, metric: str) -> dict[str, Any]:
         """Return the split's last batch output plus the metric's epoch mean as ``mean_<metric>``.
 
         The training mean is still accumulating when this runs (Lightning calls callbacks'

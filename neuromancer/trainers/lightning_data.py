@@ -9,7 +9,8 @@ turns it into Lightning's train/dev/test loaders; the train loader shuffles with
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -23,7 +24,7 @@ __all__ = ["LitDataModule", "EpochShuffleSampler", "validate_data_splits", "vali
 SPLITS = ("train", "dev", "test")
 
 
-def _split_error(dataset: Any, slot: str) -> Optional[Exception]:
+def _split_error(dataset: Any, slot: str) -> Exception | None:
     """The exception that ``dataset`` cannot fill split ``slot``, or None when it can."""
     if dataset is None:
         return ValueError("train_data is None; the train split is required.") if slot == "train" else None
@@ -42,7 +43,7 @@ def validate_batch_size(batch_size: Any, source: str = "data_setup_function") ->
     """Return ``batch_size`` as an int, or raise if it is not a positive integer.
 
     :param batch_size: the value to check.
-    :param source: (str, default 'data_setup_function') where it came from, for the message.
+    :param source: (default 'data_setup_function') where it came from, for the message.
     :raises TypeError: not an integer (booleans included).
     :raises ValueError: not positive.
     """
@@ -54,7 +55,7 @@ def validate_batch_size(batch_size: Any, source: str = "data_setup_function") ->
     return int(batch_size)
 
 
-def validate_data_splits(result: Any) -> Tuple[DictDataset, Optional[DictDataset], Optional[DictDataset], int]:
+def validate_data_splits(result: Any) -> tuple[DictDataset, DictDataset | None, DictDataset | None, int]:
     """Check what a data setup function returned: ``(train_data, dev_data, test_data, batch_size)``.
 
     :param result: the function's return value.
@@ -67,7 +68,7 @@ def validate_data_splits(result: Any) -> Tuple[DictDataset, Optional[DictDataset
         got = f"{len(result)} items" if isinstance(result, (tuple, list)) else type(result).__name__
         raise ValueError("data_setup_function must return (train_data, dev_data, test_data, batch_size); "
                          f"it returned {got}.")
-    for dataset, slot in zip(result[:3], SPLITS):
+    for dataset, slot in zip(result[:3], SPLITS, strict=True):
         error = _split_error(dataset, slot)
         if error is not None:
             raise error
@@ -115,10 +116,10 @@ class LitDataModule(pl.LightningDataModule):
     checkpoints (`state_dict`), so a resumed run draws the batches the uninterrupted run would
     have drawn, whatever else consumes random numbers.
 
-    :param data_setup_function: (callable) returns ``(train_data, dev_data, test_data, batch_size)``.
+    :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
     :param hparam_config: (mapping | wandb config | None) a ``batch_size`` entry overrides the
         returned batch size.
-    :param num_workers: (int, keyword-only, default 0) loader worker processes.
+    :param num_workers: (keyword-only, default 0) loader worker processes.
     :param kwargs: passed to ``data_setup_function``.
     :raises TypeError: ``data_setup_function`` is not callable; see `validate_data_splits` for
         what ``setup`` raises.
@@ -134,16 +135,16 @@ class LitDataModule(pl.LightningDataModule):
         self.hparam_config = hparam_config
         self.num_workers = num_workers
         self.setup_kwargs = kwargs
-        self.train_data: Optional[DictDataset] = None
-        self.dev_data: Optional[DictDataset] = None
-        self.test_data: Optional[DictDataset] = None
-        self.batch_size: Optional[int] = None
-        self.shuffle_seed: Optional[int] = None
+        self.train_data: DictDataset | None = None
+        self.dev_data: DictDataset | None = None
+        self.test_data: DictDataset | None = None
+        self.batch_size: int | None = None
+        self.shuffle_seed: int | None = None
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         """Call the data setup function (once per process) and validate its result.
 
-        :param stage: (str | None) Lightning's stage; every stage shares the same data.
+        :param stage: Lightning's stage; every stage shares the same data.
         """
         if self.train_data is not None:
             return
@@ -154,20 +155,25 @@ class LitDataModule(pl.LightningDataModule):
         self.train_data, self.dev_data, self.test_data = train_data, dev_data, test_data
         self.shuffle_seed = int(torch.randint(0, 2 ** 62, ()))
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The shuffling seed, for checkpoints (empty before `setup`)."""
         return {} if self.shuffle_seed is None else {"shuffle_seed": self.shuffle_seed}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Shuffle as the checkpointed run did."""
         if "shuffle_seed" in state_dict:
             self.shuffle_seed = int(state_dict["shuffle_seed"])
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled loader over the train split."""
+        """Shuffled loader over the train split.
+
+        :raises RuntimeError: `setup` has not run yet.
+        """
+        if self.train_data is None:
+            raise RuntimeError("the data is not set up yet; call setup() before asking for a loader.")
         return self._loader(self.train_data, shuffle=True)
 
-    def val_dataloader(self) -> Union[DataLoader, List[DataLoader]]:
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """Loader over the dev split (an empty list, meaning no validation, when there is none)."""
         return [] if self.dev_data is None else self._loader(self.dev_data, shuffle=False)
 

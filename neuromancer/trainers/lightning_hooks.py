@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import types
-from collections.abc import Mapping
-from typing import Any, Callable, Collection, Dict, Optional, Tuple
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.core.hooks import CheckpointHooks, DataHooks, ModelHooks
@@ -21,7 +21,7 @@ from lightning.pytorch.core.hooks import CheckpointHooks, DataHooks, ModelHooks
 __all__ = ["validate_custom_hooks", "bind_custom_hooks", "check_training_step", "BINDABLE_HOOKS", "CHAINED_HOOKS",
            "EPOCH_END_HOOKS", "StepFunction", "TensorDict"]
 
-TensorDict = Dict[str, Any]
+TensorDict = dict[str, Any]
 StepFunction = Callable[[pl.LightningModule, TensorDict], Any]
 
 # Lightning hooks a user may replace through ``custom_hooks``, and the positional arguments
@@ -41,7 +41,7 @@ EPOCH_END_HOOKS = ("on_train_epoch_end", "on_validation_epoch_end", "on_test_epo
 CHAINED_HOOKS = ("on_train_epoch_start", "on_validation_epoch_start") + EPOCH_END_HOOKS + ("on_before_optimizer_step",)
 
 
-def _hook_parameters(name: str) -> Tuple[str, ...]:
+def _hook_parameters(name: str) -> tuple[str, ...]:
     """Names of the positional arguments Lightning passes to hook ``name`` (``self`` excluded)."""
     if name in _VARARG_HOOK_PARAMETERS:
         return _VARARG_HOOK_PARAMETERS[name]
@@ -59,19 +59,19 @@ def _accepts(function: Callable, nargs: int) -> bool:
     return True
 
 
-def _has_signature(function: Callable, names: Tuple[str, ...]) -> bool:
+def _has_signature(function: Callable, names: tuple[str, ...]) -> bool:
     """Whether ``function`` takes ``len(names)`` positional arguments, its named ones called as in ``names``."""
     if not _accepts(function, len(names)):
         return False
     positional = [p.name for p in inspect.signature(function).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return all(ours == expected for ours, expected in zip(positional, names))
+    return all(ours == expected for ours, expected in zip(positional, names, strict=False))
 
 
-def validate_custom_hooks(custom_hooks: Optional[Mapping[str, Callable]]) -> Dict[str, Callable]:
+def validate_custom_hooks(custom_hooks: Mapping[str, Callable] | None) -> dict[str, Callable]:
     """Check that every custom hook names a Lightning hook and has that hook's signature.
 
-    :param custom_hooks: (dict | None) hook name -> function taking the LightningModule as ``self``.
+    :param custom_hooks: hook name -> function taking the LightningModule as ``self``.
     :return: (dict) the hooks (empty for None).
     :raises TypeError: ``custom_hooks`` is not a mapping, or a hook is not callable.
     :raises KeyError: a name is not a Lightning hook (the message lists close matches).
@@ -106,7 +106,7 @@ def _after_own_hook(own: Callable, function: Callable) -> Callable:
     return chained
 
 
-def bind_custom_hooks(module: pl.LightningModule, custom_hooks: Optional[Mapping[str, Callable]],
+def bind_custom_hooks(module: pl.LightningModule, custom_hooks: Mapping[str, Callable] | None,
                       chained: Collection[str] = ()) -> None:
     """Bind each custom hook onto ``module`` as a method, replacing the Lightning hook of that name.
 
@@ -126,7 +126,7 @@ def bind_custom_hooks(module: pl.LightningModule, custom_hooks: Optional[Mapping
         setattr(module, name, types.MethodType(function, module))
 
 
-def check_training_step(custom_training_step: Optional[StepFunction]) -> None:
+def check_training_step(custom_training_step: StepFunction | None) -> None:
     """Raise unless ``custom_training_step`` is None or callable as ``f(model, batch)``."""
     if custom_training_step is None:
         return

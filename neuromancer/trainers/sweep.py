@@ -19,8 +19,9 @@ import logging
 import math
 import netrc
 import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -29,8 +30,14 @@ from lightning.pytorch.callbacks import Callback
 
 from neuromancer.exceptions import NeuromancerError
 from neuromancer.trainers.common import cpu_state_dict, hparam
-from neuromancer.trainers.sweep_config import (SweepParameter, SweepPlan, grid_values, optuna_choices,
-                                               parse_sweep_config, sample_value)
+from neuromancer.trainers.sweep_config import (
+    SweepParameter,
+    SweepPlan,
+    grid_values,
+    optuna_choices,
+    parse_sweep_config,
+    sample_value,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +127,7 @@ class SweepResult(Sequence[SweepRun]):
         for rank, run in enumerate(self.runs, start=1):
             flat = _flatten(run.config)
             metric = "-" if run.metric is None else f"{run.metric:.6g}"
-            last = run.error.splitlines()[0] if run.state == "failed" else (run.checkpoint or "-")
+            last = (run.error or "-").splitlines()[0] if run.state == "failed" else (run.checkpoint or "-")
             rows.append([str(rank), run.name, run.state, metric,
                          *(_short(flat.get(key, "-")) for key in keys), str(last)])
         return rows
@@ -142,7 +149,7 @@ def _short(value: Any) -> str:
 
 def _format_table(rows: list[list[str]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_function: Callable,
@@ -156,7 +163,7 @@ def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_func
     calls its ``fit(problem, data_setup_function, **kwargs)``. A sampled ``learning_rate`` sets
     the optimizer's learning rate and ``batch_size`` replaces the batch size the data setup
     function returns (both through the run's wandb config, given to the trainer as
-    ``hparam_config``, as upstream); a name the data setup function takes is passed to it; a
+    ``hparam_config``); a name the data setup function takes is passed to it; a
     ``LitTrainer`` (or Lightning ``Trainer``) argument configures the run. Each run logs to a
     ``WandbLogger`` under ``project_name`` with the sampled values as its config, and checkpoints
     on the sweep metric, which is also the run's ``eval_metric``.
@@ -171,24 +178,24 @@ def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_func
 
     :param trainer: (LitTrainer) the trainer whose constructor arguments every run starts from;
         its ``logger`` and ``hparam_config`` are replaced per run.
-    :param problem: (Problem) the problem to train; ends holding the best run's weights.
-    :param data_setup_function: (Callable) as for ``LitTrainer.fit``: returns train, dev and test
+    :param problem: the problem to train; ends holding the best run's weights.
+    :param data_setup_function: as for ``LitTrainer.fit``: returns train, dev and test
         datasets and a batch size.
-    :param sweep_config: (Mapping) a wandb sweep configuration: ``method`` (``'random'``,
+    :param sweep_config: a wandb sweep configuration: ``method`` (``'random'``,
         ``'grid'``, ``'bayes'``), ``parameters``, optional ``metric`` (default: the trainer's
         ``eval_metric``, minimized), ``early_terminate`` (hyperband), ``run_cap``, ``name``,
         ``description``, ``entity``.
-    :param count: (int, default 10) runs this call makes (fewer when a grid is exhausted, the
+    :param count: (default 10) runs this call makes (fewer when a grid is exhausted, the
         metric's target is reached or ``run_cap`` is hit).
-    :param project_name: (str, default 'run_sweep') the wandb project; offline, also the name of
+    :param project_name: (default 'run_sweep') the wandb project; offline, also the name of
         the Optuna study unless the config has a ``name``.
-    :param sweep_mode: (str, default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
-    :param sweep_id: (str | None) online: join this existing wandb sweep instead of creating one.
+    :param sweep_mode: (default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
+    :param sweep_id: online: join this existing wandb sweep instead of creating one.
     :param sweep_storage: (str | os.PathLike | optuna.storages.BaseStorage | None) offline: where
         the Optuna study lives. ``None`` keeps it in memory; a database URL
         (``'sqlite:///sweep.db'``) or any other path (an Optuna journal file) lets several
         processes or machines share one sweep.
-    :param sweep_seed: (int | None) offline: seed of the sampler, for a repeatable sweep.
+    :param sweep_seed: offline: seed of the sampler, for a repeatable sweep.
     :param kwargs: keyword arguments for ``data_setup_function`` (sampled values override them).
     :return: (SweepResult) one row per run, best first.
     :raises ValueError: for a bad ``sweep_config`` (see
@@ -217,10 +224,11 @@ def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_func
     runner = _RunTrainer(trainer_class=type(trainer), arguments=arguments, problem=problem,
                          data_setup_function=data_setup_function, data_kwargs=kwargs, plan=plan, routes=routes)
     runner.check_trainer_arguments()
+    sweep_name = None
     if mode == "online":
         sweep_name = _run_online(wandb, runner, count, project_name, sweep_id, fallback=sweep_mode == "auto")
-        mode = "online" if sweep_name is not None else "offline"
-    if mode == "offline":
+    if sweep_name is None:
+        mode = "offline"
         sweep_name = _run_offline(wandb, runner, count, project_name, sweep_storage, sweep_seed)
     return SweepResult(runs=runner.finish(), metric_name=plan.metric_name, goal=plan.goal, method=plan.method,
                        mode=mode, sweep_id=sweep_name)
@@ -261,7 +269,7 @@ class _Routes:
 
 
 def _route_parameters(names: Sequence[str], trainer_class: type, data_setup_function: Callable) -> _Routes:
-    trainer_names, trainer_takes_any = _keyword_names(trainer_class.__init__)
+    trainer_names, trainer_takes_any = _keyword_names(trainer_class)
     if trainer_takes_any:
         trainer_names |= _keyword_names(LightningTrainer.__init__)[0]
     data_names, data_takes_any = _keyword_names(data_setup_function)
@@ -300,7 +308,7 @@ def resolve_sweep_mode(sweep_mode: str = "auto") -> str:
     ``WANDB_BASE_URL``, by default api.wandb.ai, in ``$NETRC`` or ``~/.netrc``), online otherwise.
     No network request is made: an unreachable server is found when the sweep is created.
 
-    :param sweep_mode: (str, default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
+    :param sweep_mode: (default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
     :return: (str) ``'online'`` or ``'offline'``.
     :raises ValueError: for any other ``sweep_mode``.
     """
@@ -317,7 +325,7 @@ def _has_wandb_credentials() -> bool:
     """Whether wandb would find an API key: ``WANDB_API_KEY`` or a netrc entry for its host."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
     path = os.environ.get("NETRC", os.path.join(os.path.expanduser("~"), ".netrc"))
     try:
         return netrc.netrc(path).authenticators(host) is not None
@@ -330,7 +338,7 @@ def _offline_wandb_mode() -> str:
     return "disabled" if os.environ.get("WANDB_MODE", "").lower() == "disabled" else "offline"
 
 
-def _run_online(wandb: Any, runner: "_RunTrainer", count: int, project_name: str, sweep_id: str | None,
+def _run_online(wandb: Any, runner: _RunTrainer, count: int, project_name: str, sweep_id: str | None,
                 fallback: bool) -> str | None:
     """Drive ``count`` runs of a wandb sweep through a wandb agent; ``None`` when it fell back to offline."""
     entity = runner.plan.wandb_config.get("entity")
@@ -354,7 +362,7 @@ def _run_online(wandb: Any, runner: "_RunTrainer", count: int, project_name: str
     return sweep_id
 
 
-def _run_offline(wandb: Any, runner: "_RunTrainer", count: int, project_name: str, storage: Any,
+def _run_offline(wandb: Any, runner: _RunTrainer, count: int, project_name: str, storage: Any,
                  seed: int | None) -> str:
     """Run ``count`` runs locally, sampled by an Optuna study; returns the study's name."""
     optuna = _require("optuna")
@@ -377,7 +385,7 @@ def _run_offline(wandb: Any, runner: "_RunTrainer", count: int, project_name: st
             raise _RunFailed(row.error)
         if row.state == "pruned":
             raise optuna.TrialPruned(f"stopped by hyperband at {plan.metric_name}={row.metric}")
-        return row.metric
+        return _ranked_metric(row)
 
     budget = _remaining_runs(optuna, study, sampler, plan, count)
     if budget:
@@ -386,7 +394,7 @@ def _run_offline(wandb: Any, runner: "_RunTrainer", count: int, project_name: st
     return study_name
 
 
-def _train_and_finish(runner: "_RunTrainer", run: Any, config: dict[str, Any], trial: Any) -> SweepRun:
+def _train_and_finish(runner: _RunTrainer, run: Any, config: dict[str, Any], trial: Any) -> SweepRun:
     """Train one run and close its wandb run, marked failed (exit code 1) unless it trained."""
     row = None
     try:
@@ -529,13 +537,14 @@ class _RunTrainer:
                 logger.warning("every sweep run failed; the problem keeps its initial weights")
         else:
             self.problem.load_state_dict(self.best_weights)
-        succeeded = sorted((row for row in self.rows if row.succeeded), key=lambda row: row.metric,
+        succeeded = sorted((row for row in self.rows if row.succeeded), key=_ranked_metric,
                            reverse=self.plan.goal == "maximize")
         return tuple(succeeded) + tuple(row for row in self.rows if not row.succeeded)
 
     def _keep_if_best(self, row: SweepRun) -> None:
-        if self.best_metric is None or self.plan.better(row.metric, self.best_metric):
-            self.best_metric = row.metric
+        metric = _ranked_metric(row)
+        if self.best_metric is None or self.plan.better(metric, self.best_metric):
+            self.best_metric = metric
             self.best_weights = cpu_state_dict(self.problem)
 
     def check_trainer_arguments(self) -> None:
@@ -553,7 +562,7 @@ class _RunTrainer:
         """A fresh trainer: the caller's arguments, the sampled ones, and the run's logger and config.
 
         The run's wandb config is the trainer's ``hparam_config`` (sampled ``learning_rate`` and
-        ``batch_size`` reach the optimizer and the loaders through it, as upstream), passed as a
+        ``batch_size`` reach the optimizer and the loaders through it), passed as a
         plain dict so that it travels to spawned worker processes; entries of the caller's own
         ``hparam_config`` that the sweep does not sample are added to it. Each run checkpoints
         into ``<weight_path>/<run name>`` so runs do not overwrite each other.
@@ -571,6 +580,11 @@ class _RunTrainer:
 
     def _data_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
         return {**self.data_kwargs, **{name: config[name] for name in self.routes.data}}
+
+
+def _ranked_metric(row: SweepRun) -> float:
+    """The metric a succeeded run is ranked by (a run without one, which never succeeds, ranks as NaN)."""
+    return math.nan if row.metric is None else row.metric
 
 
 def _best_checkpoint(trainer: Any) -> str | None:

@@ -13,8 +13,9 @@ sweep (:func:`grid_values`), so the semantics of a form live in one place for bo
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from neuromancer.exceptions import NeuromancerError
 
@@ -136,11 +137,11 @@ class SweepPlan:
 def parse_sweep_config(sweep_config: Mapping[str, Any], default_metric: str) -> SweepPlan:
     """Check a wandb sweep configuration and return its :class:`SweepPlan`.
 
-    :param sweep_config: (Mapping[str, Any]) wandb's sweep dictionary: ``method`` (``'random'``,
+    :param sweep_config: wandb's sweep dictionary: ``method`` (``'random'``,
         ``'grid'`` or ``'bayes'``), ``parameters`` (required), and optionally ``metric``
         (``{'name', 'goal', 'target'}``), ``early_terminate`` (hyperband), ``run_cap``, ``name``,
         ``description``, ``entity``.
-    :param default_metric: (str) metric name used when ``metric`` is absent (goal ``minimize``).
+    :param default_metric: metric name used when ``metric`` is absent (goal ``minimize``).
     :return: (SweepPlan) the checked plan.
     :raises SweepConfigError: (a ValueError) for anything that cannot be run as written.
     :raises TypeError: when ``sweep_config`` is not a mapping.
@@ -413,9 +414,9 @@ def sample_value(parameter: SweepParameter, trial: Any, grid: bool) -> Any:
     ``'<name>:quantile'`` in [0, 1] pushed through the inverse CDF: exact for random search, and
     a smooth, bounded coordinate for Bayesian search. ``q_*`` forms round to a multiple of q.
 
-    :param parameter: (SweepParameter) what to draw.
+    :param parameter: what to draw.
     :param trial: (optuna.Trial) the run's trial.
-    :param grid: (bool) a grid sweep: pick among :func:`grid_values`.
+    :param grid: a grid sweep: pick among :func:`grid_values`.
     :return: the value for the run's config.
     """
     settings, distribution, name = parameter.settings, parameter.distribution, parameter.name
@@ -445,7 +446,7 @@ def _suggest_quantile(trial: Any, name: str) -> float:
 
 def _weighted_pick(values: list, probabilities: list, quantile: float) -> Any:
     cumulative = 0.0
-    for value, probability in zip(values, probabilities):
+    for value, probability in zip(values, probabilities, strict=False):
         cumulative += probability
         if quantile < cumulative:
             return value

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -30,17 +31,17 @@ _NAME_HINT = (
     "from DictDataset(data, name='train'|'dev'|'test') with collate_fn=dataset.collate_fn."
 )
 
-StateDict = Dict[str, torch.Tensor]
+StateDict = dict[str, torch.Tensor]
 
 
-def move_batch_to_device(batch: Mapping[str, Any], device: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
+def move_batch_to_device(batch: Mapping[str, Any], device: str | torch.device = "cpu") -> dict[str, Any]:
     """Return a copy of ``batch`` with every tensor moved to ``device``.
 
     Non-tensor entries (the dataset ``name``, python numbers, lists) are kept as they are, so the
     returned dict can be passed straight to a `Problem`.
 
-    :param batch: (Mapping[str, Any]) a batch as produced by ``DictDataset.collate_fn``.
-    :param device: (str or torch.device, default 'cpu') where the tensors should live.
+    :param batch: a batch as produced by ``DictDataset.collate_fn``.
+    :param device: (default 'cpu') where the tensors should live.
     :return: (dict) a new dict; the input is not modified.
     """
     return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
@@ -84,58 +85,45 @@ class Trainer:
     training output), ``begin_eval`` after the dev pass (a callback may add metrics to the
     output dict here), ``end_eval``, ``end_epoch``; finally ``end_train``.
 
-    Differences from upstream 1.5, all deliberate:
+    In the epoch output, ``train_metric`` and ``dev_metric`` (and ``mean_<metric>``) hold the mean
+    over all batches of the epoch; the other entries are the last batch's. The best value starts
+    at +inf ('min') or -inf ('max'). Progress goes to ``logging`` (logger
+    ``neuromancer.trainers.trainer``, level INFO).
 
-    - In the epoch output, ``train_metric`` and ``dev_metric`` hold the mean over all batches of
-      the epoch (as do ``mean_<metric>``); upstream kept the last batch's value there, so early
-      stopping with several dev batches depended on the last batch only.
-    - ``eval_mode`` other than 'min'/'max' raises ValueError (upstream silently maximized), and
-      the best value starts at +/-inf (upstream started 'max' at 0, so negative metrics never
-      counted as improvements).
-    - ``eval_metric`` on the dev split without ``dev_data`` raises ValueError at construction
-      (upstream failed with a bare KeyError in the first epoch); a missing metric raises a
-      KeyError listing the available ones.
-    - ``lr_scheduler`` may also be a scheduler instance, stepped once per epoch (upstream ignored
-      it and always built its own ReduceLROnPlateau); ``True`` behaves as upstream.
-    - ``patience=None`` disables early stopping and ``clip=None`` disables gradient clipping.
-    - The problem is moved to ``device`` at construction; upstream left that to the user.
-    - Progress goes to ``logging`` (logger ``neuromancer.trainers.trainer``, level INFO) instead
-      of stdout; a non-finite training loss stops training instead of corrupting the weights.
-    - `test` skips loaders that are None (upstream raised TypeError).
-
-    :param problem: (Problem) the model and loss to train; its ``forward`` returns a dict whose
+    :param problem: the model and loss to train; its ``forward`` returns a dict whose
         keys are prefixed with the batch's ``name``.
-    :param train_data: (DataLoader) training batches (dicts with a ``name`` entry, e.g. 'train').
-    :param dev_data: (DataLoader, default None) development batches used for model selection.
-    :param test_data: (DataLoader, default None) test batches, used by `test` only.
-    :param optimizer: (torch.optim.Optimizer, default None) defaults to
-        ``Adam(problem.parameters(), lr=0.01, betas=(0.0, 0.9))`` as upstream.
+    :param train_data: training batches (dicts with a ``name`` entry, e.g. 'train').
+    :param dev_data: (default None) development batches used for model selection.
+    :param test_data: (default None) test batches, used by `test` only.
+    :param optimizer: (default None) defaults to
+        ``Adam(problem.parameters(), lr=0.01, betas=(0.0, 0.9))``.
     :param logger: (BasicLogger, default None) gets ``log_weights`` at construction,
         ``log_metrics(output, step=epoch)`` every epoch, ``log_artifacts`` at the end of
         training and the ``best_`` metrics from `test`.
-    :param callback: (Callback, default None) hooks called during training; None means a no-op
+    :param callback: (default None) hooks called during training; None means a no-op
         ``Callback()``.
     :param lr_scheduler: (bool or scheduler, default False) True builds
         ``ReduceLROnPlateau(optimizer, mode='min', factor=0.5, patience=100)`` stepped with the
         epoch's mean training metric; a scheduler instance is stepped once per epoch (with that
         metric if it is a ReduceLROnPlateau).
-    :param epochs: (int, default 1000) number of epochs for one call of `train`.
-    :param epoch_verbose: (int, default 1) log progress every this many epochs.
-    :param patience: (int or None, default 5) epochs without improvement tolerated (after
+    :param epochs: (default 1000) number of epochs for one call of `train`.
+    :param epoch_verbose: (default 1) log progress every this many epochs.
+    :param patience: (default 5) epochs without improvement tolerated (after
         warmup) before stopping; None never stops early.
-    :param warmup: (int, default 0) epochs with index <= warmup never count towards patience.
-    :param train_metric: (str, default 'train_loss') output key that is minimized.
-    :param dev_metric: (str, default 'dev_loss') output key averaged over the dev batches.
-    :param test_metric: (str, default 'test_loss') output key averaged over the test batches.
-    :param eval_metric: (str, default 'dev_loss') output key used to select the best weights (the
+    :param warmup: (default 0) epochs with index <= warmup never count towards patience.
+    :param train_metric: (default 'train_loss') output key that is minimized.
+    :param dev_metric: (default 'dev_loss') output key averaged over the dev batches.
+    :param test_metric: (default 'test_loss') output key averaged over the test batches.
+    :param eval_metric: (default 'dev_loss') output key used to select the best weights (the
         preferred name; ``monitor_metric`` is another name for it).
-    :param eval_mode: (str, default 'min') 'min' or 'max': whether a lower or higher
+    :param eval_mode: (default 'min') 'min' or 'max': whether a lower or higher
         ``eval_metric`` is better.
-    :param clip: (float or None, default 100.0) maximum gradient norm.
-    :param multi_fidelity: (bool, default False) add ``get_alpha_loss()`` of every node callable
+    :param clip: (default 100.0) maximum gradient norm.
+    :param multi_fidelity: (default False) add ``get_alpha_loss()`` of every node callable
         that has it (multi-fidelity networks such as ``StackedMLP``) to the training metric.
-    :param device: (str or torch.device, default 'cpu') where the problem and batches live.
-    :param monitor_metric: (str or None, keyword-only) another name for ``eval_metric``.
+    :param device: (default 'cpu') where the problem and batches live; the problem is moved there
+        when the trainer is built.
+    :param monitor_metric: (keyword-only) another name for ``eval_metric``.
     :raises ValueError: ``eval_metric`` and ``monitor_metric`` both given with different values;
         for an unknown ``eval_mode``, negative ``epochs``/``patience``/``warmup``,
         ``epoch_verbose`` < 1, a non-positive ``clip``, a dev ``eval_metric`` without
@@ -147,26 +135,26 @@ class Trainer:
         self,
         problem: torch.nn.Module,
         train_data: DataLoader,
-        dev_data: Optional[DataLoader] = None,
-        test_data: Optional[DataLoader] = None,
-        optimizer: Optional[torch.optim.Optimizer] = None,
+        dev_data: DataLoader | None = None,
+        test_data: DataLoader | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
         logger: Any = None,
-        callback: Optional[Callback] = None,
+        callback: Callback | None = None,
         lr_scheduler: Any = False,
         epochs: int = 1000,
         epoch_verbose: int = 1,
-        patience: Optional[int] = 5,
+        patience: int | None = 5,
         warmup: int = 0,
         train_metric: str = "train_loss",
         dev_metric: str = "dev_loss",
         test_metric: str = "test_loss",
         eval_metric: str = DEFAULT_EVAL_METRIC,
         eval_mode: str = "min",
-        clip: Optional[float] = 100.0,
+        clip: float | None = 100.0,
         multi_fidelity: bool = False,
-        device: Union[str, torch.device] = "cpu",
+        device: str | torch.device = "cpu",
         *,
-        monitor_metric: Optional[str] = None,
+        monitor_metric: str | None = None,
     ) -> None:
         eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         _check_settings(train_data, dev_data, epochs, epoch_verbose, patience, warmup, clip,
@@ -198,7 +186,7 @@ class Trainer:
         self.best_model = _snapshot(self.model)
         self.multi_fidelity = multi_fidelity
         self._fidelity_modules = _fidelity_modules(problem) if multi_fidelity else []
-        self.stop_reason: Optional[str] = None
+        self.stop_reason: str | None = None
         if logger is not None:
             logger.log_weights(self.model)
 
@@ -214,7 +202,7 @@ class Trainer:
             problem's outputs (the message lists the available metrics).
         """
         self.callback.begin_train(self)
-        output: Dict[str, Any] = {}
+        output: dict[str, Any] = {}
         self.stop_reason = "epochs"
         try:
             for epoch in range(self.current_epoch, self.current_epoch + self.epochs):
@@ -238,7 +226,7 @@ class Trainer:
             self.logger.log_artifacts({"best_model_state_dict.pth": self.best_model, "best_model.pth": self.model})
         return self.best_model
 
-    def _run_epoch(self, epoch: int) -> Dict[str, Any]:
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
         """Train over all batches, evaluate, update the best weights; return the epoch output."""
         output = self._train_pass(epoch)
         self.callback.begin_epoch(self, output)
@@ -258,12 +246,12 @@ class Trainer:
         self.callback.end_epoch(self, output)
         return output
 
-    def _train_pass(self, epoch: int) -> Dict[str, Any]:
+    def _train_pass(self, epoch: int) -> dict[str, Any]:
         """One optimization pass over ``train_data``; the output holds the last batch and the means."""
         self.model.train()
         parameters = [p for p in self.model.parameters() if p.requires_grad]
-        total: Union[torch.Tensor, float] = 0.0
-        output: Dict[str, Any] = {}
+        total: torch.Tensor | float = 0.0
+        output: dict[str, Any] = {}
         steps = 0
         for steps, batch in enumerate(self.train_data, start=1):
             batch = move_batch_to_device(batch, self.device)
@@ -293,12 +281,13 @@ class Trainer:
 
     def _alpha_loss(self) -> torch.Tensor:
         """The multi-fidelity regularization: the sum of the nodes' ``get_alpha_loss()``."""
-        return sum(module.get_alpha_loss() for module in self._fidelity_modules)
+        return torch.stack([module.get_alpha_loss() for module in self._fidelity_modules]).sum()
 
-    def _mean_pass(self, loader: Iterable, metric: str, role: str) -> Dict[str, Any]:
+    def _mean_pass(self, loader: Iterable, metric: str, role: str) -> dict[str, Any]:
         """Run the problem over ``loader``; return the last batch's output with ``metric`` averaged."""
         total, steps, output = 0.0, 0, {}
-        for steps, batch in enumerate(loader, start=1):
+        for batch in loader:
+            steps += 1
             output = self.model(move_batch_to_device(batch, self.device))
             total = total + _metric(output, metric, role).detach()
         if steps == 0:
@@ -335,21 +324,21 @@ class Trainer:
         """Whether the epochs without improvement exceed ``patience``."""
         return self.patience is not None and self.badcount > self.patience
 
-    def test(self, best_model: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
+    def test(self, best_model: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         """Load ``best_model`` and evaluate it on the train, dev and test loaders.
 
         Runs the ``begin_test``/``end_test`` callbacks and, with a logger, logs every metric
         with a ``best_`` prefix. Loaders that are None are skipped.
 
-        :param best_model: (dict) a state dict, e.g. the one returned by `train`; loaded with
-            ``strict=False`` as upstream.
+        :param best_model: a state dict, e.g. the one returned by `train`; loaded with
+            ``strict=False``.
         :return: (dict) the last batch's outputs of every split, with ``train_metric``,
             ``dev_metric``, ``test_metric`` and ``mean_<metric>`` averaged over their batches.
         :raises KeyError: when a metric is missing from the problem's outputs.
         """
         self.model.load_state_dict(best_model, strict=False)
         self.model.eval()
-        output: Dict[str, Any] = {}
+        output: dict[str, Any] = {}
         with torch.set_grad_enabled(bool(getattr(self.model, "grad_inference", False))):
             self.callback.begin_test(self)
             splits = ((self.train_data, self.train_metric, "train_metric"),
@@ -363,18 +352,18 @@ class Trainer:
             self.logger.log_metrics({f"best_{key}": value for key, value in output.items()})
         return output
 
-    def evaluate(self, best_model: Mapping[str, torch.Tensor]) -> Dict[str, Any]:
-        """Deprecated alias of `test`, kept because upstream scripts call it.
+    def evaluate(self, best_model: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """Deprecated alias of `test`, kept for the scripts that call it.
 
-        :param best_model: (dict) a state dict to load before evaluating.
+        :param best_model: a state dict to load before evaluating.
         :return: (dict) what `test` returns.
         """
         warnings.warn("Trainer.evaluate is deprecated; call Trainer.test instead.", DeprecationWarning, stacklevel=2)
         return self.test(best_model)
 
 
-def _check_settings(train_data: Any, dev_data: Any, epochs: int, epoch_verbose: int, patience: Optional[int],
-                    warmup: int, clip: Optional[float], dev_metric: str, eval_metric: str, eval_mode: str) -> None:
+def _check_settings(train_data: Any, dev_data: Any, epochs: int, epoch_verbose: int, patience: int | None,
+                    warmup: int, clip: float | None, dev_metric: str, eval_metric: str, eval_mode: str) -> None:
     """Reject Trainer settings that cannot work, with a message that says how to fix them."""
     if not isinstance(train_data, Iterable):
         raise TypeError(f"train_data must be an iterable of batches such as a DataLoader, got {type(train_data).__name__}.")
@@ -393,7 +382,7 @@ def _check_settings(train_data: Any, dev_data: Any, epochs: int, epoch_verbose: 
             f"the best weights on the training metric, e.g. eval_metric='train_loss'.")
 
 
-def _on_device(problem: torch.nn.Module, device: Union[str, torch.device]) -> torch.nn.Module:
+def _on_device(problem: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
     """Move the problem to ``device`` (in place, so optimizers built on its parameters stay valid)."""
     target = torch.device(device)
     current = next(iter(problem.parameters()), None)
@@ -403,7 +392,7 @@ def _on_device(problem: torch.nn.Module, device: Union[str, torch.device]) -> to
 
 
 def _make_scheduler(lr_scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
-    """Return the scheduler to step each epoch: None, upstream's ReduceLROnPlateau, or the user's."""
+    """Return the scheduler to step each epoch: None, ``ReduceLROnPlateau(factor=0.5, patience=100)``, or the user's."""
     if lr_scheduler is False or lr_scheduler is None:
         return None
     if lr_scheduler is True:
@@ -413,7 +402,7 @@ def _make_scheduler(lr_scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
     return lr_scheduler
 
 
-def _fidelity_modules(problem: torch.nn.Module) -> List[torch.nn.Module]:
+def _fidelity_modules(problem: torch.nn.Module) -> list[Any]:
     """The node callables providing ``get_alpha_loss`` (multi-fidelity networks) in ``problem``."""
     modules = [node.callable for node in getattr(problem, "nodes", [])
                if callable(getattr(getattr(node, "callable", None), "get_alpha_loss", None))]

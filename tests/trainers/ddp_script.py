@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import List, Tuple
 
 import torch
 
@@ -64,7 +63,7 @@ def data_setup(nsim: int = 8, batch_size: int = 8, with_test: bool = True):
 
 
 def expected_trajectory(epochs: int, steps_per_epoch: int, lr: float,
-                        w0: float = 0.0) -> Tuple[List[float], List[float]]:
+                        w0: float = 0.0) -> tuple[list[float], list[float]]:
     """Closed-form weight and dev loss after every epoch of SGD on the scalar problem."""
     decay = 1.0 - 2.0 * lr
     weights = [1.0 + (w0 - 1.0) * decay ** (steps_per_epoch * (epoch + 1)) for epoch in range(epochs)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -69,12 +69,12 @@ def regression_data(name: str, seed: int) -> DictDataset:
     return DictDataset({"x": x, "y": y}, name=name)
 
 
-def regression_setup(batch_size: int = NSAMPLES) -> Tuple[DictDataset, DictDataset, None, int]:
+def regression_setup(batch_size: int = NSAMPLES) -> tuple[DictDataset, DictDataset, None, int]:
     """Data setup function: fixed train and dev splits, no test split."""
     return regression_data("train", 1), regression_data("dev", 2), None, batch_size
 
 
-def train(problem: Problem, strategy: str = "auto", devices: int = 1, **options: Any) -> Dict[str, Any]:
+def train(problem: Problem, strategy: str = "auto", devices: int = 1, **options: Any) -> dict[str, Any]:
     """Train ``problem`` with SGD on one global batch per epoch; return the final dev loss and best weights."""
     from neuromancer.trainers.lightning import LitTrainer
 

@@ -95,14 +95,44 @@ def test_ctrl_c_ends_fit_cleanly_with_the_best_weights_in_the_problem_and_on_dis
     assert str(tmp_path / "best.ckpt") in message and "ckpt_path='last'" in message
 
 
+class InterruptTest(pl.Callback):
+    """Raise KeyboardInterrupt (what Ctrl-C raises) when the test loop starts."""
+
+    def on_test_start(self, trainer, pl_module):
+        raise KeyboardInterrupt
+
+
+def a_child_answers_ctrl_c():
+    """Whether a process started now stops on a SIGINT it sends itself (it inherits an ignored or blocked SIGINT)."""
+    child = "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n"
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT)
+    return run.returncode != 0 and "KeyboardInterrupt" in run.stderr
+
+
+def test_ctrl_c_in_test_leaves_ctrl_c_working_here_and_in_processes_started_afterwards():
+    # Lightning answers Ctrl-C by ignoring SIGINT from then on; a process started afterwards
+    # would inherit that and ignore Ctrl-C too (a real SIGINT test once trained all its epochs).
+    handler = signal.getsignal(signal.SIGINT)
+    problem = scalar_problem()
+    trainer = sgd_trainer(problem, epochs=1, save_weights=False, callbacks=[InterruptTest()])
+    trainer.fit(problem, data_setup)
+    with pytest.raises(SystemExit):
+        trainer.test(verbose=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert a_child_answers_ctrl_c()
+
+
 @pytest.mark.slow
 def test_a_real_sigint_ends_fit_cleanly(tmp_path):
+    # The child inherits how this process treats SIGINT: state what it is, so a leak shows as such.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     run = subprocess.run([sys.executable, str(HERE / "fault_interrupt.py"), str(tmp_path / "out.json")],
                          cwd=tmp_path, timeout=SUBPROCESS_TIMEOUT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["weight"] == pytest.approx(expected_trajectory(1, 1, 0.1, w0=0.5)[0][0])
-    assert result["epoch"] == 3 and result["sigint_is_default"]
+    assert result["sigint_is_default"] and result["epoch"] == 3
     assert Path(result["best_path"]) == tmp_path / "best.ckpt"
 
 
@@ -495,7 +525,7 @@ def _assert_same_state(saved, fresh, where="checkpoint"):
             _assert_same_state(saved[key], fresh[key], f"{where}[{key!r}]")
     elif isinstance(saved, (list, tuple)):
         assert len(saved) == len(fresh), where
-        for index, (a, b) in enumerate(zip(saved, fresh)):
+        for index, (a, b) in enumerate(zip(saved, fresh, strict=True)):
             _assert_same_state(a, b, f"{where}[{index}]")
     elif isinstance(saved, torch.Tensor):
         assert torch.equal(saved, fresh), where

@@ -206,7 +206,7 @@ def test_offline_sweep_runs_three_runs_and_leaves_the_best_weights(method, tmp_p
             torch.testing.assert_close(start["weights"][f"problem.{key}"], value)
 
     runs = in_run_order(result)
-    for run, start, call in zip(runs, recorder.starts, setup.calls):
+    for run, start, call in zip(runs, recorder.starts, setup.calls, strict=True):
         config = run.config
         assert start["learning_rate"] == pytest.approx(config["learning_rate"])
         assert start["batch_size"] == config["batch_size"] == call["batch_size"]
@@ -359,7 +359,7 @@ def test_hyperband_stops_runs_that_fall_behind_and_keeps_their_best_weights():
                                                                    sweep_seed=0)
     pruned = [run for run in in_run_order(result) if run.state == "pruned"]
     assert pruned and all(run.metric is not None and os.path.isfile(run.checkpoint) for run in pruned)
-    epochs = {run.name: start["epochs_trained"] for run, start in zip(in_run_order(result), recorder.starts)}
+    epochs = {run.name: start["epochs_trained"] for run, start in zip(in_run_order(result), recorder.starts, strict=True)}
     assert all(epochs[run.name] < 4 for run in pruned)
     assert result.best.state == "finished" and epochs[result.best.name] == 4
 

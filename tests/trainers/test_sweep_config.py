@@ -6,8 +6,13 @@ import numpy as np
 import optuna
 import pytest
 
-from neuromancer.trainers.sweep_config import (MAX_GRID_POINTS, SweepConfigError, grid_values, parse_sweep_config,
-                                               sample_value)
+from neuromancer.trainers.sweep_config import (
+    MAX_GRID_POINTS,
+    SweepConfigError,
+    grid_values,
+    parse_sweep_config,
+    sample_value,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -237,7 +242,7 @@ def test_normal_is_the_inverse_cdf_of_one_quantile():
 
 def test_weighted_values_follow_their_probabilities():
     samples = draws({"values": ["a", "b", "c"], "probabilities": [0.6, 0.3, 0.1]}, n=3000)
-    for value, probability in zip("abc", (0.6, 0.3, 0.1)):
+    for value, probability in zip("abc", (0.6, 0.3, 0.1), strict=True):
         share = samples.count(value) / len(samples)
         assert share == pytest.approx(probability, abs=4 * math.sqrt(probability * (1 - probability) / len(samples)))
 

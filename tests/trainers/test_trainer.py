@@ -1,8 +1,8 @@
 """Tests for the classic training loop `neuromancer.trainers.trainer.Trainer`."""
 import logging
 import math
-import sys
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -454,4 +454,4 @@ def test_lit_trainer_is_resolved_lazily_from_the_lightning_module():
 
     assert trainer_module.LitTrainer is LitTrainer
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        trainer_module.Nope
+        _ = trainer_module.Nope
