@@ -79,6 +79,22 @@ def test_cvxpy_layers_projection_is_feasible(quick_environment):
 
 
 @pytest.mark.slow
+def test_custom_training_steps_hooks_and_classic_callback(quick_environment):
+    text = execute_notebook("other_examples/lightning_custom_training_example.ipynb", quick_environment)
+    weights = re.search(r"penalty weight used in each epoch: \[([^\]]*)\]", text)
+    assert weights, text[-3000:]
+    weights = [float(value) for value in weights.group(1).split(",")]
+    assert len(weights) == 3 and weights[0] < weights[-1] == 50.0  # the step's schedule, as the callback saw it
+    # the classic callback ran under both trainers: hooks called, one row per epoch, every batch counted
+    assert "classic Trainer, callback record: 3 epochs, 12 batches, events ['begin_train', 'end_train']" in text
+    assert "LitTrainer, callback record: 3 epochs, 12 batches, events ['begin_train', 'end_train']" in text
+    assert re.search(r"multipliers \(disc, parabola\) after each epoch: \[\[[-.\d, ]+\](, \[[-.\d, ]+\]){2}\]", text)
+    assert printed_number(r"feasibility updates taken: (\d+) of 12 batches", text) >= 0
+    for run in ("fixed penalty", "scheduled weight", "multipliers \\+ hooks", "manual, two updates"):
+        assert printed_number(rf"\n{run} +([.\d]+) ", text) > 0.0  # each run's best dev loss in the table
+
+
+@pytest.mark.slow
 def test_part_3_two_cpu_processes_match_one(quick_environment):
     out = quick_environment / "part3"
     run = subprocess.run([sys.executable, str(TUTORIALS / "Part_3_multi_GPU_example.py"), "--quick",
