@@ -127,6 +127,9 @@ def test_lotka_volterra_conserves_its_first_integral_and_rests_at_equilibrium():
 
     X = system.simulate(nsim=200, x0=np.array([2.0, 5.0]))["X"].astype(np.float64)
     np.testing.assert_allclose(integral(X[:, 0], X[:, 1]), integral(2.0, 5.0), rtol=1e-5)
+    default = system.simulate(nsim=150)["X"].astype(np.float64)  # through the deep trough of the default orbit
+    assert default[:, 0].min() < 1e-30 and np.all(default > 0)
+    np.testing.assert_allclose(integral(default[:, 0], default[:, 1]), integral(5.0, 100.0), rtol=1e-6)
     rest = system.simulate(nsim=10, x0=np.array([4.0, 2.75]))["X"]
     np.testing.assert_allclose(rest, np.tile([4.0, 2.75], (10, 1)), rtol=1e-6)
 
