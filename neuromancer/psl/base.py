@@ -55,7 +55,7 @@ def _backend_name(backend: Any) -> str:
     return name
 
 
-def _to_numpy(value: Array) -> np.ndarray:
+def to_numpy(value: Array) -> np.ndarray:
     """Detach a tensor (or pass an array through) and return a numpy array."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
@@ -131,15 +131,15 @@ class EmulatorBase(ABC, nn.Module):
     def _cast_setting(name: str, value: Any) -> Any:
         """Cast a variable (float32 array) or a constant (float when scalar) to its stored type."""
         if name in ("x0", "U") or np.ndim(value) > 0:
-            return np.asarray(_to_numpy(value), dtype=np.float32)
+            return np.asarray(to_numpy(value), dtype=np.float32)
         return float(value) if isinstance(value, (int, float, np.number)) else value
 
     def _cast_parameter(self, value: Any, requires_grad: bool) -> Any:
         """Cast a physical parameter to the backend type (float / float64 array, or float64 tensor)."""
         if self.backend == "torch":
-            tensor = torch.as_tensor(_to_numpy(value), dtype=torch.float64).clone()
+            tensor = torch.as_tensor(to_numpy(value), dtype=torch.float64).clone()
             return tensor.requires_grad_(requires_grad)
-        value = _to_numpy(value).astype(np.float64)
+        value = to_numpy(value).astype(np.float64)
         return float(value) if value.ndim == 0 else value
 
     def _store_parameter(self, name: str, value: Any, requires_grad: bool, cast: bool = True) -> None:
@@ -243,7 +243,7 @@ class EmulatorBase(ABC, nn.Module):
         for key, value in sim.items():
             if key in self.exclude_norms:
                 continue
-            data = _to_numpy(value).astype(np.float64).reshape(-1, np.shape(value)[-1])
+            data = to_numpy(value).astype(np.float64).reshape(-1, np.shape(value)[-1])
             summary = {"min": data.min(0), "max": data.max(0), "mean": data.mean(0), "var": data.var(0), "std": data.std(0)}
             self.stats[key] = {name: column.astype(np.float32) for name, column in summary.items()}
 
@@ -296,8 +296,8 @@ class EmulatorBase(ABC, nn.Module):
         from neuromancer.psl.plot import pltOL
 
         data = data if data is not None else getattr(self, "stats_data", None) or self.simulate()
-        return pltOL(Y=_to_numpy(data["Y"]), U=None if "U" not in data else _to_numpy(data["U"]),
-                     X=None if "X" not in data else _to_numpy(data["X"]), figname=figname)
+        return pltOL(Y=to_numpy(data["Y"]), U=None if "U" not in data else to_numpy(data["U"]),
+                     X=None if "X" not in data else to_numpy(data["X"]), figname=figname)
 
     def _time_grid(self, nsim: Optional[int], Time: Optional[Array], ts: Optional[float]) -> np.ndarray:
         """Return the simulation time points: ``Time`` itself, or ``nsim + 1`` points spaced ``ts`` from 0.
@@ -305,7 +305,7 @@ class EmulatorBase(ABC, nn.Module):
         :raises ValueError: for fewer than two time points or a non-increasing ``Time``
         """
         if Time is not None:
-            time = _to_numpy(Time).astype(np.float64).ravel()
+            time = to_numpy(Time).astype(np.float64).ravel()
             if time.size < 2 or np.any(np.diff(time) <= 0):
                 raise ValueError("Time must hold at least two strictly increasing time points")
             return time
@@ -322,7 +322,7 @@ class EmulatorBase(ABC, nn.Module):
 
         :raises ValueError: if its length is not ``nx``
         """
-        state = _to_numpy(self.x0 if x0 is None else x0).astype(np.float64).ravel()
+        state = to_numpy(self.x0 if x0 is None else x0).astype(np.float64).ravel()
         if state.size != self.nx:
             raise ValueError(f"x0 has {state.size} entries; {type(self).__name__} has nx={self.nx}")
         return state
@@ -335,7 +335,7 @@ class EmulatorBase(ABC, nn.Module):
         def torch_rhs(t: float, *arrays: np.ndarray) -> np.ndarray:
             with torch.no_grad():
                 tensors = [torch.as_tensor(a, dtype=torch.float64) for a in arrays]
-                return _to_numpy(equations(torch.as_tensor(t, dtype=torch.float64), *tensors)).astype(np.float64)
+                return to_numpy(equations(torch.as_tensor(t, dtype=torch.float64), *tensors)).astype(np.float64)
 
         return torch_rhs
 
@@ -477,7 +477,7 @@ class ODE_NonAutonomous(EmulatorBase):
 
         :return: (np.ndarray) float32 ``[nsim, ny]``
         """
-        return _to_numpy(self.simulate(nsim=nsim, x0=self.get_x0())["Y"]).astype(np.float32)
+        return to_numpy(self.simulate(nsim=nsim, x0=self.get_x0())["Y"]).astype(np.float32)
 
     def get_simulation_args(self, nsim: Optional[int], Time: Optional[Array], ts: Optional[float],
                             x0: Optional[Array], U: Optional[Array]) -> tuple:
@@ -495,7 +495,7 @@ class ODE_NonAutonomous(EmulatorBase):
         ts = float(time[1] - time[0])
         x0 = self._initial_state(x0)
         U = self.get_U(nsim + 1) if U is None else U
-        U = _to_numpy(U).astype(np.float64)
+        U = to_numpy(U).astype(np.float64)
         U = U.reshape(-1, 1) if U.ndim == 1 and self.nu == 1 else U
         if U.ndim != 2 or U.shape != (nsim + 1, self.nu):
             raise ValueError(f"U has shape {U.shape}; a simulation of nsim={nsim} steps needs U of shape "

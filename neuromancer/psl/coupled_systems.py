@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from neuromancer.psl import signals
-from neuromancer.psl.base import Array, ODE_Autonomous, ODE_NonAutonomous, _to_numpy
+from neuromancer.psl.base import Array, ODE_Autonomous, ODE_NonAutonomous, to_numpy
 
 _DEFAULT_NSIM = 1001
 
@@ -85,7 +85,7 @@ class _Network:
 
         :raises ValueError: for an initial state with another number of entries than ``self.x0``
         """
-        state = _to_numpy(self.x0 if x0 is None else x0).astype(np.float64).ravel()
+        state = to_numpy(self.x0 if x0 is None else x0).astype(np.float64).ravel()
         if state.size != np.size(self.x0):
             raise ValueError(f"x0 has {state.size} entries; {type(self).__name__} needs {np.shape(self.x0)} "
                              f"({np.size(self.x0)} entries)")
