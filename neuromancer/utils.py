@@ -68,8 +68,9 @@ class CorruptCheckpointError(CheckpointError):
 
 
 # torch's weights-only unpickler says one of these when a file asks for a global (a class or a
-# function) it does not allow; its other complaints are about bytes that are no pickle at all.
-_UNSAFE_MARKERS = ("Unsupported global", "unsupported GLOBAL")
+# function) it does not allow ("Unsupported class" up to torch 2.3); its other complaints are about
+# bytes that are no pickle at all.
+_UNSAFE_MARKERS = ("Unsupported global", "unsupported GLOBAL", "Unsupported class")
 
 
 def read_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Dict[str, Any]:

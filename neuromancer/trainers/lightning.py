@@ -230,6 +230,18 @@ class LitProblem(pl.LightningModule):
         self._skipped_this_epoch = 0
         bind_custom_hooks(self, self.custom_hooks, chained=CHAINED_HOOKS)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the bound custom hooks (methods bound onto the instance do not pickle)."""
+        state = super().__getstate__()
+        for name in self.custom_hooks:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Bind the custom hooks again, e.g. in a worker process a spawn-based strategy started."""
+        super().__setstate__(state)
+        bind_custom_hooks(self, self.custom_hooks, chained=CHAINED_HOOKS)
+
     def get_problem(self) -> torch.nn.Module:
         """Return the wrapped `Problem`."""
         return self.problem
@@ -693,14 +705,30 @@ class LitTrainer(pl.Trainer):
                                           "from a writable directory or pass default_root_dir=...), or logger=False")
 
     def _fit_until_done_or_interrupted(self, lit_problem: LitProblem, resume_from: str | None) -> None:
-        """Run Lightning's fit; turn Ctrl-C, which Lightning answers with ``sys.exit(1)``, into a clean return."""
+        """Run Lightning's fit; after Ctrl-C return cleanly, with a warning, on every Lightning version."""
+        self._run_catching_ctrl_c(super().fit, lit_problem, datamodule=self.data_module, ckpt_path=resume_from,
+                                  **fit_keywords())
+        if self._interrupted_by_ctrl_c():
+            self._report_interruption()
+
+    def _run_catching_ctrl_c(self, entry_point: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a Lightning entry point; return None if Ctrl-C interrupted it (see `_interrupted_by_ctrl_c`).
+
+        Lightning 2.4 and later answer Ctrl-C with ``sys.exit(1)``, earlier versions return None;
+        either way the handler of SIGINT is put back afterwards.
+        """
+        self._best_weights_keeper().interruption = None
         try:
             with sigint_handler_kept():
-                super().fit(lit_problem, datamodule=self.data_module, ckpt_path=resume_from, **fit_keywords())
+                return entry_point(*args, **kwargs)
         except SystemExit:
-            if self._best_weights_keeper().interruption != KeyboardInterrupt.__name__:
+            if not self._interrupted_by_ctrl_c():
                 raise
-            self._report_interruption()
+            return None
+
+    def _interrupted_by_ctrl_c(self) -> bool:
+        """Whether Ctrl-C (KeyboardInterrupt) ended the last fit or test."""
+        return self._best_weights_keeper().interruption == KeyboardInterrupt.__name__
 
     def _best_weights_keeper(self) -> BestWeights:
         return next(each for each in self.callbacks if isinstance(each, BestWeights))
@@ -737,6 +765,7 @@ class LitTrainer(pl.Trainer):
         :param kwargs: passed to ``data_setup_function``.
         :return: (dict) metric name -> value for the test split.
         :raises ValueError: nothing to test (no problem or data and no earlier `fit`), or no test split.
+        :raises KeyboardInterrupt: Ctrl-C interrupted the test (Ctrl-C keeps working afterwards).
         """
         if data_setup_function is not None:
             self.data_module = LitDataModule(data_setup_function, self.hparam_config, num_workers=self.num_workers,
@@ -747,8 +776,9 @@ class LitTrainer(pl.Trainer):
         self.data_module.setup("test")
         if self.data_module.test_data is None:
             raise ValueError("data_setup_function returned test_data=None; return a DictDataset named 'test'.")
-        with sigint_handler_kept():
-            results = super().test(lit_problem, datamodule=self.data_module, verbose=verbose)
+        results = self._run_catching_ctrl_c(super().test, lit_problem, datamodule=self.data_module, verbose=verbose)
+        if self._interrupted_by_ctrl_c():
+            raise KeyboardInterrupt("testing was interrupted by Ctrl-C")
         return {name: float(value) for name, value in results[0].items()}
 
     def validate(self, *args: Any, **kwargs: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 from neuromancer.callbacks import Callback as NeuromancerCallback
 from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO, link_atomically
@@ -113,7 +114,8 @@ class BestWeights(Checkpoint):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """Leave the best weights in the module when training is interrupted, and record why."""
         self.interruption = type(exception).__name__
-        self._restore(pl_module)
+        if trainer.state.fn == TrainerFn.FITTING:
+            self._restore(pl_module)
 
     def _restore(self, pl_module: pl.LightningModule) -> None:
         if self.best_state is not None:

@@ -4,6 +4,10 @@ Run as ``python fault_interrupt.py OUT.json``: it trains the one-weight problem 
 with SGD for up to 10 epochs, sends itself SIGINT when epoch 3 starts, and, once `fit` has
 returned, writes the problem's weight, the best checkpoint's path and whether Ctrl-C works again
 (the handler is Python's default again) to ``OUT.json``.
+
+It first makes Ctrl-C raise KeyboardInterrupt, as it does in an interactive session: a process
+started in the background by a non-interactive shell (as CI may start the test suite) inherits
+SIGINT ignored, and Python then leaves it ignored, so the SIGINT sent below would do nothing.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ class CtrlC(pl.Callback):
 
 def main(out_path: str) -> None:
     from neuromancer.trainers.lightning import LitTrainer
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     problem = scalar_problem(w0=0.5)
     trainer = LitTrainer(epochs=10, accelerator="cpu", devices=1, weight_name="best", logger=False,

@@ -1,5 +1,6 @@
 """LitProblem on its own: outside a fit, on any callable problem, and its per-epoch step-output lists."""
 import math
+import pickle
 import sys
 from pathlib import Path
 from unittest.mock import MagicMock
@@ -135,3 +136,11 @@ def test_a_nonfinite_loss_outside_a_fit_is_reported_and_not_returned(caplog):
     assert lit_problem.training_step({"a": torch.ones(1, 1), "name": "train"}, 3) is None
     assert lit_problem.nonfinite_stop == "epoch 0, batch 3 (global step 0): train_loss=nan is not finite"
     assert lit_problem.training_step_outputs == []
+
+
+def test_custom_hooks_survive_pickling_as_for_a_spawned_worker():
+    lit_problem = LitProblem(scalar_problem(), custom_hooks={"on_train_epoch_end": epoch_average})
+    copy = pickle.loads(pickle.dumps(lit_problem))
+    copy.training_step_outputs = [torch.tensor(1.0), torch.tensor(3.0)]
+    copy.on_train_epoch_end()  # the module's own epoch-end hook, then the custom one
+    assert copy.epoch_averages == [(2, 2.0)]
