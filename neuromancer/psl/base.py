@@ -41,9 +41,15 @@ def math_library(*values: Any) -> Any:
 
 
 def stack_last(parts: list) -> Array:
-    """Stack the state-derivative components along a new last axis (numpy or torch)."""
+    """Stack the state-derivative components along a new last axis (numpy or torch).
+
+    Scalar components (one unbatched state, which is what the ODE solver passes) take a fast path:
+    broadcasting costs more than the right-hand side itself there.
+    """
     if any(isinstance(p, torch.Tensor) for p in parts):
         return torch.stack(torch.broadcast_tensors(*parts), dim=-1)
+    if all(np.ndim(p) == 0 for p in parts):
+        return np.array(parts, dtype=np.float64)
     return np.stack(np.broadcast_arrays(*parts), axis=-1)
 
 
