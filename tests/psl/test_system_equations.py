@@ -41,6 +41,8 @@ AUTONOMOUS_RHS = {
     "Brusselator1D": (lambda t, x: [1 + x[0] ** 2 * x[1] - 4 * x[0], 3 * x[0] - x[0] ** 2 * x[1]], 30),
     "ChuaCircuit": (lambda t, x: _chua(*x), 20),
     "Autoignition": (lambda t, x: _autoignition(*x), 30),
+    "VanDerPol": (lambda t, x: [x[0] - x[0] ** 3 / 3 - x[1], x[0]], 30),
+    "Pendulum": (lambda t, x: [x[1], -9.81 * math.sin(x[0]) - 3.0 * x[1]], 30),
 }
 
 
@@ -56,6 +58,12 @@ def _seir(x, u):
     beta, alpha, gamma = 2.4 / 3.3, 1 / 5.1, 1 / 3.3
     flow = (1 - u[0]) * beta * s * i
     return [-flow, flow - alpha * e, alpha * e - gamma * i, gamma * i]
+
+
+def _cstr(x, u):
+    ca, temp = x
+    rate = 7.2e10 * math.exp(-8750.0 / temp) * ca
+    return [(1.0 - ca) - rate, (350.0 - temp) + 5e4 / 239.0 * rate + 5e4 / 23900.0 * (u[0] - temp)]
 
 
 # name -> (f(t, x, u), constant input, x0 or None for the default, horizon in steps)
@@ -74,6 +82,13 @@ NONAUTONOMOUS_RHS = {
     "Tank": (lambda t, x, u: [u[0] * u[1] / 1000.0], [20.0, 7.0], None, 10),
     "ThomasAttractorControl": (lambda t, x, u: [math.sin(x[1]) - u[0] * x[0], math.sin(x[2]) - u[0] * x[1],
                                                 math.sin(x[0]) - u[0] * x[2]], [0.3289], None, 30),
+    "CSTR": (lambda t, x, u: _cstr(x, u), [302.0], None, 30),
+    "TwoTank": (lambda t, x, u: [0.08 * (1 - u[1]) * u[0] - 0.04 * math.sqrt(x[0]),
+                                 0.08 * u[1] * u[0] + 0.04 * math.sqrt(x[0]) - 0.04 * math.sqrt(x[1])],
+                [0.3, 0.4], [0.1, 0.2], 30),
+    "VanDerPolControl": (lambda t, x, u: [x[1], (1 - x[0] ** 2) * x[1] - x[0] + u[0]], [0.5], [1.0, 1.0], 30),
+    "DuffingControl": (lambda t, x, u: [x[1], -0.02 * x[1] - x[0] - 5 * x[0] ** 3 + 8 * math.cos(0.5 * u[0])],
+                       [1.3], None, 30),
 }
 
 ALL_SYSTEMS = sorted(set(autonomous.systems) | set(nonautonomous.systems))
