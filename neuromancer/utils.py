@@ -94,13 +94,14 @@ def read_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") ->
     try:
         return torch.load(name, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        if any(marker in str(error) for marker in _UNSAFE_MARKERS):
+        marker = next((marker for marker in _UNSAFE_MARKERS if marker in str(error)), None)
+        if marker is not None:
             raise UnsafeCheckpointError(
                 f"refused to load checkpoint {name!r}: it holds objects other than tensors and plain containers, "
                 "and unpickling them could run arbitrary code (it was read with weights_only=True and nothing in "
                 "it was executed). Only checkpoints written by LitTrainer or torch.save of state dicts load here; "
                 f"if you wrote this file yourself and trust it, convert it to a plain state dict. Details: "
-                f"{_cause_line(error, containing='GLOBAL')}") from None
+                f"{_cause_line(error, containing=marker)}") from None
         raise _corrupt(name, error) from error
     except (RuntimeError, EOFError, KeyError, ValueError, zipfile.BadZipFile, OSError) as error:
         raise _corrupt(name, error) from error
