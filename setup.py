@@ -19,20 +19,24 @@ INSTALL_REQUIRES = [
     "numpy>=1.24",
     "scipy>=1.10",
     "matplotlib>=3.7",
-    "lightning>=2.2,<3",
+    # 2.5.3: earlier releases answer Ctrl-C with the site builtin exit(), which Jupyter kernels lack
+    # (a NameError instead of a clean stop in notebooks). .ci/constraints-oldest.txt tests the floor.
+    "lightning>=2.5.3,<3",
     "tensorboard>=2.14",
     "torchdiffeq>=0.2.3",  # adaptive and adjoint ODE solvers behind dynamics.integrators.DiffEqIntegrator
 ]
 
 SWEEPS = [
-    "wandb>=0.16",  # sweep runs are wandb runs: online sweeps in the wandb UI, offline runs synced later
+    # sweep runs are wandb runs: online sweeps in the wandb UI, offline runs synced later;
+    # 0.19.10 is the first with wandb.init(reinit="create_new"), which sweeps use.
+    "wandb>=0.19.10",
     "optuna>=4",    # the search engine of offline sweeps (random, grid, Gaussian-process bayes, hyperband)
 ]
 
 # cvxpylayers (it brings cvxpy) is the differentiable projection of the cvxpy-layers tutorial.
 TUTORIALS = ["cvxpylayers>=0.1.6"]
 # nbclient, nbformat and ipykernel execute the tutorial notebooks in the tests.
-NOTEBOOK_RUNNER = ["nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6"]
+NOTEBOOK_RUNNER = ["nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6.17"]  # ipykernel 6.0's metadata breaks pip
 
 EXTRAS = {
     "sweeps": SWEEPS,
