@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Callable, List, Mapping, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
-def lazy_exports(module_name: str, exports: Mapping[str, str]) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+def lazy_exports(module_name: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Return ``(__getattr__, __dir__)`` for module ``module_name`` re-exporting ``exports`` lazily.
 
     :param module_name: (str) the re-exporting module, usually ``__name__``; it must be imported
@@ -33,7 +34,7 @@ def lazy_exports(module_name: str, exports: Mapping[str, str]) -> Tuple[Callable
         namespace[name] = value
         return value
 
-    def __dir__() -> List[str]:
+    def __dir__() -> list[str]:
         return sorted(set(namespace) | set(exports))
 
     return __getattr__, __dir__

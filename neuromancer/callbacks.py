@@ -22,9 +22,9 @@ written for `Trainer` works unchanged there; the ``trainer`` it receives is then
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
-Output = Dict[str, Any]
+Output = dict[str, Any]
 
 
 class Callback:

@@ -13,7 +13,8 @@ importing this module never imports Lightning.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +23,8 @@ from torch.utils.data._utils.collate import default_collate
 
 from neuromancer._lazy import lazy_exports
 
-ArrayDict = Dict[str, Any]
-SequenceData = Union[ArrayDict, List[ArrayDict]]
+ArrayDict = dict[str, Any]
+SequenceData = ArrayDict | list[ArrayDict]
 
 __all__ = [
     "DictDataset", "SequenceDataset", "StaticDataset", "batch_tensor",
@@ -49,14 +50,14 @@ class DictDataset(Dataset):
     :raises TypeError: a value is not a torch.Tensor (the message names the key and its type).
     """
 
-    def __init__(self, datadict: Dict[str, torch.Tensor], name: str = "train") -> None:
+    def __init__(self, datadict: dict[str, torch.Tensor], name: str = "train") -> None:
         super().__init__()
         self.datadict = dict(datadict)
         self.name = name
         self.length = self._validated_length(self.datadict)
 
     @staticmethod
-    def _validated_length(datadict: Dict[str, Any]) -> int:
+    def _validated_length(datadict: dict[str, Any]) -> int:
         """Check the values and return the common number of samples."""
         if not datadict:
             raise ValueError("DictDataset needs at least one tensor, got an empty dict; pass e.g. "
@@ -77,11 +78,11 @@ class DictDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         """Return sample ``i`` as ``{key: tensor[i]}``."""
         return {key: value[i] for key, value in self.datadict.items()}
 
-    def __getitems__(self, indices: Sequence[int]) -> Dict[str, torch.Tensor]:
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """Return the samples at ``indices`` in one indexing per tensor: ``{key: tensor[indices]}``.
 
         torch's DataLoader calls this (when defined) instead of ``__getitem__`` once per sample, and
@@ -90,8 +91,8 @@ class DictDataset(Dataset):
         index = torch.as_tensor(indices, dtype=torch.long)
         return {key: value[index] for key, value in self.datadict.items()}
 
-    def collate_fn(self, batch: Union[Sequence[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
-                   ) -> Dict[str, Any]:
+    def collate_fn(self, batch: Sequence[Mapping[str, torch.Tensor]] | Mapping[str, torch.Tensor]
+                   ) -> dict[str, Any]:
         """Finish a batch: stack a list of samples (or take the dict `__getitems__` built) and add ``name``.
 
         :param batch: (list of dict, or dict str: Tensor) samples from ``__getitem__``, or an
@@ -120,7 +121,7 @@ def _as_float_tensor(value: Any, key: str, dataset: str) -> torch.Tensor:
     return tensor
 
 
-def _column_slices(dims: Mapping[str, int]) -> Dict[str, slice]:
+def _column_slices(dims: Mapping[str, int]) -> dict[str, slice]:
     """Map each variable to its columns in the side-by-side concatenation of all variables."""
     slices, start = {}, 0
     for key, width in dims.items():
@@ -157,19 +158,19 @@ class StaticDataset(Dataset):
     def __len__(self) -> int:
         return self.nsamples
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         """Return sample ``i``: each variable's row plus ``'index': i``."""
-        sample: Dict[str, Any] = {k: self.full_data[i, self._vslices[k]] for k in self.variables}
+        sample: dict[str, Any] = {k: self.full_data[i, self._vslices[k]] for k in self.variables}
         sample["index"] = i
         return sample
 
-    def get_full_batch(self) -> Dict[str, Any]:
+    def get_full_batch(self) -> dict[str, Any]:
         """Return the whole dataset as one batch ``{key: [nsamples, dim], 'name': name}``."""
-        batch: Dict[str, Any] = {k: self.full_data[:, self._vslices[k]] for k in self.variables}
+        batch: dict[str, Any] = {k: self.full_data[:, self._vslices[k]] for k in self.variables}
         batch["name"] = self.name
         return batch
 
-    def collate_fn(self, batch: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def collate_fn(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
         """Stack samples with torch's default collation and add ``'name'``."""
         collated = default_collate(batch)
         collated["name"] = self.name
@@ -206,7 +207,7 @@ def unbatch_tensor(x: torch.Tensor, mh: bool = False) -> torch.Tensor:
     return torch.cat([firsts, x[-1, ..., 1:]], dim=-1)
 
 
-def _sequence_list(data: SequenceData, caller: str) -> List[ArrayDict]:
+def _sequence_list(data: SequenceData, caller: str) -> list[ArrayDict]:
     """Return ``data`` (a dict, or a list of dicts, of time series) as a validated list of dicts."""
     sequences = [data] if isinstance(data, Mapping) else data
     if not isinstance(sequences, list) or not sequences or not all(isinstance(d, Mapping) for d in sequences):
@@ -272,7 +273,7 @@ class SequenceDataset(Dataset):
         self.batched_data = torch.cat(windows, dim=0)
         self._past_index = self._pair_indices([len(w) for w in windows])
 
-    def _check_lengths(self, lengths: List[int]) -> None:
+    def _check_lengths(self, lengths: list[int]) -> None:
         """Raise a ValueError where a sequence cannot give one past/future window pair."""
         needed = self.nsteps + 1 if self.moving_horizon else 2 * self.nsteps
         short = [i for i, n in enumerate(lengths) if n < needed]
@@ -282,44 +283,44 @@ class SequenceDataset(Dataset):
                              f"past/future window pair. Lower nsteps or give longer series.")
 
     @staticmethod
-    def _sequence_slices(lengths: List[int]) -> List[slice]:
+    def _sequence_slices(lengths: list[int]) -> list[slice]:
         """The rows of ``full_data`` belonging to each sequence."""
         starts = np.cumsum([0, *lengths])
-        return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
+        return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
     @staticmethod
-    def _pair_indices(window_counts: List[int]) -> torch.Tensor:
+    def _pair_indices(window_counts: list[int]) -> torch.Tensor:
         """Indices of windows whose successor belongs to the same sequence."""
         starts = np.cumsum([0, *window_counts])
-        return torch.cat([torch.arange(int(a), int(b) - 1) for a, b in zip(starts[:-1], starts[1:])])
+        return torch.cat([torch.arange(int(a), int(b) - 1) for a, b in zip(starts[:-1], starts[1:], strict=True)])
 
     def __len__(self) -> int:
         """The number of past/future window pairs."""
         return len(self._past_index)
 
-    def _windows(self, index: Any, offset: int) -> Dict[str, torch.Tensor]:
+    def _windows(self, index: Any, offset: int) -> dict[str, torch.Tensor]:
         """Slice every variable out of the windows at ``index + offset``."""
         rows = self.batched_data[index + offset]
         suffix = "p" if offset == 0 else "f"
         return {k + suffix: rows[..., self._vslices[k]] for k in self.variables}
 
-    def __getitem__(self, i: int) -> Dict[str, Any]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         """Return pair ``i``: ``{Yp: [nsteps, dim], Yf: [nsteps, dim], ..., 'index': i}``."""
         past = int(self._past_index[i])
-        sample: Dict[str, Any] = {**self._windows(past, 0), **self._windows(past, 1)}
+        sample: dict[str, Any] = {**self._windows(past, 0), **self._windows(past, 1)}
         sample["index"] = i
         return sample
 
-    def get_full_batch(self) -> Dict[str, Any]:
+    def get_full_batch(self) -> dict[str, Any]:
         """Return all pairs as one batch ``{Yp: [npairs, nsteps, dim], ..., 'name': 'nstep_<name>'}``."""
-        batch: Dict[str, Any] = {**self._windows(self._past_index, 0), **self._windows(self._past_index, 1)}
+        batch: dict[str, Any] = {**self._windows(self._past_index, 0), **self._windows(self._past_index, 1)}
         batch["name"] = "nstep_" + self.name
         return batch
 
-    def _full_sequence(self, rows: slice) -> Dict[str, Any]:
+    def _full_sequence(self, rows: slice) -> dict[str, Any]:
         """One sequence as ``Yp`` (all but the last nsteps steps) and ``Yf`` (all but the first)."""
         series = self.full_data[rows]
-        out: Dict[str, Any] = {}
+        out: dict[str, Any] = {}
         for k in self.variables:
             out[k + "p"] = series[: len(series) - self.nsteps, self._vslices[k]].unsqueeze(0)
         for k in self.variables:
@@ -327,7 +328,7 @@ class SequenceDataset(Dataset):
         out["name"] = "loop_" + self.name
         return out
 
-    def get_full_sequence(self) -> Union[Dict[str, Any], List[Dict[str, Any]]]:
+    def get_full_sequence(self) -> dict[str, Any] | list[dict[str, Any]]:
         """Return the whole series for open-loop evaluation: ``Yp``/``Yf`` of shape ``[1, T - nsteps, dim]``.
 
         :return: one dict, or one per sequence for a multi-sequence dataset.
@@ -336,7 +337,7 @@ class SequenceDataset(Dataset):
             return [self._full_sequence(rows) for rows in self._sslices]
         return self._full_sequence(slice(0, self.nsim))
 
-    def collate_fn(self, batch: List[Dict[str, Any]]) -> Dict[str, Any]:
+    def collate_fn(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
         """Stack samples with torch's default collation and add ``'name': 'nstep_<name>'``."""
         collated = default_collate(batch)
         collated["name"] = "nstep_" + self.name
@@ -359,7 +360,7 @@ def _row(stat: Any) -> np.ndarray:
     return np.asarray(stat).reshape(1, -1)
 
 
-def standardize(M: Any, mean: Any = None, std: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def standardize(M: Any, mean: Any = None, std: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Z-score the columns of ``M``: ``(M - mean) / std`` (constant columns give 0).
 
     :param M: (2-D array) data, one row per sample.
@@ -379,7 +380,7 @@ def _flat(stat: Any) -> np.ndarray:
 
 
 def _min_max_scale(M: Any, Mmin: Any, Mmax: Any, numerator: Callable[[np.ndarray, np.ndarray], np.ndarray]
-                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Divide ``numerator(M - Mmin, Mmax - Mmin)`` by the column ranges ``Mmax - Mmin`` (0 where a range is 0).
 
     Column minima and maxima not given are computed from ``M``; returns (scaled M, Mmin, Mmax),
@@ -392,7 +393,7 @@ def _min_max_scale(M: Any, Mmin: Any, Mmax: Any, numerator: Callable[[np.ndarray
     return _scale(numerator(M - _row(Mmin), spread), spread), _flat(Mmin), _flat(Mmax)
 
 
-def normalize_01(M: Any, Mmin: Any = None, Mmax: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalize_01(M: Any, Mmin: Any = None, Mmax: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min-max scale the columns of ``M`` to [0, 1] (constant columns give 0).
 
     :param M: (2-D array) data.
@@ -403,7 +404,7 @@ def normalize_01(M: Any, Mmin: Any = None, Mmax: Any = None) -> Tuple[np.ndarray
     return _min_max_scale(M, Mmin, Mmax, lambda offset, spread: offset)
 
 
-def normalize_11(M: Any, Mmin: Any = None, Mmax: Any = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalize_11(M: Any, Mmin: Any = None, Mmax: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min-max scale the columns of ``M`` to [-1, 1] (constant columns give 0).
 
     :param M: (2-D array) data.
@@ -432,8 +433,8 @@ def destandardize(M: Any, mean: Any, std: Any) -> Any:
 _NORMALIZERS = {"zscore": standardize, "zero-one": normalize_01, "one-one": normalize_11}
 
 
-def normalize_data(data: SequenceData, norm_type: str, stats: Optional[Dict[str, np.ndarray]] = None
-                   ) -> Tuple[SequenceData, Dict[str, np.ndarray]]:
+def normalize_data(data: SequenceData, norm_type: str, stats: dict[str, np.ndarray] | None = None
+                   ) -> tuple[SequenceData, dict[str, np.ndarray]]:
     """Normalise every variable of a dataset with statistics pooled over all its sequences.
 
     :param data: (dict str: array, or list of such dicts) ``[samples, dim]`` arrays.
@@ -452,8 +453,8 @@ def normalize_data(data: SequenceData, norm_type: str, stats: Optional[Dict[str,
     sequences = _sequence_list(data, "normalize_data")
     lengths = [len(next(iter(s.values()))) for s in sequences]
     bounds = np.cumsum([0, *lengths])
-    normalized: List[ArrayDict] = [{} for _ in sequences]
-    new_stats: Dict[str, np.ndarray] = {}
+    normalized: list[ArrayDict] = [{} for _ in sequences]
+    new_stats: dict[str, np.ndarray] = {}
     for key in sequences[0]:
         pooled = np.concatenate([np.asarray(s[key]) for s in sequences], axis=0)
         if stats is None:
@@ -471,7 +472,7 @@ def normalize_data(data: SequenceData, norm_type: str, stats: Optional[Dict[str,
     return (normalized if isinstance(data, list) else normalized[0]), new_stats
 
 
-def _ratio_slices(n: int, split_ratio: Sequence[float]) -> Tuple[slice, slice, slice]:
+def _ratio_slices(n: int, split_ratio: Sequence[float]) -> tuple[slice, slice, slice]:
     """Train/dev/test slices from percentages of ``n`` (train and dev rounded up)."""
     if len(split_ratio) != 2 or sum(split_ratio) > 100:
         raise ValueError(f"split_ratio must be two percentages (train, dev) summing to at most 100, "
@@ -482,8 +483,8 @@ def _ratio_slices(n: int, split_ratio: Sequence[float]) -> Tuple[slice, slice, s
 
 
 def split_sequence_data(data: SequenceData, nsteps: int, moving_horizon: bool = False,
-                        split_ratio: Optional[Sequence[float]] = None
-                        ) -> Tuple[SequenceData, SequenceData, SequenceData]:
+                        split_ratio: Sequence[float] | None = None
+                        ) -> tuple[SequenceData, SequenceData, SequenceData]:
     """Split time series into train, dev and test parts (thirds by default).
 
     A single sequence is split in time: by default into thirds whose lengths are multiples of
@@ -514,8 +515,8 @@ def split_sequence_data(data: SequenceData, nsteps: int, moving_horizon: bool = 
     return tuple({k: v[part] for k, v in data.items()} for part in parts)
 
 
-def split_static_data(data: ArrayDict, split_ratio: Optional[Sequence[float]] = None
-                      ) -> Tuple[ArrayDict, ArrayDict, ArrayDict]:
+def split_static_data(data: ArrayDict, split_ratio: Sequence[float] | None = None
+                      ) -> tuple[ArrayDict, ArrayDict, ArrayDict]:
     """Split a dict of equally long arrays into train, dev and test rows (thirds by default).
 
     :param data: (dict str: array) ``[samples, dim]`` arrays.
@@ -532,9 +533,9 @@ def split_static_data(data: ArrayDict, split_ratio: Optional[Sequence[float]] = 
     return tuple({k: v[part] for k, v in data.items()} for part in parts)
 
 
-def get_static_dataloaders(data: ArrayDict, norm_type: Optional[str] = None,
-                           split_ratio: Optional[Sequence[float]] = None, num_workers: int = 0,
-                           batch_size: int = 32) -> Tuple[Tuple[DataLoader, DataLoader, DataLoader], Dict[str, Any]]:
+def get_static_dataloaders(data: ArrayDict, norm_type: str | None = None,
+                           split_ratio: Sequence[float] | None = None, num_workers: int = 0,
+                           batch_size: int = 32) -> tuple[tuple[DataLoader, DataLoader, DataLoader], dict[str, Any]]:
     """Normalise (optionally), split and wrap static data into train/dev/test DataLoaders.
 
     :param data: (dict str: array) ``[samples, dim]`` arrays.
@@ -548,15 +549,15 @@ def get_static_dataloaders(data: ArrayDict, norm_type: Optional[str] = None,
     if norm_type is not None:
         data, _ = normalize_data(data, norm_type)
     splits = [StaticDataset(part, name=name)
-              for part, name in zip(split_static_data(data, split_ratio), ("train", "dev", "test"))]
+              for part, name in zip(split_static_data(data, split_ratio), ("train", "dev", "test"), strict=True)]
     loaders = tuple(DataLoader(ds, batch_size=batch_size, shuffle=ds.name == "train",
                                collate_fn=ds.collate_fn, num_workers=num_workers) for ds in splits)
     return loaders, splits[0].dims
 
 
 def get_sequence_dataloaders(data: SequenceData, nsteps: int, moving_horizon: bool = False,
-                             norm_type: Optional[str] = None, split_ratio: Optional[Sequence[float]] = None,
-                             num_workers: int = 0, batch_size: Optional[int] = None) -> Tuple[Any, Any, Dict[str, Any]]:
+                             norm_type: str | None = None, split_ratio: Sequence[float] | None = None,
+                             num_workers: int = 0, batch_size: int | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Normalise (optionally), split and window time series into train/dev/test DataLoaders.
 
     :param data: (dict str: array, or list of such dicts) ``[time, dim]`` arrays.
@@ -574,7 +575,7 @@ def get_sequence_dataloaders(data: SequenceData, nsteps: int, moving_horizon: bo
         data, _ = normalize_data(data, norm_type)
     parts = split_sequence_data(data, nsteps, moving_horizon, split_ratio)
     splits = [SequenceDataset(part, nsteps=nsteps, moving_horizon=moving_horizon, name=name)
-              for part, name in zip(parts, ("train", "dev", "test"))]
+              for part, name in zip(parts, ("train", "dev", "test"), strict=True)]
     loops = tuple(ds.get_full_sequence() for ds in splits)
     loaders = tuple(DataLoader(ds, batch_size=batch_size if batch_size is not None else len(ds),
                                shuffle=False, collate_fn=ds.collate_fn, num_workers=num_workers)

@@ -15,7 +15,8 @@ import numbers
 import os
 import pickle
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ METRICS_FILE = "metrics.jsonl"
 ARGS_FILE = "args.json"
 
 
-def _scalar(value: Any) -> Optional[float]:
+def _scalar(value: Any) -> float | None:
     """``value`` as a float where it is a number or a one-element tensor, else None."""
     if isinstance(value, torch.Tensor):
         return float(value.detach().reshape(())) if value.numel() == 1 else None
@@ -37,7 +38,7 @@ def _scalar(value: Any) -> Optional[float]:
     return None
 
 
-def _args_dict(args: Any) -> Dict[str, Any]:
+def _args_dict(args: Any) -> dict[str, Any]:
     """The run arguments as a dict (argparse Namespace, mapping, or any object with attributes)."""
     if isinstance(args, Mapping):
         return dict(args)
@@ -91,7 +92,7 @@ class BasicLogger:
         log.info("Number of parameters: %d", nweights)
         return nweights
 
-    def log_metrics(self, output: Mapping[str, Any], step: Optional[int] = None) -> None:
+    def log_metrics(self, output: Mapping[str, Any], step: int | None = None) -> None:
         """Record the scalar entries of ``output``; report the ``stdout`` ones every ``verbosity`` steps.
 
         Every call appends ``{"step": step, "elapsed": seconds, key: value, ...}`` (scalars only:
@@ -159,9 +160,9 @@ class LossLogger(BasicLogger):
     def __init__(self, args: Any = None, savedir: str = "test", verbosity: int = 10,
                  stdout: Sequence[str] = DEFAULT_STDOUT) -> None:
         super().__init__(args, savedir, verbosity, stdout)
-        self.losses: Dict[str, List[float]] = {"train": [], "dev": [], "test": []}
+        self.losses: dict[str, list[float]] = {"train": [], "dev": [], "test": []}
 
-    def log_metrics(self, output: Mapping[str, Any], step: Optional[int] = None) -> None:
+    def log_metrics(self, output: Mapping[str, Any], step: int | None = None) -> None:
         """Record as `BasicLogger.log_metrics` and append the losses to their histories."""
         super().log_metrics(output, step)
         for key, value in output.items():
@@ -172,7 +173,7 @@ class LossLogger(BasicLogger):
             if split is not None:
                 self.losses[split].append(number)
 
-    def get_losses(self) -> Dict[str, List[float]]:
+    def get_losses(self) -> dict[str, list[float]]:
         """Return the recorded histories, only for the splits that have entries.
 
         :return: (dict) e.g. ``{'train': [...], 'dev': [...]}``, one value per logged epoch.

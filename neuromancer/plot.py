@@ -8,12 +8,13 @@ dimensions are flattened into time).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 
-def _as_matrix(values: Any) -> Optional[np.ndarray]:
+def _as_matrix(values: Any) -> np.ndarray | None:
     """Convert an array or tensor to a float ``[T, n]`` numpy matrix (None passes through)."""
     if values is None:
         return None
@@ -25,7 +26,7 @@ def _as_matrix(values: Any) -> Optional[np.ndarray]:
     return values.reshape(-1, 1) if values.ndim == 1 else values.reshape(-1, values.shape[-1])
 
 
-def new_figure(nrows: int, figname: Optional[str], projection: Optional[str] = None) -> tuple[Any, list]:
+def new_figure(nrows: int, figname: str | None, projection: str | None = None) -> tuple[Any, list]:
     """Create a figure with ``nrows`` stacked axes; pyplot-free when it will be saved to ``figname``."""
     if figname is None:
         import matplotlib.pyplot as plt
@@ -39,7 +40,7 @@ def new_figure(nrows: int, figname: Optional[str], projection: Optional[str] = N
     return figure, axes
 
 
-def finish_figure(figure: Any, figname: Optional[str]) -> Any:
+def finish_figure(figure: Any, figname: str | None) -> Any:
     """Tighten the layout and save to ``figname`` when given; return the figure."""
     figure.tight_layout()
     if figname is not None:
@@ -48,7 +49,7 @@ def finish_figure(figure: Any, figname: Optional[str]) -> Any:
 
 
 def _draw_panel(axis: Any, title: str, curves: Sequence[tuple[np.ndarray, dict]],
-                bounds: Sequence[Optional[np.ndarray]] = ()) -> None:
+                bounds: Sequence[np.ndarray | None] = ()) -> None:
     """Draw labelled curves (each ``(matrix, line style)``) and optional bound lines on one axis."""
     for matrix, style in curves:
         for column in range(matrix.shape[1]):
@@ -62,7 +63,7 @@ def _draw_panel(axis: Any, title: str, curves: Sequence[tuple[np.ndarray, dict]]
     axis.grid(True, alpha=0.3)
 
 
-def _bound_matrix(bound: Any, length: int) -> Optional[np.ndarray]:
+def _bound_matrix(bound: Any, length: int) -> np.ndarray | None:
     """Broadcast a scalar, vector ``[n]`` or trajectory ``[T, n]`` bound to a ``[length, n]`` matrix."""
     if bound is None:
         return None
@@ -73,7 +74,7 @@ def _bound_matrix(bound: Any, length: int) -> Optional[np.ndarray]:
 
 
 def pltOL(Y: Any, Ytrain: Any = None, U: Any = None, D: Any = None, X: Any = None,
-          figname: Optional[str] = None) -> Any:
+          figname: str | None = None) -> Any:
     """Plot an open-loop simulation: outputs (with training targets dashed), states, inputs, disturbances.
 
     :param Y: (array) [T, ny] outputs
@@ -90,13 +91,13 @@ def pltOL(Y: Any, Ytrain: Any = None, U: Any = None, D: Any = None, X: Any = Non
     panels += [(title, [(_as_matrix(data), {"linewidth": 1.5})])
                for title, data in (("States", X), ("Inputs", U), ("Disturbances", D)) if data is not None]
     figure, axes = new_figure(len(panels), figname)
-    for axis, (title, curves) in zip(axes, panels):
+    for axis, (title, curves) in zip(axes, panels, strict=True):
         _draw_panel(axis, title, curves)
     return finish_figure(figure, figname)
 
 
-def pltCL(Y: Any, R: Any = None, U: Any = None, D: Any = None, X: Any = None, ctrl_outputs: Optional[Sequence[int]] = None,
-          Ymin: Any = None, Ymax: Any = None, Umin: Any = None, Umax: Any = None, figname: Optional[str] = None) -> Any:
+def pltCL(Y: Any, R: Any = None, U: Any = None, D: Any = None, X: Any = None, ctrl_outputs: Sequence[int] | None = None,
+          Ymin: Any = None, Ymax: Any = None, Umin: Any = None, Umax: Any = None, figname: str | None = None) -> Any:
     """Plot a closed-loop simulation: outputs against references and bounds, states, inputs with bounds.
 
     :param Y: (array) [T, ny] outputs
@@ -132,12 +133,12 @@ def pltCL(Y: Any, R: Any = None, U: Any = None, D: Any = None, X: Any = None, ct
     if D is not None:
         panels.append(("Disturbances", [(_as_matrix(D), {"linewidth": 1.5})], ()))
     figure, axes = new_figure(len(panels), figname)
-    for axis, (title, panel_curves, bounds) in zip(axes, panels):
+    for axis, (title, panel_curves, bounds) in zip(axes, panels, strict=True):
         _draw_panel(axis, title, panel_curves, bounds)
     return finish_figure(figure, figname)
 
 
-def draw_phase(X: Any, figname: Optional[str], reference: Any = None) -> Any:
+def draw_phase(X: Any, figname: str | None, reference: Any = None) -> Any:
     """Phase portrait of the first two (or three, in 3-D) state columns, with an optional dashed reference.
 
     :raises ValueError: if ``X`` has fewer than two columns
@@ -158,7 +159,7 @@ def draw_phase(X: Any, figname: Optional[str], reference: Any = None) -> Any:
     return finish_figure(figure, figname)
 
 
-def pltPhase(X: Any, figname: Optional[str] = None) -> Any:
+def pltPhase(X: Any, figname: str | None = None) -> Any:
     """Plot the phase portrait of a trajectory (2-D, or 3-D for three or more states).
 
     :param X: (array) [T, nx] states, nx >= 2

@@ -14,7 +14,8 @@ import functools
 import os
 import pickle
 import zipfile
-from typing import Any, Callable, Dict, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -26,7 +27,7 @@ __all__ = ["handle_device_placement", "load_state_dict_lightning", "read_checkpo
 LIGHTNING_PREFIX = "problem."
 
 
-def _common_device(left: Any, right: Any) -> Tuple[Any, Any]:
+def _common_device(left: Any, right: Any) -> tuple[Any, Any]:
     """Move two tensors onto one device: the accelerator one when only one of them is on the CPU."""
     if not (isinstance(left, torch.Tensor) and isinstance(right, torch.Tensor)) or left.device == right.device:
         return left, right
@@ -73,7 +74,7 @@ class CorruptCheckpointError(CheckpointError):
 _UNSAFE_MARKERS = ("Unsupported global", "unsupported GLOBAL", "Unsupported class")
 
 
-def read_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint file safely: ``torch.load(path, map_location, weights_only=True)`` with clear errors.
 
     Only tensors, numbers, strings and plain containers (dicts, lists, tuples) are unpickled, so a
@@ -130,7 +131,7 @@ def _format_keys(keys: set) -> str:
     return shown + (f" (+{len(ordered) - 10} more)" if len(ordered) > 10 else "")
 
 
-def _problem_state(checkpoint: Any, weight_path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
+def _problem_state(checkpoint: Any, weight_path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The problem's weights from a LitTrainer checkpoint: its ``state_dict`` without the ``problem.`` prefix."""
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise ValueError(f"{os.fspath(weight_path)!r} is not a LitTrainer checkpoint: it has no 'state_dict' entry.")
@@ -138,7 +139,7 @@ def _problem_state(checkpoint: Any, weight_path: Union[str, os.PathLike]) -> Dic
             for key, value in checkpoint["state_dict"].items()}
 
 
-def load_state_dict_lightning(problem: torch.nn.Module, weight_path: Union[str, os.PathLike]) -> None:
+def load_state_dict_lightning(problem: torch.nn.Module, weight_path: str | os.PathLike) -> None:
     """Load the weights of a `LitTrainer` checkpoint (``.ckpt``) into ``problem``.
 
     The file is read with ``torch.load(..., map_location='cpu', weights_only=True)``, so a

@@ -131,7 +131,7 @@ def rosenbrock_reference(params):
          lambda z, p=p_i: z[0] ** 2 + z[1] ** 2 - (p / 2) ** 2,
          lambda z, p=p_i: p ** 2 - z[0] ** 2 - z[1] ** 2],
         starts=[(p_i * 0.75, 0.0), (p_i * 0.6, p_i * 0.5), (p_i * 0.5, -p_i * 0.6)])
-        for a_i, p_i in zip(params["a"], params["p"])])
+        for a_i, p_i in zip(params["a"], params["p"], strict=True)])
 
 
 def run_rosenbrock(epochs, lr, weight, n_train=3000, batch_size=64):
@@ -173,7 +173,7 @@ def qp_reference(params):
          lambda z, q=q2: 5 - q - z[0] + z[1],
          lambda z, q=q2: q + 5 + z[0] - z[1]],
         starts=[(q1, q1)])
-        for q1, q2 in zip(params["p1"], params["p2"])])
+        for q1, q2 in zip(params["p1"], params["p2"], strict=True)])
 
 
 def run_qp(epochs, lr, weight, n_train=3000, batch_size=64):

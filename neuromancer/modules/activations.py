@@ -8,8 +8,6 @@ code (``'relu'``, ``'softexp'``, ...) to the activation classes.
 """
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,7 +23,7 @@ def _scalar_parameter(value: float, trainable: bool) -> nn.Parameter:
     return nn.Parameter(torch.tensor(float(value)), requires_grad=trainable)
 
 
-def soft_exp(alpha: Union[float, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def soft_exp(alpha: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Soft exponential activation of Godfrey and Gashler (2015), https://arxiv.org/abs/1602.01321.
 
     One parameter interpolates between logarithmic (``alpha < 0``), linear (``alpha = 0``) and

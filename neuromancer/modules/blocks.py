@@ -14,7 +14,7 @@ import copy
 import logging
 import math
 from abc import ABC, abstractmethod
-from typing import Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -31,7 +31,7 @@ __all__ = [
     "RNN", "BilinearTorch", "Poly2", "BasisLinear", "StackedMLP", "KANLinear", "KAN", "KANBlock", "blocks",
 ]
 
-Nonlinearity = Union[type, nn.Module, Callable[[torch.Tensor], torch.Tensor], None]
+Nonlinearity = type | nn.Module | Callable[[torch.Tensor], torch.Tensor] | None
 
 
 class _Elementwise(nn.Module):
@@ -62,7 +62,7 @@ def _make_nonlinearity(nonlin: Nonlinearity) -> nn.Module:
     raise TypeError(f"nonlin must be an activation class (e.g. torch.nn.ReLU), a module or a callable, got {nonlin!r}")
 
 
-def _hidden_sizes(hsizes: Optional[Sequence[int]], default: Sequence[int]) -> list[int]:
+def _hidden_sizes(hsizes: Sequence[int] | None, default: Sequence[int]) -> list[int]:
     """Validated list of hidden-layer sizes (``default`` when ``hsizes`` is None).
 
     :raises ValueError: if a size is not a positive integer.
@@ -118,7 +118,7 @@ class Linear(Block):
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
-                 nonlin: Nonlinearity = None, hsizes: Optional[Sequence[int]] = None, linargs: Optional[dict] = None):
+                 nonlin: Nonlinearity = None, hsizes: Sequence[int] | None = None, linargs: dict | None = None):
         super().__init__()
         self.in_features, self.out_features = insize, outsize
         self.linear = linear_map(insize, outsize, bias=bias, **(linargs or {}))
@@ -149,7 +149,7 @@ class MLP(Block):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [64],
-                 linargs: Optional[dict] = None):
+                 linargs: dict | None = None):
         super().__init__()
         self.in_features, self.out_features = insize, outsize
         hidden = _hidden_sizes(hsizes, [64])
@@ -165,7 +165,7 @@ class MLP(Block):
 
     def block_eval(self, x: torch.Tensor) -> torch.Tensor:
         """Alternate linear layers and activations."""
-        for linear, nonlin in zip(self.linear, self.nonlin):
+        for linear, nonlin in zip(self.linear, self.nonlin, strict=True):
             x = nonlin(linear(x))
         return x
 
@@ -181,7 +181,7 @@ class MLPDropout(MLP):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [64],
-                 linargs: Optional[dict] = None, dropout: float = 0.0):
+                 linargs: dict | None = None, dropout: float = 0.0):
         super().__init__(insize, outsize, bias=bias, linear_map=linear_map, nonlin=nonlin, hsizes=hsizes,
                          linargs=linargs)
         if not 0.0 <= dropout < 1.0:
@@ -191,7 +191,7 @@ class MLPDropout(MLP):
 
     def block_eval(self, x: torch.Tensor) -> torch.Tensor:
         """Alternate linear layers, activations and dropout."""
-        for linear, nonlin, drop in zip(self.linear, self.nonlin, self.dropout):
+        for linear, nonlin, drop in zip(self.linear, self.nonlin, self.dropout, strict=True):
             x = drop(nonlin(linear(x)))
         return x
 
@@ -213,8 +213,8 @@ class MLP_bounds(MLP):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [64],
-                 linargs: Optional[dict] = None, min: Union[float, torch.Tensor] = 0.0,
-                 max: Union[float, torch.Tensor] = 1.0, method: Union[str, Callable] = "sigmoid_scale"):
+                 linargs: dict | None = None, min: float | torch.Tensor = 0.0,
+                 max: float | torch.Tensor = 1.0, method: str | Callable = "sigmoid_scale"):
         super().__init__(insize, outsize, bias=bias, linear_map=linear_map, nonlin=nonlin, hsizes=hsizes,
                          linargs=linargs)
         if isinstance(method, str):
@@ -248,7 +248,7 @@ class ResMLP(MLP):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [64],
-                 linargs: Optional[dict] = None, skip: int = 1):
+                 linargs: dict | None = None, skip: int = 1):
         hidden = _hidden_sizes(hsizes, [64])
         if not hidden or len(set(hidden)) != 1:
             raise ValueError(f"ResMLP needs at least one hidden layer and equal hidden sizes, got hsizes={hidden}")
@@ -290,7 +290,7 @@ class InputConvexNN(MLP):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = nn.ReLU, hsizes: Sequence[int] = [64],
-                 linargs: Optional[dict] = None):
+                 linargs: dict | None = None):
         hidden = _hidden_sizes(hsizes, [64])
         if not hidden:
             raise ValueError("InputConvexNN needs at least one hidden layer, got hsizes=[]")
@@ -307,7 +307,7 @@ class InputConvexNN(MLP):
     def block_eval(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate the convex network."""
         z = self.nonlin[0](self.inmap(x))
-        for k, (passthrough, positive) in enumerate(zip(self.linear, self.poslinear)):
+        for k, (passthrough, positive) in enumerate(zip(self.linear, self.poslinear, strict=True)):
             z = self.nonlin[k + 1](positive(z) + passthrough(x))
         return z
 
@@ -326,7 +326,7 @@ class PosDef(Block):
     :raises TypeError: if ``g`` has no integer ``in_features``.
     """
 
-    def __init__(self, g: nn.Module, max: Optional[float] = None, eps: float = 0.01, d: float = 1.0, *args):
+    def __init__(self, g: nn.Module, max: float | None = None, eps: float = 0.01, d: float = 1.0, *args):
         super().__init__()
         insize = getattr(g, "in_features", None)
         if not isinstance(insize, int):
@@ -379,7 +379,7 @@ class RNNStack(nn.Module):
                                         for k in range(len(hsizes))])
         self.init_states = nn.ParameterList([nn.Parameter(torch.zeros(1, size)) for size in hsizes])
 
-    def forward(self, sequence: torch.Tensor, init_states: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
+    def forward(self, sequence: torch.Tensor, init_states: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Run the stack over ``[batch, time, features]``; return the final state of every layer."""
         states = list(self.init_states) if init_states is None else list(init_states)
         for t in range(sequence.shape[1]):
@@ -410,7 +410,7 @@ class RNN(Block):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [1],
-                 linargs: Optional[dict] = None):
+                 linargs: dict | None = None):
         super().__init__()
         hidden = _hidden_sizes(hsizes, [1])
         if not hidden:
@@ -418,7 +418,7 @@ class RNN(Block):
         self.in_features, self.out_features = insize, outsize
         self.rnn = RNNStack(insize, hidden, bias, linear_map, nonlin, linargs or {})
         self.output = linear_map(hidden[-1], outsize, bias=bias, **(linargs or {}))
-        self.init_states: Optional[torch.Tensor] = None
+        self.init_states: torch.Tensor | None = None
 
     def reg_error(self) -> torch.Tensor:
         """Regularisation of the cells' maps and the output map."""
@@ -429,7 +429,7 @@ class RNN(Block):
         """Forget the final states kept from the last call."""
         self.init_states = None
 
-    def block_eval(self, x: torch.Tensor, hx: Optional[Union[torch.Tensor, Sequence[torch.Tensor]]] = None) -> torch.Tensor:
+    def block_eval(self, x: torch.Tensor, hx: torch.Tensor | Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Run the sequence and map the final top-layer state to the output."""
         states = self.rnn(_as_sequence(x), init_states=hx)
         self.init_states = torch.stack([s.expand(x.shape[0], -1) for s in states]).detach()
@@ -455,7 +455,7 @@ class PytorchRNN(Block):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [10],
-                 linargs: Optional[dict] = None):
+                 linargs: dict | None = None):
         super().__init__()
         hidden = _hidden_sizes(hsizes, [10])
         if not hidden or len(set(hidden)) != 1:
@@ -488,7 +488,7 @@ class BilinearTorch(Block):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [64],
-                 linargs: Optional[dict] = None):
+                 linargs: dict | None = None):
         super().__init__()
         self.in_features, self.out_features = insize, outsize
         self.f = nn.Bilinear(insize, insize, outsize, bias=bias)
@@ -531,7 +531,7 @@ class BasisLinear(Block):
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
                  nonlin: Nonlinearity = SoftExponential, hsizes: Sequence[int] = [64],
-                 linargs: Optional[dict] = None, expand: Optional[nn.Module] = None):
+                 linargs: dict | None = None, expand: nn.Module | None = None):
         super().__init__()
         self.in_features, self.out_features = insize, outsize
         self.expand = Poly2() if expand is None else expand
@@ -574,7 +574,7 @@ class StackedMLP(Block):
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = Linear,
                  nonlin: Nonlinearity = nn.Tanh, h_sf_size: Sequence[int] = [20, 20],
                  n_stacked_mf_layers: int = 3, h_linear_sizes: Sequence[int] = [10, 10],
-                 h_nonlinear_sizes: Sequence[int] = [20, 20], linargs: Optional[dict] = None,
+                 h_nonlinear_sizes: Sequence[int] = [20, 20], linargs: dict | None = None,
                  alpha_init: float = 0.1, verbose: bool = False):
         super().__init__()
         if n_stacked_mf_layers < 1:
@@ -600,7 +600,7 @@ class StackedMLP(Block):
     def block_eval(self, x: torch.Tensor) -> torch.Tensor:
         """Single-fidelity prediction refined by every stage."""
         y = self.first_layer(x)
-        for k, (alpha, stage) in enumerate(zip(self.alpha, self.layers)):
+        for k, (alpha, stage) in enumerate(zip(self.alpha, self.layers, strict=True)):
             y = alpha * stage["nonlinear"](x, y) + (1.0 - alpha) * stage["linear"](y)
             if self.verbose:
                 logger.info("StackedMLP stage %d: alpha=%.4f", k, float(alpha))
@@ -711,7 +711,7 @@ class KANLinear(nn.Module):
         return (base + spline).reshape(*leading, self.out_features)
 
     @torch.no_grad()
-    def update_grid(self, _x: torch.Tensor, margin: float = 0.01, grid_size: Optional[int] = None) -> None:
+    def update_grid(self, _x: torch.Tensor, margin: float = 0.01, grid_size: int | None = None) -> None:
         """Move the grid to the data in ``_x`` (``[batch, in]``) and refit the splines to keep the function.
 
         The new knots blend data quantiles with a uniform grid over the data range widened by
@@ -816,7 +816,7 @@ class KANBlock(Block):
                  grid_sizes: Sequence[int] = [5], spline_order: int = 3, scale_noise: float = 0.1,
                  scale_base: float = 1.0, scale_spline: float = 1.0, enable_standalone_scale_spline: bool = True,
                  base_activation: type = nn.SiLU, grid_eps: float = 0.02, grid_range: Sequence[float] = [-1, 1],
-                 grid_updates: Optional[Sequence[int]] = None, verbose: bool = False):
+                 grid_updates: Sequence[int] | None = None, verbose: bool = False):
         super().__init__()
         self.grid_sizes = list(grid_sizes) if grid_sizes is not None else [5]
         if not self.grid_sizes:

@@ -8,17 +8,17 @@ domain into overlapping subdomains. ``functions`` maps each helper's name to the
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-Bound = Union[float, torch.Tensor]
+Bound = float | torch.Tensor
 
 __all__ = ["bounds_clamp", "bounds_scaling", "window_functions", "functions"]
 
 
-def bounds_clamp(x: torch.Tensor, xmin: Optional[Bound] = None, xmax: Optional[Bound] = None) -> torch.Tensor:
+def bounds_clamp(x: torch.Tensor, xmin: Bound | None = None, xmax: Bound | None = None) -> torch.Tensor:
     """Clip ``x`` elementwise into ``[xmin, xmax]``.
 
     Written with ReLUs rather than ``torch.clamp`` so that the bounds may be floats or tensors that
@@ -60,8 +60,8 @@ def _subdomains_per_dimension(num_domains: int, ndim: int) -> int:
     return per_dim
 
 
-def window_functions(x: torch.Tensor, num_domains: int, delta: float = 1.9, lower: Optional[Bound] = None,
-                     upper: Optional[Bound] = None) -> torch.Tensor:
+def window_functions(x: torch.Tensor, num_domains: int, delta: float = 1.9, lower: Bound | None = None,
+                     upper: Bound | None = None) -> torch.Tensor:
     """Smooth partition of unity over ``num_domains`` overlapping subdomains (finite-basis domain decomposition).
 
     The box ``[lower, upper]`` is split into ``m`` subdomains per input dimension

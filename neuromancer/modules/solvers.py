@@ -12,12 +12,12 @@ Newton steps on equality-constraint residuals. Both are graph nodes: ``forward(d
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Dict, List, Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-TensorDict = Dict[str, torch.Tensor]
+TensorDict = dict[str, torch.Tensor]
 
 
 def _per_sample(tensor: torch.Tensor, batch: int) -> torch.Tensor:
@@ -41,9 +41,9 @@ class Solver(nn.Module, ABC):
     :raises ValueError: if there are no input keys or ``output_keys`` differs in length from ``input_keys``
     """
 
-    def __init__(self, objectives: Optional[Sequence[nn.Module]] = None, constraints: Optional[Sequence[nn.Module]] = None,
-                 input_keys: Optional[Sequence[str]] = None, output_keys: Optional[Sequence[str]] = None,
-                 name: Optional[str] = None) -> None:
+    def __init__(self, objectives: Sequence[nn.Module] | None = None, constraints: Sequence[nn.Module] | None = None,
+                 input_keys: Sequence[str] | None = None, output_keys: Sequence[str] | None = None,
+                 name: str | None = None) -> None:
         super().__init__()
         input_keys = list(input_keys or [])
         output_keys = list(output_keys or []) or list(input_keys)
@@ -59,7 +59,7 @@ class Solver(nn.Module, ABC):
     def forward(self, data: TensorDict) -> TensorDict:
         """Return ``{output_key: corrected variable}`` for the variables named by ``input_keys``."""
 
-    def _inputs(self, data: TensorDict) -> List[torch.Tensor]:
+    def _inputs(self, data: TensorDict) -> list[torch.Tensor]:
         """Fetch the input variables from ``data``.
 
         :raises KeyError: naming a missing input key
@@ -70,11 +70,11 @@ class Solver(nn.Module, ABC):
                            f"(keys: {sorted(map(str, data))}); put the node producing it first")
         return [data[key] for key in self.input_keys]
 
-    def _finish(self, outputs: List[torch.Tensor], grad_was_enabled: bool) -> TensorDict:
+    def _finish(self, outputs: list[torch.Tensor], grad_was_enabled: bool) -> TensorDict:
         """Map corrected tensors to ``output_keys``, detached when called under ``torch.no_grad``."""
         if not grad_was_enabled:
             outputs = [out.detach() for out in outputs]
-        return dict(zip(self.output_keys, outputs))
+        return dict(zip(self.output_keys, outputs, strict=True))
 
 
 class GradientProjection(Solver):
@@ -97,9 +97,9 @@ class GradientProjection(Solver):
     :raises ValueError: for bad keys, ``num_steps < 0``, ``step_size <= 0`` or ``decay`` outside [0, 1)
     """
 
-    def __init__(self, constraints: Sequence[nn.Module], input_keys: Sequence[str], output_keys: Optional[Sequence[str]] = None,
+    def __init__(self, constraints: Sequence[nn.Module], input_keys: Sequence[str], output_keys: Sequence[str] | None = None,
                  decay: float = 0.1, num_steps: int = 1, step_size: float = 0.01, energy_update: bool = True,
-                 name: Optional[str] = None) -> None:
+                 name: str | None = None) -> None:
         super().__init__(constraints=constraints, input_keys=input_keys, output_keys=output_keys, name=name)
         if int(num_steps) != num_steps or num_steps < 0:
             raise ValueError(f"num_steps={num_steps!r} must be a non-negative integer")
@@ -124,11 +124,11 @@ class GradientProjection(Solver):
             violations.append(_per_sample(output[f"{constraint.name}_violation"], batch))
         return torch.cat(violations, dim=1).mean(dim=1)
 
-    def _energy_gradients(self, data: TensorDict, variables: List[torch.Tensor]) -> List[torch.Tensor]:
+    def _energy_gradients(self, data: TensorDict, variables: list[torch.Tensor]) -> list[torch.Tensor]:
         """Gradients of the summed energy with respect to each variable (zeros where it does not depend on one)."""
         energy = self.con_viol_energy(data).sum()
         grads = torch.autograd.grad(energy, variables, create_graph=True, allow_unused=True)
-        return [torch.zeros_like(v) if g is None else g for v, g in zip(variables, grads)]
+        return [torch.zeros_like(v) if g is None else g for v, g in zip(variables, grads, strict=True)]
 
     def forward(self, data: TensorDict) -> TensorDict:
         """Correct the input variables and return them under ``output_keys``.
@@ -139,13 +139,13 @@ class GradientProjection(Solver):
         with torch.enable_grad():
             state = dict(data)
             variables = [_trackable(v) for v in self._inputs(data)]
-            state.update(zip(self.input_keys, variables))
+            state.update(zip(self.input_keys, variables, strict=True))
             step, grads = self.step_size, None
             for _ in range(self.num_steps):
                 if grads is None or self.energy_update:
                     grads = self._energy_gradients(state, variables)
-                variables = [v - step * g for v, g in zip(variables, grads)]
-                state.update(zip(self.input_keys, variables))
+                variables = [v - step * g for v, g in zip(variables, grads, strict=True)]
+                state.update(zip(self.input_keys, variables, strict=True))
                 step *= 1.0 - self.decay
         return self._finish(variables, grad_was_enabled)
 
@@ -167,8 +167,8 @@ class IterativeSolver(Solver):
     :raises ValueError: for more than one input key, no or non-equality constraints, ``num_steps < 0``
     """
 
-    def __init__(self, constraints: Sequence[nn.Module], input_keys: Sequence[str], output_keys: Optional[Sequence[str]] = None,
-                 num_steps: int = 1, step_size: float = 1.0, name: Optional[str] = None) -> None:
+    def __init__(self, constraints: Sequence[nn.Module], input_keys: Sequence[str], output_keys: Sequence[str] | None = None,
+                 num_steps: int = 1, step_size: float = 1.0, name: str | None = None) -> None:
         super().__init__(constraints=constraints, input_keys=input_keys, output_keys=output_keys, name=name)
         if len(self.input_keys) != 1:
             raise ValueError(f"IterativeSolver solves for one variable; got input_keys={self.input_keys}")

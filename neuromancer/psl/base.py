@@ -14,7 +14,8 @@ used by ``normalize``/``denormalize`` and by ``get_x0`` to draw plausible initia
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 
 from neuromancer.psl import signals as signal_library
 
-Array = Union[np.ndarray, torch.Tensor]
+Array = np.ndarray | torch.Tensor
 _BACKENDS = ("numpy", "torch")
 _DEFAULT_NSIM = 1001
 
@@ -101,14 +102,14 @@ class EmulatorBase(ABC, nn.Module):
     rtol: float = 1e-10
     atol: float = 1e-10
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,
-                 seed: Union[int, np.random.Generator] = 59, set_stats: bool = True) -> None:
+    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+                 seed: int | np.random.Generator = 59, set_stats: bool = True) -> None:
         super().__init__()
         self.exclude_norms = list(exclude_norms)
         self.backend = _backend_name(backend)
         self.requires_grad = requires_grad
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        self._saved_rng_state: Optional[dict] = None
+        self._saved_rng_state: dict | None = None
         variables, constants, parameters, meta = self.params
         self.variables, self.constants, self.meta = dict(variables), dict(constants), dict(meta)
         self.parameter_names = list(parameters)
@@ -200,7 +201,7 @@ class EmulatorBase(ABC, nn.Module):
         self._saved_rng_state = self.rng.bit_generator.state
         return self._saved_rng_state
 
-    def restore_random_state(self, rng_state: Optional[dict] = None) -> None:
+    def restore_random_state(self, rng_state: dict | None = None) -> None:
         """Reset ``self.rng`` to ``rng_state``, or to the state saved by ``save_random_state`` when None.
 
         :raises ValueError: if no state is given and none was saved
@@ -223,14 +224,14 @@ class EmulatorBase(ABC, nn.Module):
             raise TypeError(f"{type(self).__name__} defines no 'x0' in params; add one or override get_x0")
         return np.array(self.x0, dtype=np.float32)
 
-    def _stats_simulation(self, x0: Optional[np.ndarray], U: Optional[np.ndarray], nsim: Optional[int]) -> dict:
+    def _stats_simulation(self, x0: np.ndarray | None, U: np.ndarray | None, nsim: int | None) -> dict:
         """Run the reference simulation that ``set_stats`` summarizes."""
         if U is not None:
             raise TypeError(f"{type(self).__name__} has no control input; call set_stats without U")
         return self.simulate(nsim=nsim or self.nsim, x0=x0)
 
-    def set_stats(self, x0: Optional[np.ndarray] = None, U: Optional[np.ndarray] = None, D: Optional[np.ndarray] = None,
-                  nsim: Optional[int] = None, sim: Optional[dict] = None) -> None:
+    def set_stats(self, x0: np.ndarray | None = None, U: np.ndarray | None = None, D: np.ndarray | None = None,
+                  nsim: int | None = None, sim: dict | None = None) -> None:
         """Compute ``min``, ``max``, ``mean``, ``var`` and ``std`` of every trajectory into ``self.stats``.
 
         :param x0: (array or None) initial state of the reference simulation, default ``self.x0``
@@ -263,8 +264,8 @@ class EmulatorBase(ABC, nn.Module):
             std = torch.as_tensor(std, dtype=value.dtype, device=value.device)
         return value * std + mean if inverse else (value - mean) / std
 
-    def _transform(self, data: Union[dict, Array], normalizer: Optional[dict], key: Optional[str],
-                   inverse: bool) -> Union[dict, Array]:
+    def _transform(self, data: dict | Array, normalizer: dict | None, key: str | None,
+                   inverse: bool) -> dict | Array:
         """Apply (inverse) standardization to a dict of trajectories or to one array named by ``key``."""
         stats = self.stats if normalizer is None else normalizer
         if isinstance(data, dict):
@@ -274,8 +275,8 @@ class EmulatorBase(ABC, nn.Module):
             raise KeyError(f"pass key= naming the statistics to use (one of {sorted(stats)}) when data is an array")
         return self._scale(data, stats, key, inverse)
 
-    def normalize(self, data: Union[dict, Array], normalizer: Optional[dict] = None,
-                  key: Optional[str] = None) -> Union[dict, Array]:
+    def normalize(self, data: dict | Array, normalizer: dict | None = None,
+                  key: str | None = None) -> dict | Array:
         """Standardize data to zero mean and unit standard deviation with the reference statistics.
 
         :param data: (dict or array or tensor) a simulation dict (keys in ``exclude_norms`` or without
@@ -287,12 +288,12 @@ class EmulatorBase(ABC, nn.Module):
         """
         return self._transform(data, normalizer, key, inverse=False)
 
-    def denormalize(self, data: Union[dict, Array], normalizer: Optional[dict] = None,
-                    key: Optional[str] = None) -> Union[dict, Array]:
+    def denormalize(self, data: dict | Array, normalizer: dict | None = None,
+                    key: str | None = None) -> dict | Array:
         """Undo :meth:`normalize` (same arguments and errors)."""
         return self._transform(data, normalizer, key, inverse=True)
 
-    def show(self, data: Optional[dict] = None, figname: Optional[str] = None) -> Any:
+    def show(self, data: dict | None = None, figname: str | None = None) -> Any:
         """Plot a simulation (default: the reference simulation behind ``stats``) with ``psl.plot.pltOL``.
 
         :param data: (dict or None) trajectories with ``'Y'`` and optionally ``'X'``, ``'U'``
@@ -305,7 +306,7 @@ class EmulatorBase(ABC, nn.Module):
         return pltOL(Y=to_numpy(data["Y"]), U=None if "U" not in data else to_numpy(data["U"]),
                      X=None if "X" not in data else to_numpy(data["X"]), figname=figname)
 
-    def _time_grid(self, nsim: Optional[int], Time: Optional[Array], ts: Optional[float]) -> np.ndarray:
+    def _time_grid(self, nsim: int | None, Time: Array | None, ts: float | None) -> np.ndarray:
         """Return the simulation time points: ``Time`` itself, or ``nsim + 1`` points spaced ``ts`` from 0.
 
         :raises ValueError: for fewer than two time points or a non-increasing ``Time``
@@ -323,7 +324,7 @@ class EmulatorBase(ABC, nn.Module):
             raise ValueError(f"ts={ts!r} must be a positive sampling time")
         return np.arange(int(nsim) + 1, dtype=np.float64) * ts
 
-    def _initial_state(self, x0: Optional[Array]) -> np.ndarray:
+    def _initial_state(self, x0: Array | None) -> np.ndarray:
         """Return ``x0`` (default ``self.x0``) as a float64 vector of length ``nx``.
 
         :raises ValueError: if its length is not ``nx``
@@ -379,8 +380,8 @@ class ODE_Autonomous(EmulatorBase):
     def equations(self, t: Any, x: Array) -> Array:
         """Time derivative ``dx/dt`` at time ``t`` and state ``x`` (``[..., nx]``, numpy or torch)."""
 
-    def simulate(self, nsim: Optional[int] = None, Time: Optional[Array] = None, ts: Optional[float] = None,
-                 x0: Optional[Array] = None) -> dict:
+    def simulate(self, nsim: int | None = None, Time: Array | None = None, ts: float | None = None,
+                 x0: Array | None = None) -> dict:
         """Integrate the system.
 
         :param nsim: (int or None) number of steps, default ``self.nsim`` (ignored when ``Time`` is given)
@@ -395,7 +396,7 @@ class ODE_Autonomous(EmulatorBase):
         states = integrate(self._numpy_rhs(self.equations), self._initial_state(x0), time, self.rtol, self.atol)
         return self._package({"Y": states[1:], "X": states[1:], "Time": time[1:]})
 
-    def forward(self, x: torch.Tensor, t: Union[torch.Tensor, float]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """Differentiable step: the state ``ts`` after state ``x`` at time ``t`` (RK4 with ``forward_substeps`` steps).
 
         :param x: (torch.Tensor) ``[..., nx]`` states
@@ -437,13 +438,13 @@ class ODE_NonAutonomous(EmulatorBase):
         if "U" not in self.variables:
             self.U = np.asarray(self.get_U(self.nsim + 1), dtype=np.float32)
 
-    def _stats_simulation(self, x0: Optional[np.ndarray], U: Optional[np.ndarray], nsim: Optional[int]) -> dict:
+    def _stats_simulation(self, x0: np.ndarray | None, U: np.ndarray | None, nsim: int | None) -> dict:
         """Reference simulation driven by ``U`` (default the reference input ``self.U``)."""
         U = self.U if U is None else U
         return self.simulate(nsim=nsim if nsim is not None else len(U) - 1, x0=x0, U=U)
 
-    def get_U(self, nsim: int, umin: Optional[Array] = None, umax: Optional[Array] = None,
-              signal: Optional[Union[str, Callable]] = None, **signal_kwargs: Any) -> np.ndarray:
+    def get_U(self, nsim: int, umin: Array | None = None, umax: Array | None = None,
+              signal: str | Callable | None = None, **signal_kwargs: Any) -> np.ndarray:
         """Generate an input sequence of ``nsim`` steps within ``[umin, umax]`` using ``self.rng``.
 
         :param nsim: (int) number of steps
@@ -467,7 +468,7 @@ class ODE_NonAutonomous(EmulatorBase):
         values = signal(nsim, self.nu, min=umin, max=umax, rng=self.rng, **signal_kwargs)
         return np.asarray(values, dtype=np.float32).reshape(nsim, self.nu)
 
-    def _input_bound(self, given: Optional[Array], attribute: str, statistic: str) -> Array:
+    def _input_bound(self, given: Array | None, attribute: str, statistic: str) -> Array:
         """Resolve an input bound: the argument, else a class bound attribute, else the input statistics."""
         if given is not None:
             return given
@@ -485,8 +486,8 @@ class ODE_NonAutonomous(EmulatorBase):
         """
         return to_numpy(self.simulate(nsim=nsim, x0=self.get_x0())["Y"]).astype(np.float32)
 
-    def get_simulation_args(self, nsim: Optional[int], Time: Optional[Array], ts: Optional[float],
-                            x0: Optional[Array], U: Optional[Array]) -> tuple:
+    def get_simulation_args(self, nsim: int | None, Time: Array | None, ts: float | None,
+                            x0: Array | None, U: Array | None) -> tuple:
         """Resolve the arguments of ``simulate`` to ``(Time, ts, x0, U)`` with defaults filled in.
 
         ``nsim`` defaults to ``len(U) - 1`` when ``U`` is given, else ``self.nsim``; ``U`` defaults to
@@ -508,8 +509,8 @@ class ODE_NonAutonomous(EmulatorBase):
                              f"({nsim + 1}, {self.nu}) (one input per time point, the first applied from Time[0])")
         return time, ts, x0, U
 
-    def simulate(self, nsim: Optional[int] = None, Time: Optional[Array] = None, ts: Optional[float] = None,
-                 x0: Optional[Array] = None, U: Optional[Array] = None) -> dict:
+    def simulate(self, nsim: int | None = None, Time: Array | None = None, ts: float | None = None,
+                 x0: Array | None = None, U: Array | None = None) -> dict:
         """Integrate the system under the input sequence ``U`` held constant over each step.
 
         :param nsim: (int or None) number of steps (default ``len(U) - 1`` or ``self.nsim``)

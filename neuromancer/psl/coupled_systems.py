@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from neuromancer.psl.base import Array, ODE_Autonomous, ODE_NonAutonomous, to_nu
 _DEFAULT_NSIM = 1001
 
 
-def _graph(adj: Optional[np.ndarray], nx: int) -> tuple[np.ndarray, np.ndarray]:
+def _graph(adj: np.ndarray | None, nx: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(adjacency matrix [n, n], adjacency list [2, edges])`` from ``adj``.
 
     ``adj`` is None (a complete graph on ``nx`` nodes without self loops), an edge list of shape
@@ -61,7 +62,7 @@ def _sum_messages(messages: np.ndarray, receivers: np.ndarray, like: np.ndarray)
 class _Network:
     """What the coupled base classes share: the graph, the sampling time, default states and flat initial states."""
 
-    def _set_graph(self, adj: Optional[np.ndarray], nx: int, backend: Any) -> None:
+    def _set_graph(self, adj: np.ndarray | None, nx: int, backend: Any) -> None:
         """Store ``adj`` (adjacency matrix) and ``adj_list`` (``[2, edges]``); called before the emulator
         constructor because the ``get_x0`` it calls needs the graph.
 
@@ -80,7 +81,7 @@ class _Network:
         """Default node states; subclasses override it. Here: zeros, one per node."""
         return np.zeros(self.adj.shape[0])
 
-    def _initial_state(self, x0: Optional[Array]) -> np.ndarray:
+    def _initial_state(self, x0: Array | None) -> np.ndarray:
         """Return ``x0`` (default ``self.x0``, possibly ``[nodes, features]``) flattened for the solver.
 
         :raises ValueError: for an initial state with another number of entries than ``self.x0``
@@ -111,23 +112,23 @@ def multidim(is_autonomous: bool) -> Callable[[type], type]:
                 out[key] = out[key].reshape((-1,) + tuple(shape))
             return out
 
-        def initial_shape(self: Any, x0: Optional[Array]) -> tuple:
+        def initial_shape(self: Any, x0: Array | None) -> tuple:
             return np.shape(self.x0 if x0 is None else x0)
 
         if is_autonomous:
             def equations(self: Any, t: Any, x: Array) -> np.ndarray:
                 return np.asarray(node_equations(self, t, np.reshape(x, (self.nx, -1)))).ravel()
 
-            def simulate(self: Any, nsim: Optional[int] = None, Time: Optional[Array] = None,
-                         ts: Optional[float] = None, x0: Optional[Array] = None) -> dict:
+            def simulate(self: Any, nsim: int | None = None, Time: Array | None = None,
+                         ts: float | None = None, x0: Array | None = None) -> dict:
                 shape = initial_shape(self, x0)
                 return reshape_outputs(flat_simulate(self, nsim=nsim, Time=Time, ts=ts, x0=x0), shape)
         else:
             def equations(self: Any, t: Any, x: Array, u: Array) -> np.ndarray:
                 return np.asarray(node_equations(self, t, np.reshape(x, (self.nx, -1)), u)).ravel()
 
-            def simulate(self: Any, nsim: Optional[int] = None, Time: Optional[Array] = None,
-                         ts: Optional[float] = None, x0: Optional[Array] = None, U: Optional[Array] = None) -> dict:
+            def simulate(self: Any, nsim: int | None = None, Time: Array | None = None,
+                         ts: float | None = None, x0: Array | None = None, U: Array | None = None) -> dict:
                 shape = initial_shape(self, x0)
                 return reshape_outputs(flat_simulate(self, nsim=nsim, Time=Time, ts=ts, x0=x0, U=U), shape)
 
@@ -156,9 +157,9 @@ class Coupled_ODE(_Network, ODE_Autonomous):
     :raises ValueError: for a torch backend or a malformed graph
     """
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,
-                 seed: Union[int, np.random.Generator] = 59, set_stats: bool = True,
-                 adj: Optional[np.ndarray] = None, nx: int = 1) -> None:
+    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+                 seed: int | np.random.Generator = 59, set_stats: bool = True,
+                 adj: np.ndarray | None = None, nx: int = 1) -> None:
         self._set_graph(adj, nx, backend)
         super().__init__(exclude_norms=exclude_norms, backend=backend, requires_grad=requires_grad, seed=seed,
                          set_stats=False)
@@ -188,9 +189,9 @@ class Coupled_NonAutonomous(_Network, ODE_NonAutonomous):
     sets it. Subclasses implement :meth:`message_passing`, :meth:`get_x0` and ``get_U``.
     """
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,
-                 seed: Union[int, np.random.Generator] = 59, set_stats: bool = False,
-                 adj: Optional[np.ndarray] = None, nx: int = 1) -> None:
+    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+                 seed: int | np.random.Generator = 59, set_stats: bool = False,
+                 adj: np.ndarray | None = None, nx: int = 1) -> None:
         self._set_graph(adj, nx, backend)
         super().__init__(exclude_norms=exclude_norms, backend=backend, requires_grad=requires_grad, seed=seed,
                          set_stats=False)
@@ -243,10 +244,10 @@ class RC_Network(Coupled_NonAutonomous):
     :raises ValueError: for a torch backend, a malformed graph or ``R``/``C`` of the wrong length
     """
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,
-                 seed: Union[int, np.random.Generator] = 59, set_stats: bool = False,
-                 adj: Optional[np.ndarray] = None, nx: int = 1, R: Optional[Array] = None,
-                 C: Optional[Array] = None, U: Optional[Array] = None, nsim: int = _DEFAULT_NSIM) -> None:
+    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+                 seed: int | np.random.Generator = 59, set_stats: bool = False,
+                 adj: np.ndarray | None = None, nx: int = 1, R: Array | None = None,
+                 C: Array | None = None, U: Array | None = None, nsim: int = _DEFAULT_NSIM) -> None:
         super().__init__(exclude_norms=exclude_norms, backend=backend, requires_grad=requires_grad, seed=seed,
                          adj=adj, nx=nx)
         self.nu = self.nx + 1
@@ -279,7 +280,7 @@ class RC_Network(Coupled_NonAutonomous):
         """Random room temperatures uniformly in ``[288, 300]`` K."""
         return self.rng.uniform(288.0, 300.0, size=self.adj.shape[0])
 
-    def get_U(self, nsim: int, periods: Optional[int] = None) -> np.ndarray:
+    def get_U(self, nsim: int, periods: int | None = None) -> np.ndarray:
         """Outside temperature and per-room heat-source temperatures, ``[nsim, nx + 1]``.
 
         The outside temperature is a sinusoid in ``[280, 300]`` K plus noise in ``[-1, 1]``; each room's
@@ -367,8 +368,8 @@ class Gravitational_System(Coupled_ODE):
     vel_idx = [3, 4]
 
     def __init__(self, backend: Any = "numpy", set_stats: bool = False, G: float = 6.67e-11,
-                 adj: Optional[np.ndarray] = None, nx: int = 4, seed: Union[int, np.random.Generator] = 59,
-                 x0: Optional[Array] = None, nsim: int = _DEFAULT_NSIM) -> None:
+                 adj: np.ndarray | None = None, nx: int = 4, seed: int | np.random.Generator = 59,
+                 x0: Array | None = None, nsim: int = _DEFAULT_NSIM) -> None:
         super().__init__(backend=backend, seed=seed, adj=adj, nx=nx)
         self.G = float(G)
         self.nsim = int(nsim)
@@ -438,8 +439,8 @@ class Boids(Coupled_ODE):
 
     def __init__(self, backend: Any = "numpy", set_stats: bool = False, coherence: float = 0.05,
                  separation: float = 0.01, alignment: float = 0.05, avoidance_range: float = 0.2,
-                 visual_range: Optional[float] = None, nx: int = 50, x0: Optional[Array] = None,
-                 seed: Union[int, np.random.Generator] = 59) -> None:
+                 visual_range: float | None = None, nx: int = 50, x0: Array | None = None,
+                 seed: int | np.random.Generator = 59) -> None:
         super().__init__(backend=backend, seed=seed, nx=nx)
         self.coherence, self.separation, self.alignment = coherence, separation, alignment
         self.avoidance_range = avoidance_range
@@ -450,7 +451,7 @@ class Boids(Coupled_ODE):
         if set_stats:
             self.set_stats()
 
-    def get_x0(self, nx: Optional[int] = None, rseed: Optional[int] = None) -> np.ndarray:
+    def get_x0(self, nx: int | None = None, rseed: int | None = None) -> np.ndarray:
         """Random boids: positions in ``[3, 6] x [1, 4]``, velocities in ``[0, 0.06]^2``.
 
         :param nx: (int or None) number of boids, default ``self.nx``

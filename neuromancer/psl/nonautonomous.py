@@ -7,7 +7,8 @@ Each class states its equations in ``equations(t, x, u)`` (numpy or torch), its 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from neuromancer.psl import signals
 from neuromancer.psl.autonomous import thomas_rhs
 from neuromancer.psl.base import Array, ODE_NonAutonomous, math_library, stack_last
 
-Signal = Optional[Union[str, Callable]]
+Signal = str | Callable | None
 
 
 class CSTR(ODE_NonAutonomous):
@@ -58,7 +59,7 @@ class CSTR(ODE_NonAutonomous):
             return steady.astype(np.float32)
         return self.rng.uniform(steady - [0.05 * self.Ca_ss, 5.0], steady + [0.05 * self.Ca_ss, 5.0]).astype(np.float32)
 
-    def get_U(self, nsim: int, signal: Optional[Union[str, Callable]] = None, **signal_kwargs: Any) -> np.ndarray:
+    def get_U(self, nsim: int, signal: str | Callable | None = None, **signal_kwargs: Any) -> np.ndarray:
         """Coolant temperature within ``u_ss +- 3`` K; by default steps held for 25 samples."""
         if signal is None:
             signal = "step"
@@ -110,7 +111,7 @@ class TwoTank(ODE_NonAutonomous):
         """Random levels uniformly in ``[0, 0.5]``."""
         return self.rng.uniform(0.0, 0.5, size=2).astype(np.float32)
 
-    def get_U(self, nsim: int, signal: Optional[Union[str, Callable]] = None, **signal_kwargs: Any) -> np.ndarray:
+    def get_U(self, nsim: int, signal: str | Callable | None = None, **signal_kwargs: Any) -> np.ndarray:
         """Pump and valve within ``[umin, umax]``; by default steps held for 100 samples."""
         if signal is None:
             signal = "step"
@@ -140,7 +141,7 @@ class VanDerPolControl(ODE_NonAutonomous):
         """Random initial state uniformly in ``[-2, 2]^2``."""
         return self.rng.uniform(-2.0, 2.0, size=2).astype(np.float32)
 
-    def get_U(self, nsim: int, signal: Optional[Union[str, Callable]] = None, **signal_kwargs: Any) -> np.ndarray:
+    def get_U(self, nsim: int, signal: str | Callable | None = None, **signal_kwargs: Any) -> np.ndarray:
         """Force within ``[-5, 5]``; by default steps held for 200 samples."""
         if signal is None:
             signal = "step"
@@ -173,7 +174,7 @@ class DuffingControl(ODE_NonAutonomous):
         drive = self.gamma * lib.cos(self.omega * u[..., 0])
         return stack_last([x2, -self.delta * x2 - self.alpha * x1 - self.beta * x1 ** 3 + drive])
 
-    def get_U(self, nsim: int, signal: Optional[Union[str, Callable]] = None, **signal_kwargs: Any) -> np.ndarray:
+    def get_U(self, nsim: int, signal: str | Callable | None = None, **signal_kwargs: Any) -> np.ndarray:
         """Drive phase within ``[0, 5]``; by default one sine period over the horizon."""
         if signal is None:
             signal = "sin"

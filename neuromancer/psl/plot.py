@@ -5,18 +5,18 @@ function returns the matplotlib ``Figure`` and writes it to ``figname`` when giv
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from neuromancer import plot as _plot
 
 
 def pltOL(Y: Any, Ytrain: Any = None, U: Any = None, D: Any = None, X: Any = None,
-          figname: Optional[str] = None) -> Any:
+          figname: str | None = None) -> Any:
     """Plot an open-loop simulation; see :func:`neuromancer.plot.pltOL` (same arguments)."""
     return _plot.pltOL(Y, Ytrain=Ytrain, U=U, D=D, X=X, figname=figname)
 
 
-def pltPhase(X: Any, Xtrain: Any = None, figname: Optional[str] = None) -> Any:
+def pltPhase(X: Any, Xtrain: Any = None, figname: str | None = None) -> Any:
     """Plot a phase portrait of ``X`` with the optional reference trajectory ``Xtrain`` dashed.
 
     :raises ValueError: if ``X`` has fewer than two columns
@@ -25,6 +25,6 @@ def pltPhase(X: Any, Xtrain: Any = None, figname: Optional[str] = None) -> Any:
 
 
 def pltCL(Y: Any, U: Any = None, D: Any = None, X: Any = None, R: Any = None, Ymin: Any = None,
-          Ymax: Any = None, Umin: Any = None, Umax: Any = None, figname: Optional[str] = None) -> Any:
+          Ymax: Any = None, Umin: Any = None, Umax: Any = None, figname: str | None = None) -> Any:
     """Plot a closed-loop simulation; see :func:`neuromancer.plot.pltCL` (psl argument order)."""
     return _plot.pltCL(Y, R=R, U=U, D=D, X=X, Ymin=Ymin, Ymax=Ymax, Umin=Umin, Umax=Umax, figname=figname)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import builtins
 import functools
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 import numpy as np
 
-Bound = Union[float, np.ndarray]
+Bound = float | np.ndarray
 
 _PERIODIC_FORMS = ("sin", "square", "sawtooth")
 
@@ -80,7 +80,7 @@ def _waveform(phase: np.ndarray, form: str) -> np.ndarray:
 
 
 def step(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, randsteps: int = 30,
-         values: Optional[np.ndarray] = None, rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
+         values: np.ndarray | None = None, rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """Piecewise-constant signal that holds ``randsteps`` random levels for equal stretches of time.
 
     Step signals excite a system at a few operating points, which is what the process emulators
@@ -227,7 +227,7 @@ def _check_positive(**values: float) -> None:
             raise ValueError(f"{name}={value!r} must be positive")
 
 
-def spline(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, values: Optional[np.ndarray] = None,
+def spline(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, values: np.ndarray | None = None,
            n_interpolants: int = 30, rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """Smooth signal: a cubic spline through knots spread evenly over the horizon, clipped to ``[min, max]``.
 
@@ -341,8 +341,8 @@ def beta(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, alpha: float = 2
     return low + (high - low) * rng.beta(alpha, beta, size=(nsim, d))
 
 
-def _walk_setup(nsim: int, d: int, min: Bound, max: Bound, max_step: Optional[Bound], x0: Optional[Bound],
-                dtype: np.dtype, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], np.ndarray]:
+def _walk_setup(nsim: int, d: int, min: Bound, max: Bound, max_step: Bound | None, x0: Bound | None,
+                dtype: np.dtype, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """Check the common arguments of the bounded walks; return ``(low, high, max_step, x0)`` as ``dtype`` arrays [d].
 
     ``x0`` defaults to a uniform draw in ``[min, max]``; ``max_step`` stays None when not given.
@@ -368,8 +368,8 @@ def _beta_shapes(mean: float, concentration: float) -> tuple[float, float]:
     return concentration * mean / (1.0 - mean), concentration
 
 
-def beta_walk_mean(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, max_step: Optional[Bound] = None,
-                   x0: Optional[Bound] = None, dtype: np.dtype = np.float32, ab: float = 8, p: float = 0.5,
+def beta_walk_mean(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, max_step: Bound | None = None,
+                   x0: Bound | None = None, dtype: np.dtype = np.float32, ab: float = 8, p: float = 0.5,
                    q: float = 0.5, rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """Bounded random walk whose moves are Beta draws centred on the current value.
 
@@ -414,8 +414,8 @@ def beta_walk_mean(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, max_st
     return walk_values
 
 
-def beta_walk_max_step(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, max_step: Optional[Bound] = None,
-                       x0: Optional[Bound] = None, dtype: np.dtype = np.float32, alpha: float = 2, beta: float = 2,
+def beta_walk_max_step(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, max_step: Bound | None = None,
+                       x0: Bound | None = None, dtype: np.dtype = np.float32, alpha: float = 2, beta: float = 2,
                        p: float = 0.3, rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """Bounded random walk with limited steps: with probability ``p`` every dimension moves to a
     Beta(``alpha``, ``beta``) sample on ``[x - max_step, x + max_step]`` intersected with ``[min, max]``.
@@ -450,8 +450,8 @@ def beta_walk_max_step(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, ma
     return walk_values
 
 
-def nd_walk(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, x0: Optional[Bound] = None,
-            max_step: Optional[Bound] = None, p: float = 0.3, avoid_edge: bool = True, granularity: int = 0,
+def nd_walk(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, x0: Bound | None = None,
+            max_step: Bound | None = None, p: float = 0.3, avoid_edge: bool = True, granularity: int = 0,
             dtype: np.dtype = np.float32, rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """Independent bounded random walks, one per dimension, that move with probability ``p`` per step.
 
