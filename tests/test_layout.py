@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "neuromancer"
 
+
 def module_files() -> dict[str, Path]:
     """Every module of the package by dotted name (a package by the name of its ``__init__``)."""
     modules = {}
