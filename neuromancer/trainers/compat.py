@@ -1,6 +1,6 @@
 """What differs between the Lightning versions the package admits, decided once, here.
 
-``setup.py`` admits every Lightning from 2.2 on. Where a Lightning API the trainers use changed
+``setup.py`` admits every Lightning from 2.5.3 on. Where a Lightning API the trainers use changed
 within that range, this module reads once, at import, what the installed version offers, and
 the trainers ask it instead of testing versions themselves.
 """
@@ -14,7 +14,7 @@ import lightning.pytorch as pl
 __all__ = ["FIT_TAKES_WEIGHTS_ONLY", "fit_keywords"]
 
 FIT_TAKES_WEIGHTS_ONLY: bool = "weights_only" in inspect.signature(pl.Trainer.fit).parameters
-"""Whether ``Trainer.fit`` takes ``weights_only`` (newer Lightning; 2.2 to 2.4 do not)."""
+"""Whether ``Trainer.fit`` takes ``weights_only`` (Lightning 2.6 and later; 2.5 does not)."""
 
 
 def fit_keywords() -> dict[str, Any]:
