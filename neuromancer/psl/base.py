@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuromancer.exceptions import NeuromancerError
 from neuromancer.psl import signals as signal_library
 
 Array = np.ndarray | torch.Tensor
@@ -28,7 +29,7 @@ _BACKENDS = ("numpy", "torch")
 _DEFAULT_NSIM = 1001
 
 
-class SimulationError(RuntimeError):
+class SimulationError(NeuromancerError, RuntimeError):
     """Raised when the ODE solver fails to integrate an emulator over the requested horizon."""
 
 
