@@ -84,18 +84,15 @@ class AggregateLoss(nn.Module, ABC):
         name of an earlier term with ``_1``, ``_2``, ... added, so no output overwrites another."""
         return _distinct_names([term.name for term in (*self.objectives, *self.constraints)])
 
-    def _objective_names(self) -> list[str]:
-        """The output keys of the objectives (the first part of `term_names`)."""
-        return self.term_names[:len(self.objectives)]
-
-    def _constraint_names(self) -> list[str]:
-        """The output keys of the constraints (the last part of `term_names`)."""
-        return self.term_names[len(self.objectives):]
+    def _split_term_names(self) -> tuple[list[str], list[str]]:
+        """`term_names` split into the objectives' and the constraints' output keys."""
+        names = self.term_names
+        return names[:len(self.objectives)], names[len(self.objectives):]
 
     def calculate_objectives(self, input_dict: TensorDict) -> TensorDict:
         """Evaluate the objectives: their outputs plus ``objective_loss`` (their sum, 0 if none)."""
         return self._objective_outputs(input_dict, *self._expression_values(input_dict, "objectives"),
-                                       self._objective_names())
+                                       self._split_term_names()[0])
 
     def calculate_constraints(self, input_dict: TensorDict) -> TensorDict:
         """Evaluate the constraints: their outputs, ``penalty_loss`` (sum of weighted penalties) and,
@@ -104,7 +101,7 @@ class AggregateLoss(nn.Module, ABC):
         constraint's value flattened to ``(batch, -1)`` and concatenated along dim 1).
         """
         return self._constraint_outputs(input_dict, *self._expression_values(input_dict, "constraints"),
-                                        self._constraint_names())
+                                        self._split_term_names()[1])
 
     def _term_outputs(self, input_dict: TensorDict) -> tuple[TensorDict, TensorDict, TensorDict]:
         """The expression values and the outputs of `calculate_objectives` and
@@ -119,11 +116,10 @@ class AggregateLoss(nn.Module, ABC):
                 kind.calculate_constraints is not AggregateLoss.calculate_constraints:
             return {}, self.calculate_objectives(input_dict), self.calculate_constraints(input_dict)
         plan, values = self._expression_values(input_dict, "all")
-        names = self.term_names
-        split = len(self.objectives)
+        objective_names, constraint_names = self._split_term_names()
         expressions = {key: values[slot] for key, slot in plan.expressions.named_slots}
-        return (expressions, self._objective_outputs(input_dict, plan, values, names[:split]),
-                self._constraint_outputs(input_dict, plan, values, names[split:]))
+        return (expressions, self._objective_outputs(input_dict, plan, values, objective_names),
+                self._constraint_outputs(input_dict, plan, values, constraint_names))
 
     def _expression_values(self, input_dict: TensorDict, part: str) -> tuple[_TermPlan, list[Any]]:
         """The plan of ``part`` ('all', 'objectives' or 'constraints') and its values on ``input_dict``."""
@@ -613,7 +609,7 @@ class AugmentedLagrangeLoss(AggregateLoss):
             return output
         index = self._batch_indices(input_dict)
         values = output["C_values"]
-        equality = _equality_columns(self.constraints, self._constraint_names(), output, values.device)
+        equality = _equality_columns(self.constraints, self._split_term_names()[1], output, values.device)
         if self.init:
             self.lm = torch.zeros(int(self.nsamples), values.shape[-1], device=values.device, dtype=values.dtype)
             self.penalty_best = torch.full((int(self.nsamples), 1), float(np.finfo(np.float32).max),
