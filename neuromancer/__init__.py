@@ -2,7 +2,7 @@
 
 Importing the package is cheap: submodules (``neuromancer.system``, ``neuromancer.psl``, ...)
 load on first attribute access, so ``import neuromancer`` never pulls in lightning, wandb,
-scipy or matplotlib. Scripts written for upstream NeuroMANCER 1.5 import from the same paths.
+scipy or matplotlib. The import paths are NeuroMANCER 1.5's, so scripts written for it run unchanged.
 """
 from __future__ import annotations
 

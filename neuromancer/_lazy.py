@@ -1,6 +1,6 @@
 """Module attributes resolved on first access (PEP 562), for re-exports that must stay cheap.
 
-Upstream import paths such as ``neuromancer.problem.LitProblem`` name classes that live in
+Public import paths such as ``neuromancer.problem.LitProblem`` name classes that live in
 `neuromancer.trainers.lightning`; importing that module imports Lightning, which the modeling
 layer must not do at import time. `lazy_exports` builds the module-level ``__getattr__`` and
 ``__dir__`` that import the defining module only when such a name is first used.
@@ -16,9 +16,9 @@ from typing import Any
 def lazy_exports(module_name: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Return ``(__getattr__, __dir__)`` for module ``module_name`` re-exporting ``exports`` lazily.
 
-    :param module_name: (str) the re-exporting module, usually ``__name__``; it must be imported
+    :param module_name: the re-exporting module, usually ``__name__``; it must be imported
         (it is, while its own body runs).
-    :param exports: (Mapping[str, str]) exported name -> dotted name of the module defining it.
+    :param exports: exported name -> dotted name of the module defining it.
     :return: the two functions to assign to the module's ``__getattr__`` and ``__dir__``. A
         resolved name is cached in the module's globals, so later lookups cost nothing.
         ``__getattr__`` raises AttributeError for other names and lets the ImportError of a

@@ -1,4 +1,4 @@
-"""Command-line argument helpers for training scripts (upstream's ``neuromancer.arg``).
+"""Command-line argument helpers for training scripts.
 
 `ArgParser` is an ``argparse.ArgumentParser`` with short method names (``add`` for
 ``add_argument``, ``group`` for ``add_argument_group``), an optional ``prefix`` put in front of every
@@ -7,7 +7,7 @@ option name (so that the same parser definition can be bundled twice without nam
 `log`, `opt`, `data`, `lin`, `loss`, `freeze`, `ctrl_loss`, `ssm` and `policy` return ready-made
 parsers (``add_help=False``) to combine as ``ArgParser(parents=[arg.log(), arg.opt()])``.
 
-Unlike upstream, importing this module does not patch ``argparse`` itself: ``add`` is a method of
+Importing this module leaves ``argparse`` itself unchanged: ``add`` is a method of
 `ArgParser` and of the groups it creates, and the module-level `add` works on any parser or group.
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ def add(self, argname: str, **kwargs: Any) -> argparse.Action:
     ``-lr`` becomes ``-<prefix>lr``, ``--lr`` becomes ``--<prefix>lr`` and a positional ``lr`` becomes
     ``<prefix>lr``; a container without a ``prefix`` attribute adds the name unchanged.
 
-    :param self: (ArgumentParser or argument group) where the option goes
-    :param argname: (str) the option name, with its leading dashes
+    :param self: where the option goes
+    :param argname: the option name, with its leading dashes
     :param kwargs: keyword arguments of ``add_argument`` (type, default, help, ...)
-    :return: (argparse.Action) what ``add_argument`` returns
+    :return: what ``add_argument`` returns
     """
     dashes = "--" if argname.startswith("--") else "-" if argname.startswith("-") else ""
     prefix = getattr(self, "prefix", "") or ""
@@ -58,7 +58,7 @@ class _PrefixedGroup(argparse._ArgumentGroup):
 class ArgParser(argparse.ArgumentParser):
     """``ArgumentParser`` with ``add``/``group`` shortcuts, option-name prefixes and grouped results.
 
-    :param prefix: (str) inserted after the dashes of every option added with ``add``, default ''
+    :param prefix: inserted after the dashes of every option added with ``add``, default ''
     :param kwargs: keyword arguments of ``argparse.ArgumentParser`` (``parents``, ``add_help``, ...)
     """
 
@@ -77,16 +77,15 @@ class ArgParser(argparse.ArgumentParser):
     def check_for_group(self, group_name: str) -> argparse._ArgumentGroup | None:
         """Return the argument group titled ``group_name``, or None where there is none.
 
-        :param group_name: (str) the group's title
+        :param group_name: the group's title
         """
         return next((group for group in self._action_groups if group.title == group_name), None)
 
     def group(self, group_name: str, prefix: str | None = None) -> argparse._ArgumentGroup:
         """Return the argument group titled ``group_name``, creating it where needed.
 
-        :param group_name: (str) the group's title (shown in ``--help``)
-        :param prefix: (str or None) prefix for the options added through the group; None (default)
-            uses the parser's
+        :param group_name: the group's title (shown in ``--help``)
+        :param prefix: prefix for the options added through the group; None (default) uses the parser's
         :return: the group; add options with ``group.add('-name', ...)``
         """
         found = self.check_for_group(group_name)
@@ -113,10 +112,10 @@ def _parser(prefix: str, title: str, options: list[tuple[str, dict]],
             ungrouped: list[tuple[str, dict]] = ()) -> ArgParser:
     """A parser without ``-h`` holding ``ungrouped`` options and the group ``title`` of ``options``.
 
-    :param prefix: (str) option-name prefix
-    :param title: (str) the group's title
-    :param options: (list of (name, add_argument keyword arguments)) the group's options, in order
-    :param ungrouped: (list of (name, keyword arguments)) options outside any group
+    :param prefix: option-name prefix
+    :param title: the group's title
+    :param options: the group's options, in order
+    :param ungrouped: options outside any group
     """
     parser = ArgParser(prefix=prefix, add_help=False)
     for name, kwargs in ungrouped:
@@ -131,7 +130,7 @@ def log(prefix: str = "") -> ArgParser:
     """Options of logging and reproducibility: ``-gpu``, ``-seed`` and group LOGGING (``-savedir``,
     ``-verbosity``, ``-exp``, ``-location``, ``-run``, ``-logger``).
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     return _parser(prefix, "LOGGING", [
         ("-savedir", dict(type=str, default="test", help="directory for the trained model and plots")),
@@ -150,7 +149,7 @@ def opt(prefix: str = "") -> ArgParser:
     """Options of optimization, group OPTIMIZATION: ``-epochs``, ``-lr``, ``-patience``, ``-warmup``,
     ``-skip_eval_sim``.
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     return _parser(prefix, "OPTIMIZATION", [
         ("-epochs", dict(type=int, default=20, help="number of training epochs")),
@@ -165,8 +164,8 @@ def data(prefix: str = "", system: str = "CSTR") -> ArgParser:
     """Options of the data set, group DATA: ``-nsteps``, ``-dataset`` (default ``system``), ``-nsim``,
     ``-norm``, ``-data_seed``.
 
-    :param prefix: (str) option-name prefix, default ''
-    :param system: (str) default of ``-dataset``, default 'CSTR'
+    :param prefix: option-name prefix, default ''
+    :param system: the default value of the ``-dataset`` option
     """
     return _parser(prefix, "DATA", [
         ("-nsteps", dict(type=int, default=32, help="prediction horizon of training roll-outs")),
@@ -182,7 +181,7 @@ def data(prefix: str = "", system: str = "CSTR") -> ArgParser:
 def lin(prefix: str = "") -> ArgParser:
     """Options of linear maps, group LINEAR: ``-linear_map``, ``-sigma_min``, ``-sigma_max``.
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     return _parser(prefix, "LINEAR", [
         ("-linear_map", dict(type=str, choices=["linear", "softSVD", "pf"], default="linear",
@@ -196,7 +195,7 @@ def loss(prefix: str = "") -> ArgParser:
     """Loss weights of system identification, group LOSS: ``-Q_con_x``, ``-Q_dx``, ``-Q_sub``, ``-Q_y``,
     ``-Q_e``, ``-Q_con_fdu``.
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     return _parser(prefix, "LOSS", [
         ("-Q_con_x", dict(type=float, default=1.0, help="weight of hidden state constraints")),
@@ -211,7 +210,7 @@ def loss(prefix: str = "") -> ArgParser:
 def freeze(prefix: str = "") -> ArgParser:
     """Options of weight freezing, group FREEZE: ``-freeze``, ``-unfreeze``.
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     return _parser(prefix, "FREEZE", [
         ("-freeze", dict(nargs="+", default=[""], help="parameter names whose requires_grad is set to False")),
@@ -223,7 +222,7 @@ def ctrl_loss(prefix: str = "") -> ArgParser:
     """Loss options of control, group LOSS: ``-Q_con_u``, ``-Q_r``, ``-Q_du``, ``-con_tighten``, ``-tighten``,
     ``-loss_clip``, ``-noise``, ``-Q_con_y``.
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     return _parser(prefix, "LOSS", [
         ("-Q_con_u", dict(type=float, default=0.0, help="weight of input constraints")),
@@ -241,7 +240,7 @@ def ssm(prefix: str = "") -> ArgParser:
     """Options of state-space models, group SSM: ``-ssm_type``, ``-nx_hidden``, ``-n_layers``,
     ``-state_estimator``, ``-estimator_input_window``, ``-nonlinear_map``, ``-bias``, ``-activation``.
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     from neuromancer.modules.activations import activations
 
@@ -267,7 +266,7 @@ def policy(prefix: str = "") -> ArgParser:
     """Options of control policies, group POLICY: ``-policy``, ``-controlled_outputs``, ``-n_hidden``,
     ``-n_layers``, ``-bias``, ``-policy_features``, ``-activation``, ``-perturbation``.
 
-    :param prefix: (str) option-name prefix, default ''
+    :param prefix: option-name prefix, default ''
     """
     return _parser(prefix, "POLICY", [
         ("-policy", dict(type=str, choices=["mlp", "linear"], default="mlp", help="policy architecture")),

@@ -36,60 +36,60 @@ class Callback:
     def begin_train(self, trainer: Any) -> None:
         """Called once before the first epoch.
 
-        :param trainer: (Trainer) the running trainer.
+        :param trainer: the running trainer.
         """
 
     def end_batch(self, trainer: Any, output: Output) -> None:
         """Called after every optimiser step on a training batch.
 
-        :param trainer: (Trainer) the running trainer.
-        :param output: (dict) the Problem's output for the batch.
+        :param trainer: the running trainer.
+        :param output: the Problem's output for the batch.
         """
 
     def begin_epoch(self, trainer: Any, output: Output) -> None:
         """Called after an epoch's training batches, before evaluation.
 
-        :param trainer: (Trainer) the running trainer.
-        :param output: (dict) the epoch's training output (batch means).
+        :param trainer: the running trainer.
+        :param output: the epoch's training output (batch means).
         """
 
     def begin_eval(self, trainer: Any, output: Output) -> None:
         """Called before the dev set is evaluated; may add entries to ``output``.
 
-        :param trainer: (Trainer) the running trainer.
-        :param output: (dict) the epoch's output so far.
+        :param trainer: the running trainer.
+        :param output: the epoch's output so far.
         """
 
     def end_eval(self, trainer: Any, output: Output) -> None:
         """Called after the dev evaluation (and the logger's ``log_metrics``).
 
-        :param trainer: (Trainer) the running trainer.
-        :param output: (dict) train and dev outputs of the epoch.
+        :param trainer: the running trainer.
+        :param output: train and dev outputs of the epoch.
         """
 
     def end_epoch(self, trainer: Any, output: Output) -> None:
         """Called at the very end of every epoch.
 
-        :param trainer: (Trainer) the running trainer.
-        :param output: (dict) the epoch's outputs.
+        :param trainer: the running trainer.
+        :param output: the epoch's outputs.
         """
 
     def end_train(self, trainer: Any, output: Output) -> None:
         """Called once after the last epoch (or early stop), before the best weights are returned.
 
-        :param trainer: (Trainer) the running trainer.
-        :param output: (dict) the last epoch's outputs.
+        :param trainer: the running trainer.
+        :param output: the last epoch's outputs.
         """
 
     def begin_test(self, trainer: Any) -> None:
         """Called at the start of ``Trainer.test``.
 
-        :param trainer: (Trainer) the trainer.
+        :param trainer: the trainer.
         """
 
     def end_test(self, trainer: Any, output: Output) -> None:
         """Called at the end of ``Trainer.test`` with the test outputs.
 
-        :param trainer: (Trainer) the trainer.
-        :param output: (dict) the evaluation outputs of the best model.
+        :param trainer: the trainer.
+        :param output: the evaluation outputs of the best model.
         """

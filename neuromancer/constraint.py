@@ -184,13 +184,12 @@ class Variable(nn.Module):
     the aggregate losses of `neuromancer.loss` return the value of every expression they evaluate
     under its key.
 
-    :param input_variables: (list, default None meaning []) inputs of ``func``: Variables, tensors,
+    :param input_variables: inputs of ``func``: Variables, tensors,
         arrays or numbers (non-variables become constant leaves).
-    :param func: (Callable, default None) the function computing this node from its inputs.
-    :param key: (str, default None) the data key of a data variable, or a custom key for other nodes.
-    :param display_name: (str, default None) name shown in graphs and used in default
-        objective/constraint names.
-    :param value: (torch.Tensor | np.ndarray | number, default None) the value of a leaf.
+    :param func: the function computing this node from its inputs.
+    :param key: the data key of a data variable, or a custom key for other nodes.
+    :param display_name: name shown in graphs and used in default objective/constraint names.
+    :param value: the value of a leaf.
     :raises TypeError: ``func`` is not callable, a key is not a str, or a value has an unsupported type.
     :raises ValueError: inputs are given without ``func``, ``key`` repeats a key of the graph, or
         ``value`` is a tensor computed from parameters (wrap the parameter instead).
@@ -212,7 +211,7 @@ class Variable(nn.Module):
 
     def __init__(self, input_variables: Sequence[Any] | None = None, func: Callable | None = None,
                  key: str | None = None, display_name: str | None = None,
-                 value: Any = None) -> None:
+                 value: torch.Tensor | np.ndarray | numbers.Number | None = None) -> None:
         super().__init__()
         if key is not None and not isinstance(key, str):
             raise TypeError(f"Variable key must be a str, got {type(key).__name__} {key!r}.")
@@ -465,7 +464,7 @@ class Variable(nn.Module):
     def forward(self, datadict: dict[str, Any] | None = None) -> Any:
         """Evaluate the expression on ``datadict``; each node is computed once per call.
 
-        :param datadict: (dict, default None meaning {}) the data; data variables read their key.
+        :param datadict: the data; data variables read their key.
         :return: the value (usually a tensor) of this expression.
         :raises KeyError: a data variable's key is missing (the message lists the keys available).
         :raises ValueError: the graph contains a placeholder without a value.
@@ -591,7 +590,7 @@ class Variable(nn.Module):
     def unpack(self, nret: int | Iterable[str]) -> list[Variable]:
         """Split a node whose value is a tuple (``torch.linalg.svd(A)``) into one Variable per item.
 
-        :param nret: (int | iterable of str) the number of returned values, or one name per value
+        :param nret: the number of returned values, or one name per value
             (used as display name and key of each new variable).
         :return: list of Variables, the i-th evaluating to ``value[i]``.
         :raises TypeError: ``nret`` is neither an int nor an iterable of str.
@@ -664,7 +663,7 @@ class Variable(nn.Module):
     def show(self, figname: str | None = None) -> Any:
         """Draw the expression graph: to ``figname`` (.png, .svg, .pdf, .dot) or on screen.
 
-        :param figname: (str, default None) output file; None displays the drawing with matplotlib.
+        :param figname: output file; None displays the drawing with matplotlib.
         :return: the ``pydot.Dot`` graph.
         :raises ImportError: pydot (or matplotlib, to display) is not installed.
         :raises FileNotFoundError: Graphviz's ``dot`` program, needed for images, is not installed.
@@ -719,7 +718,7 @@ class Eq(_Comparator):
     """Equality ``left == right``: value ``left - right``, violation ``|value|`` (norm 1) or
     ``value**2`` (norm 2), loss the mean violation.
 
-    :param norm: (int, default 1) 1 or 2.
+    :param norm: 1 or 2.
     :raises ValueError: ``norm`` is not 1 or 2.
     """
 
@@ -736,7 +735,7 @@ class LT(_Comparator):
     """Inequality ``left <= right``: value ``left - right``, violation ``relu(value)`` (norm 1) or
     its square (norm 2), loss the mean violation.
 
-    :param norm: (int, default 1) 1 or 2.
+    :param norm: 1 or 2.
     :raises ValueError: ``norm`` is not 1 or 2.
     """
 
@@ -753,7 +752,7 @@ class GT(_Comparator):
     """Inequality ``left >= right``: value ``right - left``, violation ``relu(value)`` (norm 1) or
     its square (norm 2), loss the mean violation.
 
-    :param norm: (int, default 1) 1 or 2.
+    :param norm: 1 or 2.
     :raises ValueError: ``norm`` is not 1 or 2.
     """
 
@@ -886,11 +885,11 @@ def _metric_name(metric: Callable) -> str:
 class Objective(_WeightedTerm):
     """A term to minimise: ``forward(data)`` returns ``{name: weight * metric(var(data))}``.
 
-    :param var: (Variable) the expression.
-    :param metric: (Callable, default torch.mean) reduces the expression's value to a scalar.
-    :param weight: (float | torch.Tensor, default 1.0) multiplies the metric; a tensor that
+    :param var: the expression.
+    :param metric: reduces the expression's value to a scalar.
+    :param weight: multiplies the metric; a tensor that
         requires grad (e.g. an ``nn.Parameter``) is a trainable weight, registered with the term.
-    :param name: (str, default None) the output key (also `key`); None makes
+    :param name: the output key (also `key`); None makes
         ``'<variable>_<metric>'``, e.g. ``'x_mean'``. Renaming the objective renames its output.
     :raises TypeError: ``var`` is not a Variable, ``metric`` is not callable or ``weight`` is
         neither a number nor a tensor.
@@ -941,7 +940,7 @@ class Objective(_WeightedTerm):
     def grad(self, input_dict: dict[str, Any], input_key: str | None = None) -> torch.Tensor:
         """Gradient of the weighted objective w.r.t. ``input_dict[input_key]``.
 
-        :param input_key: (str, default None) the key; None means the objective's only input key.
+        :param input_key: the key; None means the objective's only input key.
         :raises ValueError: ``input_key`` is None and the objective reads several keys, or the
             tensor does not require grad.
         """
@@ -967,19 +966,20 @@ class Constraint(_WeightedTerm):
     variables (``x <= 1``; ``<`` and ``<=`` both give `LT`); ``w * c`` multiplies the weight and
     ``c ^ 2`` switches to squared violations.
 
-    :param left: (Variable | number | tensor) left side; non-variables become constants.
-    :param right: (Variable | number | tensor) right side.
-    :param comparator: (Eq | LT | GT) the relation.
-    :param weight: (float | torch.Tensor, default 1.0) multiplies the penalty; a tensor that
+    :param left: left side; non-variables become constants.
+    :param right: right side.
+    :param comparator: the relation.
+    :param weight: multiplies the penalty; a tensor that
         requires grad (e.g. an ``nn.Parameter``) is a trainable weight, registered with the term.
-    :param name: (str, default None) the output key (also `key`); None makes
+    :param name: the output key (also `key`); None makes
         ``'<left>_<lt|gt|eq>_<right>'`` from data keys, display names, numbers or node keys
         (``'x_lt_1'``, ``'y_gt_p'``). Renaming the constraint renames its outputs.
     :raises TypeError: unsupported side types, a comparator that is not Eq/LT/GT, or a weight
         that is neither a number nor a tensor.
     """
 
-    def __init__(self, left: Any, right: Any, comparator: nn.Module, weight: float = 1.0,
+    def __init__(self, left: Variable | torch.Tensor | float, right: Variable | torch.Tensor | float,
+                 comparator: nn.Module, weight: float = 1.0,
                  name: str | None = None) -> None:
         super().__init__()
         if not isinstance(comparator, _Comparator):
@@ -1047,7 +1047,7 @@ class Constraint(_WeightedTerm):
     def grad(self, input_dict: dict[str, Any], input_key: str | None = None) -> torch.Tensor:
         """Gradient of the weighted penalty w.r.t. ``input_dict[input_key]``.
 
-        :param input_key: (str, default None) the key; None means the constraint's only input key.
+        :param input_key: the key; None means the constraint's only input key.
         :raises ValueError: ``input_key`` is None and several keys are read, or the tensor does not
             require grad.
         """
@@ -1084,10 +1084,10 @@ class Loss(_WeightedTerm):
 
     Usable as an objective of `neuromancer.loss.PenaltyLoss` and friends.
 
-    :param input_keys: (list of str) keys passed positionally to ``loss``.
-    :param loss: (Callable) returns a scalar tensor.
-    :param weight: (float | torch.Tensor, default 1.0) multiplies the loss.
-    :param name: (str, default 'loss') the output key (also `key`).
+    :param input_keys: keys passed positionally to ``loss``.
+    :param loss: returns a scalar tensor.
+    :param weight: multiplies the loss.
+    :param name: the output key (also `key`).
     :raises TypeError: keys not strings, ``loss`` not callable, or a weight that is neither a
         number nor a tensor.
     """
@@ -1123,7 +1123,7 @@ class Loss(_WeightedTerm):
     def grad(self, variables: dict[str, torch.Tensor], input_key: str | None = None) -> torch.Tensor:
         """Gradient of the weighted loss w.r.t. ``variables[input_key]``.
 
-        :param input_key: (str, default None) the key; None means the loss's only input key.
+        :param input_key: the key; None means the loss's only input key.
         :raises ValueError: ``input_key`` is None and several keys are read, or the tensor does not
             require grad.
         """

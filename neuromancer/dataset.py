@@ -4,9 +4,9 @@
 'name': split}`` dictionaries; the ``name`` ('train', 'dev', 'test') is what `Problem` prefixes its
 outputs with. It fetches whole batches by tensor indexing (``__getitems__``), which torch's
 DataLoader uses automatically, instead of stacking one sample at a time. `StaticDataset` and
-`SequenceDataset` are the upstream classes used with numpy data: the latter cuts time series into
+`SequenceDataset` take numpy data (or tensors): the latter cuts time series into
 ``nsteps``-long past/future windows (``Yp``/``Yf`` for a series ``Y``) for system identification.
-The normalisation, split and dataloader helpers reproduce upstream's functions of the same names.
+The normalisation, split and dataloader helpers prepare such data for training.
 ``neuromancer.dataset.LitDataModule`` resolves lazily to `neuromancer.trainers.lightning`, so
 importing this module never imports Lightning.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
@@ -44,8 +45,8 @@ class DictDataset(Dataset):
     with ``DataLoader(ds, batch_size=..., collate_fn=ds.collate_fn)`` it yields batches
     ``{'x': x[idx], 'p': p[idx], 'name': 'train'}``.
 
-    :param datadict: (dict str: Tensor) the data; every value a tensor with the same first dim.
-    :param name: (str, default 'train') the split's name, added to every batch as ``'name'``.
+    :param datadict: the data; every value a tensor with the same first dim.
+    :param name: the split's name, added to every batch as ``'name'``.
     :raises ValueError: ``datadict`` is empty or its tensors differ in length.
     :raises TypeError: a value is not a torch.Tensor (the message names the key and its type).
     """
@@ -95,9 +96,8 @@ class DictDataset(Dataset):
                    ) -> dict[str, Any]:
         """Finish a batch: stack a list of samples (or take the dict `__getitems__` built) and add ``name``.
 
-        :param batch: (list of dict, or dict str: Tensor) samples from ``__getitem__``, or an
-            already batched dict from ``__getitems__``.
-        :return: (dict) batched tensors plus ``'name': self.name``.
+        :param batch: samples from ``__getitem__``, or an already batched dict from ``__getitems__``.
+        :return: batched tensors plus ``'name': self.name``.
         """
         if isinstance(batch, Mapping):
             collated = dict(batch)
@@ -131,10 +131,10 @@ def _column_slices(dims: Mapping[str, int]) -> dict[str, slice]:
 
 
 class StaticDataset(Dataset):
-    """Upstream's dataset of static (non-sequential) samples from a dict of 2-D arrays.
+    """A dataset of static (non-sequential) samples from a dict of 2-D arrays.
 
-    :param data: (dict str: array) ``[nsamples, dim]`` numpy arrays or tensors, stored as float32.
-    :param name: (str, default 'data') the split's name, added to batches as ``'name'``.
+    :param data: ``[nsamples, dim]`` numpy arrays or tensors, stored as float32.
+    :param name: the split's name, added to batches as ``'name'``.
     :raises ValueError: empty ``data``, a value that is not 2-D, or arrays of different lengths.
 
     Samples are ``{key: row, 'index': i}``; use ``collate_fn`` with a DataLoader.
@@ -184,11 +184,10 @@ class StaticDataset(Dataset):
 def batch_tensor(x: torch.Tensor, steps: int, mh: bool = False) -> torch.Tensor:
     """Cut a ``[time, ...]`` tensor into ``steps``-long windows along dim 0.
 
-    :param x: (Tensor) time series, time first.
-    :param steps: (int) window length.
-    :param mh: (bool, default False) moving horizon: stride 1 (overlapping windows) instead of
-        ``steps``.
-    :return: (Tensor) ``[nwindows, ..., steps]``, time last (torch ``unfold`` layout, as upstream).
+    :param x: time series, time first.
+    :param steps: window length.
+    :param mh: moving horizon: stride 1 (overlapping windows) instead of ``steps``.
+    :return: ``[nwindows, ..., steps]``, time last (torch ``unfold`` layout).
     """
     return x.unfold(0, steps, 1 if mh else steps)
 
@@ -196,9 +195,9 @@ def batch_tensor(x: torch.Tensor, steps: int, mh: bool = False) -> torch.Tensor:
 def unbatch_tensor(x: torch.Tensor, mh: bool = False) -> torch.Tensor:
     """Join the windows of `batch_tensor` back into one series, time on the last dim.
 
-    :param x: (Tensor) ``[nwindows, ..., steps]`` windows.
-    :param mh: (bool, default False) the windows overlap with stride 1 (moving horizon).
-    :return: (Tensor) ``[..., time]``; ``mh=True`` also works for 3-D windows (the layout
+    :param x: ``[nwindows, ..., steps]`` windows.
+    :param mh: the windows overlap with stride 1 (moving horizon).
+    :return: ``[..., time]``; ``mh=True`` also works for 3-D windows (the layout
         `batch_tensor` produces from a ``[time, dim]`` series).
     """
     if not mh:
@@ -230,15 +229,14 @@ class SequenceDataset(Dataset):
 
     For each variable ``Y`` a sample holds ``Yp`` (a window of ``nsteps`` steps) and ``Yf`` (the next
     window: the following ``nsteps`` steps, or, with ``moving_horizon``, the window shifted by one
-    step), each ``[nsteps, dim]``, plus ``'index'``. Keys, shapes and batch names (``nstep_<name>``
-    for batches, ``loop_<name>`` for `get_full_sequence`) are upstream's. Windows of a multi-sequence
+    step), each ``[nsteps, dim]``, plus ``'index'``. Batches are named ``nstep_<name>``,
+    the whole sequence from `get_full_sequence` ``loop_<name>``. Windows of a multi-sequence
     dataset are paired only within their own sequence.
 
-    :param data: (dict str: array, or list of such dicts) ``[time, dim]`` arrays or tensors, one
-        dict per independent sequence.
-    :param nsteps: (int, default 1) window length.
-    :param moving_horizon: (bool, default False) windows with stride 1 instead of ``nsteps``.
-    :param name: (str, default 'data') the split's name.
+    :param data: ``[time, dim]`` arrays or tensors, one dict per independent sequence.
+    :param nsteps: window length.
+    :param moving_horizon: windows with stride 1 instead of ``nsteps``.
+    :param name: the split's name.
     :raises TypeError: ``data`` is neither a dict nor a list of dicts.
     :raises ValueError: mismatched keys or lengths, non-2-D arrays, or sequences too short to give
         one past/future pair (``2 * nsteps`` steps; ``nsteps + 1`` with moving_horizon).
@@ -350,7 +348,7 @@ class SequenceDataset(Dataset):
 
 
 def _scale(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """Divide elementwise, giving 0 where the denominator is 0 (constant columns), as upstream."""
+    """Divide elementwise, giving 0 where the denominator is 0 (constant columns)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.nan_to_num(numerator / denominator)
 
@@ -360,12 +358,13 @@ def _row(stat: Any) -> np.ndarray:
     return np.asarray(stat).reshape(1, -1)
 
 
-def standardize(M: Any, mean: Any = None, std: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def standardize(M: ArrayLike, mean: ArrayLike | None = None, std: ArrayLike | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Z-score the columns of ``M``: ``(M - mean) / std`` (constant columns give 0).
 
-    :param M: (2-D array) data, one row per sample.
-    :param mean: (array, default None) column means to use; None computes them from ``M``.
-    :param std: (array, default None) column standard deviations; None computes them from ``M``.
+    :param M: 2-D data, one row per sample.
+    :param mean: column means to use; None computes them from ``M``.
+    :param std: column standard deviations; None computes them from ``M``.
     :return: (normalised M, mean, std), the statistics as 1-D arrays.
     """
     M = np.asarray(M)
@@ -393,23 +392,25 @@ def _min_max_scale(M: Any, Mmin: Any, Mmax: Any, numerator: Callable[[np.ndarray
     return _scale(numerator(M - _row(Mmin), spread), spread), _flat(Mmin), _flat(Mmax)
 
 
-def normalize_01(M: Any, Mmin: Any = None, Mmax: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalize_01(M: ArrayLike, Mmin: ArrayLike | None = None, Mmax: ArrayLike | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min-max scale the columns of ``M`` to [0, 1] (constant columns give 0).
 
-    :param M: (2-D array) data.
-    :param Mmin: (array, default None) column minima; None computes them from ``M``.
-    :param Mmax: (array, default None) column maxima; None computes them from ``M``.
+    :param M: 2-D data, one row per sample.
+    :param Mmin: column minima; None computes them from ``M``.
+    :param Mmax: column maxima; None computes them from ``M``.
     :return: (normalised M, Mmin, Mmax), the statistics as 1-D arrays.
     """
     return _min_max_scale(M, Mmin, Mmax, lambda offset, spread: offset)
 
 
-def normalize_11(M: Any, Mmin: Any = None, Mmax: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalize_11(M: ArrayLike, Mmin: ArrayLike | None = None, Mmax: ArrayLike | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min-max scale the columns of ``M`` to [-1, 1] (constant columns give 0).
 
-    :param M: (2-D array) data.
-    :param Mmin: (array, default None) column minima; None computes them from ``M``.
-    :param Mmax: (array, default None) column maxima; None computes them from ``M``.
+    :param M: 2-D data, one row per sample.
+    :param Mmin: column minima; None computes them from ``M``.
+    :param Mmax: column maxima; None computes them from ``M``.
     :return: (normalised M, Mmin, Mmax), the statistics as 1-D arrays.
     """
     return _min_max_scale(M, Mmin, Mmax, lambda offset, spread: 2 * offset - spread)
@@ -437,14 +438,13 @@ def normalize_data(data: SequenceData, norm_type: str, stats: dict[str, np.ndarr
                    ) -> tuple[SequenceData, dict[str, np.ndarray]]:
     """Normalise every variable of a dataset with statistics pooled over all its sequences.
 
-    :param data: (dict str: array, or list of such dicts) ``[samples, dim]`` arrays.
-    :param norm_type: (str) 'zero-one' (`normalize_01`), 'one-one' (`normalize_11`) or 'zscore'
-        (`standardize`).
-    :param stats: (dict str: array, default None) statistics to reuse (e.g. from the train split),
+    :param data: ``[samples, dim]`` arrays.
+    :param norm_type: 'zero-one' (`normalize_01`), 'one-one' (`normalize_11`) or 'zscore' (`standardize`).
+    :param stats: statistics to reuse (e.g. from the train split),
         as returned by a previous call; None computes them from ``data``.
     :return: (normalised data in the same structure, stats). The stats are keyed
-        ``'<key>_min'``/``'<key>_max'`` for every norm_type; for 'zscore' they hold the mean and std
-        (upstream's naming, kept so stats saved with upstream load unchanged).
+        ``'<key>_min'``/``'<key>_max'`` for every norm_type; for 'zscore' those keys hold the mean and
+        std, so one stats layout serves every norm_type.
     :raises ValueError: unknown ``norm_type``.
     :raises KeyError: ``stats`` lacks a variable's entries.
     """
@@ -489,13 +489,12 @@ def split_sequence_data(data: SequenceData, nsteps: int, moving_horizon: bool = 
 
     A single sequence is split in time: by default into thirds whose lengths are multiples of
     ``nsteps``, train and dev each extended by ``nsteps`` steps into the next part so that their
-    last window has a future window (upstream's layout). A list of sequences is split by sequence.
+    last window has a future window. A list of sequences is split by sequence.
 
-    :param data: (dict str: array, or list of such dicts) ``[time, dim]`` arrays.
-    :param nsteps: (int) window length the parts will be cut into.
-    :param moving_horizon: (bool, default False) accepted for upstream compatibility; the split
-        does not depend on it.
-    :param split_ratio: (two floats, default None) percentages of train and dev; None gives thirds.
+    :param data: ``[time, dim]`` arrays.
+    :param nsteps: window length the parts will be cut into.
+    :param moving_horizon: accepted and ignored: the split does not depend on it.
+    :param split_ratio: percentages of train and dev; None gives thirds.
     :return: (train, dev, test) in the structure of ``data``.
     :raises ValueError: malformed ``split_ratio`` or inconsistent data.
     """
@@ -519,8 +518,8 @@ def split_static_data(data: ArrayDict, split_ratio: Sequence[float] | None = Non
                       ) -> tuple[ArrayDict, ArrayDict, ArrayDict]:
     """Split a dict of equally long arrays into train, dev and test rows (thirds by default).
 
-    :param data: (dict str: array) ``[samples, dim]`` arrays.
-    :param split_ratio: (two floats, default None) percentages of train and dev; None gives thirds.
+    :param data: ``[samples, dim]`` arrays.
+    :param split_ratio: percentages of train and dev; None gives thirds.
     :return: (train, dev, test) dicts.
     :raises ValueError: malformed ``split_ratio``.
     """
@@ -538,11 +537,11 @@ def get_static_dataloaders(data: ArrayDict, norm_type: str | None = None,
                            batch_size: int = 32) -> tuple[tuple[DataLoader, DataLoader, DataLoader], dict[str, Any]]:
     """Normalise (optionally), split and wrap static data into train/dev/test DataLoaders.
 
-    :param data: (dict str: array) ``[samples, dim]`` arrays.
-    :param norm_type: (str, default None) see `normalize_data`; None leaves the data as is.
-    :param split_ratio: (two floats, default None) see `split_static_data`.
-    :param num_workers: (int, default 0) DataLoader worker processes.
-    :param batch_size: (int, default 32) samples per batch.
+    :param data: ``[samples, dim]`` arrays.
+    :param norm_type: see `normalize_data`; None leaves the data as is.
+    :param split_ratio: see `split_static_data`.
+    :param num_workers: DataLoader worker processes.
+    :param batch_size: samples per batch.
     :return: ((train, dev, test) DataLoaders over `StaticDataset` named 'train', 'dev', 'test'; the
         train loader shuffles), and the train dataset's ``dims``.
     """
@@ -560,13 +559,13 @@ def get_sequence_dataloaders(data: SequenceData, nsteps: int, moving_horizon: bo
                              num_workers: int = 0, batch_size: int | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Normalise (optionally), split and window time series into train/dev/test DataLoaders.
 
-    :param data: (dict str: array, or list of such dicts) ``[time, dim]`` arrays.
-    :param nsteps: (int) window length.
-    :param moving_horizon: (bool, default False) stride-1 windows.
-    :param norm_type: (str, default None) see `normalize_data`.
-    :param split_ratio: (two floats, default None) see `split_sequence_data`.
-    :param num_workers: (int, default 0) DataLoader worker processes.
-    :param batch_size: (int, default None) windows per batch; None gives full-batch loaders.
+    :param data: ``[time, dim]`` arrays.
+    :param nsteps: window length.
+    :param moving_horizon: stride-1 windows.
+    :param norm_type: see `normalize_data`.
+    :param split_ratio: see `split_sequence_data`.
+    :param num_workers: DataLoader worker processes.
+    :param batch_size: windows per batch; None gives full-batch loaders.
     :return: ((train, dev, test) DataLoaders over `SequenceDataset` named 'train', 'dev', 'test'
         (not shuffled), (train, dev, test) `SequenceDataset.get_full_sequence` dicts for open-loop
         evaluation, the train dataset's ``dims``).

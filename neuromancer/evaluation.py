@@ -202,7 +202,7 @@ class EvaluationPlan:
     derivatives, whose meaning depends on which node a value came from). Leaves are read at every
     evaluation, so moved buffers and replaced parameters are always current.
 
-    :param roots: (tuple of Variable) the expressions; their values are at ``root_slots``, and the
+    :param roots: the expressions; their values are at ``root_slots``, and the
         value of every node that is not a data variable is at the slot `named_slots` gives its key.
     """
 

@@ -15,9 +15,12 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from neuromancer.exceptions import NeuromancerError
+
+if TYPE_CHECKING:
+    import pydot
 
 logger = logging.getLogger(__name__)
 
@@ -224,10 +227,10 @@ _WRITERS = {"png": "write_png", "svg": "write_svg", "jpg": "write_jpg", "jpeg": 
             "pdf": "write_pdf", "dot": "write_raw"}
 
 
-def render_graph(graph: Any, figname: str | None = None) -> None:
+def render_graph(graph: pydot.Dot, figname: str | None = None) -> None:
     """Write a pydot graph to ``figname`` or, where None, display it with matplotlib.
 
-    :param graph: (pydot.Dot) the graph.
+    :param graph: the graph.
     :param figname: output path, whose extension picks the format; None displays the drawing.
     :raises ValueError: unsupported extension.
     :raises FileNotFoundError: Graphviz's ``dot`` program is missing.

@@ -9,6 +9,7 @@ and test losses in memory for plotting (`LossLogger.get_losses`). Nothing is pri
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import numbers
@@ -50,17 +51,15 @@ def _args_dict(args: Any) -> dict[str, Any]:
 class BasicLogger:
     """Log training metrics and parameters, and save artifacts into ``savedir``.
 
-    :param args: (argparse.Namespace or dict, default None) the run's settings, written to
-        ``savedir/args.json`` and logged.
-    :param savedir: (str, default 'test') folder for the files; created if missing.
-    :param verbosity: (int, default 10) report the ``stdout`` metrics every ``verbosity`` steps.
-    :param stdout: (sequence of str, default upstream's names) metric keys to report, e.g.
-        ``['train_loss', 'dev_loss']``.
+    :param args: the run's settings, written to ``savedir/args.json`` and logged.
+    :param savedir: folder for the files; created if missing.
+    :param verbosity: report the ``stdout`` metrics every ``verbosity`` steps.
+    :param stdout: metric keys to report, e.g. ``['train_loss', 'dev_loss']``.
     :raises ValueError: ``verbosity`` is not a positive int.
     """
 
-    def __init__(self, args: Any = None, savedir: str = "test", verbosity: int = 10,
-                 stdout: Sequence[str] = DEFAULT_STDOUT) -> None:
+    def __init__(self, args: argparse.Namespace | Mapping[str, Any] | None = None, savedir: str = "test",
+                 verbosity: int = 10, stdout: Sequence[str] = DEFAULT_STDOUT) -> None:
         if not isinstance(verbosity, int) or verbosity < 1:
             raise ValueError(f"BasicLogger verbosity must be a positive int (report every N epochs), "
                              f"got {verbosity!r}.")
@@ -85,8 +84,8 @@ class BasicLogger:
     def log_weights(self, model: nn.Module) -> int:
         """Log and return the number of trainable parameters of ``model``.
 
-        :param model: (nn.Module) the model.
-        :return: (int) the number of elements of parameters with ``requires_grad``.
+        :param model: the model.
+        :return: the number of elements of parameters with ``requires_grad``.
         """
         nweights = sum(p.numel() for p in model.parameters() if p.requires_grad)
         log.info("Number of parameters: %d", nweights)
@@ -98,8 +97,8 @@ class BasicLogger:
         Every call appends ``{"step": step, "elapsed": seconds, key: value, ...}`` (scalars only:
         numbers and one-element tensors) as one line to ``savedir/metrics.jsonl``.
 
-        :param output: (dict str: Tensor) e.g. the Trainer's epoch output.
-        :param step: (int, default None) the epoch; None reuses the last step given.
+        :param output: e.g. the Trainer's epoch output.
+        :param step: the epoch; None reuses the last step given.
         """
         if step is None:
             step = self.step
@@ -119,7 +118,7 @@ class BasicLogger:
         Uses dill where it is installed, so models holding lambdas pickle. A module
         that cannot be pickled is saved as its ``state_dict`` instead, with a warning.
 
-        :param artifacts: (dict str: object) file name -> object (tensor, state dict, model, ...).
+        :param artifacts: file name -> object (tensor, state dict, model, ...).
         """
         pickle_module = _pickle_module()
         for name, value in artifacts.items():
@@ -176,6 +175,6 @@ class LossLogger(BasicLogger):
     def get_losses(self) -> dict[str, list[float]]:
         """Return the recorded histories, only for the splits that have entries.
 
-        :return: (dict) e.g. ``{'train': [...], 'dev': [...]}``, one value per logged epoch.
+        :return: e.g. ``{'train': [...], 'dev': [...]}``, one value per logged epoch.
         """
         return {split: list(values) for split, values in self.losses.items() if values}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 
 from neuromancer.constraint import Constraint, Eq, Loss, Objective
 from neuromancer.evaluation import EvaluationPlan, dropped_cache
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader, Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +59,10 @@ class AggregateLoss(nn.Module, ABC):
     outputs and ``loss``. Every term reads the input dictionary given to the loss (one term's
     outputs are not inputs of another).
 
-    :param objectives: (list of Objective | Loss | Constraint) the terms to minimise. A Constraint
-        here adds its weighted penalty to ``objective_loss`` (not to ``penalty_loss`` nor the
-        ``C_*`` summaries): system-identification scripts minimise tracking terms such
-        as ``(xhat == x)^2`` this way.
-    :param constraints: (list of Constraint) the soft constraints.
+    :param objectives: the terms to minimise. A Constraint here adds its weighted penalty to
+        ``objective_loss`` (not to ``penalty_loss`` nor the ``C_*`` summaries): system-identification scripts
+        minimise tracking terms such as ``(xhat == x)^2`` this way.
+    :param constraints: the soft constraints.
     :raises TypeError: an item is not an Objective/Loss/Constraint (objectives) or a Constraint (constraints).
 
     Terms sharing a name (e.g. after adding two losses that both have an ``'obj'``) are all
@@ -273,9 +275,9 @@ class _TermPlan:
     Objectives and constraints that keep the standard forward are evaluated from the shared
     values (their slot is given); any other term (e.g. a `Loss`) is called on the data (slot None).
 
-    :param signature: (tuple) all the loss's terms and expressions when the plan was built, see `matches`.
-    :param objectives: (ModuleList | list) the objective terms to evaluate (empty for constraints only).
-    :param constraints: (ModuleList | list) the constraint terms to evaluate (empty for objectives only).
+    :param signature: all the loss's terms and expressions when the plan was built, see `matches`.
+    :param objectives: the objective terms to evaluate (empty for constraints only).
+    :param constraints: the constraint terms to evaluate (empty for objectives only).
     """
 
     def __init__(self, signature: tuple, objectives: nn.ModuleList, constraints: nn.ModuleList) -> None:
@@ -362,8 +364,8 @@ def _constraint_summaries(values: list[torch.Tensor], violations: list[torch.Ten
 class PenaltyLoss(AggregateLoss):
     """Penalty method: ``loss = objective_loss + penalty_loss`` (sum of weighted penalties).
 
-    :param objectives: (list of Objective | Loss) terms to minimise.
-    :param constraints: (list of Constraint) soft constraints.
+    :param objectives: terms to minimise.
+    :param constraints: soft constraints.
     :raises TypeError: an item has the wrong type (the message names it).
     :raises ValueError: two terms share a name.
     """
@@ -409,12 +411,12 @@ class BarrierLoss(PenaltyLoss):
     barriers are only evaluated at strictly feasible points, so infeasible samples never inject
     NaN gradients.
 
-    :param objectives: (list of Objective | Loss) terms to minimise.
-    :param constraints: (list of Constraint) soft constraints.
-    :param barrier: (str | Callable, default 'log10') one of the names above or a function of ``v``.
-    :param upper_bound: (float, default 1.0) the barrier values are clamped to at most this.
-    :param shift: (float, default 1.0) shift of the 'expshift' barrier.
-    :param alpha: (float, default 0.5) bending of the 'softexp' and 'softlog' barriers.
+    :param objectives: terms to minimise.
+    :param constraints: soft constraints.
+    :param barrier: one of the names above or a function of ``v``.
+    :param upper_bound: the barrier values are clamped to at most this.
+    :param shift: shift of the 'expshift' barrier.
+    :param alpha: bending of the 'softexp' and 'softlog' barriers.
     :raises ValueError: unknown barrier name.
     """
 
@@ -511,19 +513,20 @@ class AugmentedLagrangeLoss(AggregateLoss):
     the penalty weight of each sample is that sample's own; multiplier buffers are created on the
     data's device and restored with their saved shape by ``load_state_dict``.
 
-    :param objectives: (list of Objective | Loss) terms to minimise.
-    :param constraints: (list of Constraint) soft constraints.
-    :param train_data: (DataLoader | Dataset | int) the training data, to size per-sample buffers.
-    :param inner_loop: (int, default 10) epochs between multiplier updates.
-    :param sigma: (float, default 2.0) growth factor of ``mu`` where violations did not shrink (> 1).
-    :param mu_max: (float, default 1000.0) upper bound of ``mu``.
-    :param mu_init: (float, default 0.001) initial ``mu``.
-    :param eta: (float, default 1.0) expected reduction of the violation norm (<= 1).
+    :param objectives: terms to minimise.
+    :param constraints: soft constraints.
+    :param train_data: the training data (or its number of samples), to size per-sample buffers.
+    :param inner_loop: epochs between multiplier updates.
+    :param sigma: growth factor of ``mu`` where violations did not shrink (> 1).
+    :param mu_max: upper bound of ``mu``.
+    :param mu_init: initial ``mu``.
+    :param eta: expected reduction of the violation norm (<= 1).
     :raises TypeError: ``train_data`` has no length.
     :raises ValueError: ``inner_loop`` < 1.
     """
 
-    def __init__(self, objectives: list[Objective | Loss], constraints: list[Constraint], train_data: Any,
+    def __init__(self, objectives: list[Objective | Loss], constraints: list[Constraint],
+                 train_data: DataLoader | Dataset | int,
                  inner_loop: int = 10, sigma: float = 2.0, mu_max: float = 1000.0, mu_init: float = 0.001,
                  eta: float = 1.0) -> None:
         super().__init__(objectives, constraints)

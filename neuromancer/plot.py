@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def _as_matrix(values: Any) -> np.ndarray | None:
@@ -73,16 +74,16 @@ def _bound_matrix(bound: Any, length: int) -> np.ndarray | None:
     return _as_matrix(matrix)
 
 
-def pltOL(Y: Any, Ytrain: Any = None, U: Any = None, D: Any = None, X: Any = None,
-          figname: str | None = None) -> Any:
+def pltOL(Y: ArrayLike, Ytrain: ArrayLike | None = None, U: ArrayLike | None = None, D: ArrayLike | None = None,
+          X: ArrayLike | None = None, figname: str | None = None) -> Any:
     """Plot an open-loop simulation: outputs (with training targets dashed), states, inputs, disturbances.
 
-    :param Y: (array) [T, ny] outputs
-    :param Ytrain: (array or None) [T, ny] reference outputs, e.g. the data a model was fitted to
-    :param U: (array or None) [T, nu] inputs
-    :param D: (array or None) [T, nd] disturbances
-    :param X: (array or None) [T, nx] states
-    :param figname: (str or None) file to write the figure to
+    :param Y: [T, ny] outputs
+    :param Ytrain: [T, ny] reference outputs, e.g. the data a model was fitted to
+    :param U: [T, nu] inputs
+    :param D: [T, nd] disturbances
+    :param X: [T, nx] states
+    :param figname: file to write the figure to
     :return: the matplotlib Figure
     :raises ValueError: for scalar data
     """
@@ -96,21 +97,23 @@ def pltOL(Y: Any, Ytrain: Any = None, U: Any = None, D: Any = None, X: Any = Non
     return finish_figure(figure, figname)
 
 
-def pltCL(Y: Any, R: Any = None, U: Any = None, D: Any = None, X: Any = None, ctrl_outputs: Sequence[int] | None = None,
-          Ymin: Any = None, Ymax: Any = None, Umin: Any = None, Umax: Any = None, figname: str | None = None) -> Any:
+def pltCL(Y: ArrayLike, R: ArrayLike | None = None, U: ArrayLike | None = None, D: ArrayLike | None = None,
+          X: ArrayLike | None = None, ctrl_outputs: Sequence[int] | None = None, Ymin: ArrayLike | None = None,
+          Ymax: ArrayLike | None = None, Umin: ArrayLike | None = None, Umax: ArrayLike | None = None,
+          figname: str | None = None) -> Any:
     """Plot a closed-loop simulation: outputs against references and bounds, states, inputs with bounds.
 
-    :param Y: (array) [T, ny] outputs
-    :param R: (array or None) [T, nr] references, dashed
-    :param U: (array or None) [T, nu] inputs
-    :param D: (array or None) [T, nd] disturbances
-    :param X: (array or None) [T, nx] states
-    :param ctrl_outputs: (list of int or None) columns of ``Y`` that track ``R`` (default: all); only they are drawn
-    :param Ymin: (scalar, [ny] or [T, ny] or None) lower output bound, black dashed
-    :param Ymax: (scalar, [ny] or [T, ny] or None) upper output bound
-    :param Umin: (scalar, [nu] or [T, nu] or None) lower input bound
-    :param Umax: (scalar, [nu] or [T, nu] or None) upper input bound
-    :param figname: (str or None) file to write the figure to
+    :param Y: [T, ny] outputs
+    :param R: [T, nr] references, dashed
+    :param U: [T, nu] inputs
+    :param D: [T, nd] disturbances
+    :param X: [T, nx] states
+    :param ctrl_outputs: columns of ``Y`` that track ``R`` (default: all); only they are drawn
+    :param Ymin: lower output bound (a scalar, ``[ny]`` or ``[T, ny]``), black dashed
+    :param Ymax: upper output bound, shaped as ``Ymin``
+    :param Umin: lower input bound (a scalar, ``[nu]`` or ``[T, nu]``)
+    :param Umax: upper input bound, shaped as ``Umin``
+    :param figname: file to write the figure to
     :return: the matplotlib Figure
     :raises ValueError: for scalar data or ``ctrl_outputs`` outside the columns of ``Y``
     """
@@ -159,11 +162,11 @@ def draw_phase(X: Any, figname: str | None, reference: Any = None) -> Any:
     return finish_figure(figure, figname)
 
 
-def pltPhase(X: Any, figname: str | None = None) -> Any:
+def pltPhase(X: ArrayLike, figname: str | None = None) -> Any:
     """Plot the phase portrait of a trajectory (2-D, or 3-D for three or more states).
 
-    :param X: (array) [T, nx] states, nx >= 2
-    :param figname: (str or None) file to write the figure to
+    :param X: [T, nx] states, nx >= 2
+    :param figname: file to write the figure to
     :return: the matplotlib Figure
     :raises ValueError: if ``X`` has fewer than two columns
     """

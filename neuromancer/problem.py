@@ -64,18 +64,16 @@ def _term_inputs(term: Any) -> list[str]:
 class Problem(Freezable):
     """A differentiable (constrained) optimisation problem: nodes computing variables, and a loss.
 
-    :param nodes: (list of nn.Module) the nodes (`Node`, `System`, or any module mapping a dict of
+    :param nodes: the nodes (`Node`, `System`, or any module mapping a dict of
         tensors to a dict of new tensors), run in this order.
-    :param loss: (Callable[[dict], dict]) the loss, usually ``PenaltyLoss(objectives, constraints)``;
-        any module or function that takes the dict of data and node outputs and returns a dict
-        containing ``'loss'`` works too (a bare tensor is stored under the loss's ``name`` or
-        ``'loss'``).
-    :param grad_inference: (bool, default False) ask the trainers to keep autograd on while
+    :param loss: the loss, usually ``PenaltyLoss(objectives, constraints)``; any module or function that takes
+        the dict of data and node outputs and returns a dict containing ``'loss'`` works too (a bare tensor is
+        stored under the loss's ``name`` or ``'loss'``).
+    :param grad_inference: ask the trainers to keep autograd on while
         evaluating (dev/test), for models that differentiate during inference, e.g. gradient-based
         projections. Read by `Trainer` and `LitTrainer`; `forward` itself follows torch's grad mode.
-    :param check_overwrite: (bool, default False) warn (UserWarning, at construction and on each
-        `_check_keys` call) when a node or the loss outputs a key that the data or an earlier node
-        already holds.
+    :param check_overwrite: warn (UserWarning, at construction and on each `_check_keys` call) when a node or
+        the loss outputs a key that the data or an earlier node already holds.
     :raises TypeError: ``nodes`` is not a list of ``nn.Module`` or ``loss`` is not callable.
     :raises neuromancer.graphs.DuplicateNameError: two nodes, objectives or constraints have the
         same name, so the graph could not tell them apart (it is a ``ValueError`` and an
@@ -133,9 +131,9 @@ class Problem(Freezable):
     def forward(self, data: TensorDict) -> TensorDict:
         """Run the nodes and the loss on a batch and return every entry prefixed by the batch name.
 
-        :param data: (dict str: Tensor) a batch, with ``data['name']`` ('train', 'dev', 'test', ...)
+        :param data: a batch, with ``data['name']`` ('train', 'dev', 'test', ...)
             as `neuromancer.dataset.DictDataset.collate_fn` adds; not modified.
-        :return: (dict str: Tensor) ``{f"{data['name']}_{key}": value}`` for the data, every node
+        :return: ``{f"{data['name']}_{key}": value}`` for the data, every node
             output and every loss output (e.g. ``train_loss``).
         :raises KeyError: ``data`` has no ``'name'``, or a node input key is neither in ``data`` nor
             produced by an earlier node.
@@ -155,8 +153,8 @@ class Problem(Freezable):
     def step(self, input_dict: TensorDict) -> TensorDict:
         """Run the nodes in order, each seeing the data plus every earlier node's outputs.
 
-        :param input_dict: (dict str: Tensor) the data; not modified (a shallow copy is extended).
-        :return: (dict str: Tensor) the data plus all node outputs (a node returning a bare tensor
+        :param input_dict: the data; not modified (a shallow copy is extended).
+        :return: the data plus all node outputs (a node returning a bare tensor
             has it stored under the node's name).
         :raises KeyError: a node input key is missing (the message names the node and the key).
         """
@@ -189,7 +187,7 @@ class Problem(Freezable):
 
         Vertices are named after the nodes and loss terms (see `neuromancer.graphs.problem_graph`).
 
-        :param include_objectives: (bool, default True) draw the loss's objectives and constraints
+        :param include_objectives: draw the loss's objectives and constraints
             as vertices; False draws only the nodes, with the outputs the loss reads (all of them,
             where the loss has no ``input_keys``) going to ``out``.
         :raises ImportError: pydot is not installed.
@@ -208,7 +206,7 @@ class Problem(Freezable):
     def show(self, figname: str | None = None) -> None:
         """Draw `graph` to ``figname`` (.png, .svg, .jpg, .pdf), or display it where None.
 
-        :param figname: (str, default None) output file; None shows the drawing with matplotlib.
+        :param figname: output file; None shows the drawing with matplotlib.
         :raises ImportError: pydot (or matplotlib, for display) is not installed.
         :raises FileNotFoundError: Graphviz's ``dot`` program is not installed.
         :raises ValueError: unsupported file extension.

@@ -60,12 +60,12 @@ class Node(Freezable):
     of a NeuroMANCER computational graph: `Problem` and `System` run them in order and connect them
     through the key names.
 
-    :param callable: (Callable) the function or ``nn.Module`` to run; it receives the input tensors
+    :param callable: the function or ``nn.Module`` to run; it receives the input tensors
         positionally, in the order of ``input_keys``, and returns one tensor or a tuple of tensors.
         An ``nn.Module`` is registered as a submodule, so its parameters train with the node.
-    :param input_keys: (list of str) keys of the data dictionary passed to ``callable``.
-    :param output_keys: (list of str) names given to the outputs, in order.
-    :param name: (str, default None) the node's name in graphs and error messages; a `System` or
+    :param input_keys: keys of the data dictionary passed to ``callable``.
+    :param output_keys: names given to the outputs, in order.
+    :param name: the node's name in graphs and error messages; a `System` or
         `Problem` names an unnamed node ``node_<k>``, and until then messages describe it by its keys.
     :raises TypeError: where ``callable`` is not callable or the keys are not strings.
     """
@@ -130,8 +130,8 @@ class Node(Freezable):
     def forward(self, data: TensorDict) -> TensorDict:
         """Run the callable on ``data[input_keys]`` and return ``{output_key: output}``.
 
-        :param data: (dict str: Tensor) must contain every key in ``input_keys``.
-        :return: (dict str: Tensor) the node's outputs only.
+        :param data: must contain every key in ``input_keys``.
+        :return: the node's outputs only.
         :raises KeyError: an input key is missing from ``data`` (message names the key and the
             keys available).
         :raises ValueError: the callable returned more outputs than ``len(output_keys)`` (fewer
@@ -151,9 +151,9 @@ class MovingHorizon(nn.Module):
     i.e. ``[ndelay, batch, dim]``, oldest first. When the buffer starts empty, the first input is
     repeated ``ndelay`` times to fill it. The buffer keeps only the ``ndelay`` entries it needs.
 
-    :param module: (Node or any module with ``input_keys``/``output_keys``) the node to feed.
-    :param ndelay: (int, default 1) how many past steps (including the current one) to pass.
-    :param history: (dict str: list of Tensor, default None) pre-filled buffers, one list of
+    :param module: the node to feed.
+    :param ndelay: how many past steps (including the current one) to pass.
+    :param history: pre-filled buffers, one list of
         ``[batch, dim]`` tensors per input key, e.g. past measurements; None starts empty.
     :raises TypeError: ``module`` has no ``input_keys``/``output_keys``.
     :raises ValueError: ``ndelay`` is not a positive integer, or ``history`` misses an input key.
@@ -180,8 +180,8 @@ class MovingHorizon(nn.Module):
     def forward(self, input: TensorDict) -> TensorDict:
         """Push ``input`` into the buffers and run the node on the last ``ndelay`` steps.
 
-        :param input: (dict str: Tensor) single-step ``[batch, dim]`` inputs for every input key.
-        :return: (dict str: Tensor) the wrapped node's outputs.
+        :param input: single-step ``[batch, dim]`` inputs for every input key.
+        :return: the wrapped node's outputs.
         """
         for key in self.input_keys:
             buffer = self.history[key]
@@ -200,14 +200,13 @@ class System(Freezable):
     ``i - 1``, and after ``nsteps`` steps ``X`` is ``[B, 1 + nsteps, nx]``; an output key that is not
     in the input (e.g. ``Y``) ends up ``[B, nsteps, ny]``.
 
-    :param nodes: (list of Node) the nodes, run in order at every step. Unnamed nodes are named
+    :param nodes: the nodes, run in order at every step. Unnamed nodes are named
         ``node_1``, ``node_2``, ... in order, as they are vertices of the system's graph.
-    :param name: (str, default None) the system's name in graphs.
-    :param nstep_key: (str, default 'X') where ``nsteps`` is None, the rollout length is
-        ``data[nstep_key].shape[1]``.
-    :param init_func: (Callable[[dict], dict], default None) replaces `init`: called on the input
+    :param name: the system's name in graphs.
+    :param nstep_key: where ``nsteps`` is None, the rollout length is ``data[nstep_key].shape[1]``.
+    :param init_func: replaces `init`: called on the input
         dict before the rollout, e.g. to set initial conditions.
-    :param nsteps: (int, default None) rollout length; None reads it from ``data[nstep_key]``.
+    :param nsteps: rollout length; None reads it from ``data[nstep_key]``.
     :raises TypeError: an element of ``nodes`` lacks ``input_keys``/``output_keys``.
     :raises neuromancer.graphs.DuplicateNameError: two nodes have the same name (it is a
         ``ValueError`` and an ``AssertionError``).
@@ -260,8 +259,7 @@ class System(Freezable):
     def show(self, figname: str | None = None) -> None:
         """Draw `graph` to ``figname`` (.png, .svg, .jpg, .pdf), or display it where None.
 
-        :param figname: (str, default None) output file; None renders a temporary png and shows it
-            with matplotlib.
+        :param figname: output file; None renders a temporary png and shows it with matplotlib.
         :raises ImportError: pydot (or matplotlib, for display) is not installed.
         :raises FileNotFoundError: Graphviz's ``dot`` program is not installed.
         :raises ValueError: unsupported file extension.
@@ -271,10 +269,10 @@ class System(Freezable):
     def cat(self, data3d: TensorDict, data2d: TensorDict) -> TensorDict:
         """Append one time step to the sequences in ``data3d`` (in place) and return it.
 
-        :param data3d: (dict str: Tensor) ``[batch, time, dim]`` sequences.
-        :param data2d: (dict str: Tensor) ``[batch, dim]`` values of one step; a key absent from
+        :param data3d: ``[batch, time, dim]`` sequences.
+        :param data2d: ``[batch, dim]`` values of one step; a key absent from
             ``data3d`` starts a new ``[batch, 1, dim]`` sequence.
-        :return: (dict str: Tensor) ``data3d`` with each ``data2d`` entry appended along dim 1.
+        :return: ``data3d`` with each ``data2d`` entry appended along dim 1.
         """
         for key, value in data2d.items():
             step = value.unsqueeze(1)
@@ -286,8 +284,8 @@ class System(Freezable):
 
         Override it, or pass ``init_func``, to set initial conditions.
 
-        :param data: (dict str: Tensor) ``[batch, time, dim]`` tensors.
-        :return: (dict str: Tensor) the dict to roll out from.
+        :param data: ``[batch, time, dim]`` tensors.
+        :return: the dict to roll out from.
         """
         return data
 
@@ -305,9 +303,8 @@ class System(Freezable):
     def forward(self, input_dict: TensorDict) -> TensorDict:
         """Roll the nodes out and return the input dict extended with the stacked outputs.
 
-        :param input_dict: (dict str: Tensor) ``[batch, time, dim]`` tensors; the caller's dict is
-            not modified.
-        :return: (dict str: Tensor) every input key plus the outputs, stacked along dim 1.
+        :param input_dict: ``[batch, time, dim]`` tensors; the caller's dict is not modified.
+        :return: every input key plus the outputs, stacked along dim 1.
         :raises KeyError: ``nsteps`` is None and ``data[nstep_key]`` is missing, or a node input is
             missing.
         :raises IndexError: an input sequence is shorter than the rollout needs.

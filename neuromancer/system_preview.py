@@ -23,21 +23,17 @@ PAD_MODES = ("constant", "reflect", "replicate", "circular")
 class SystemPreview(System):
     """A `System` whose nodes may read a preview window of future values of some signals.
 
-    :param nodes: (list of Node) the nodes, run in order at every step (as in `System`)
-    :param preview_keys_map: (dict str -> list of str, default None: no preview) for each signal key,
-        the names of the nodes that receive its preview window
-    :param preview_length: (dict str -> int, default None) the number ``L`` of future steps each
-        previewed signal shows; None previews every signal over ``nsteps`` steps (or over the
-        roll-out length where ``nsteps`` is None)
-    :param pad_mode: (str, default 'circular') how windows running past the end of a signal are
-        completed: 'circular' (wrap to the start), 'replicate' (repeat the last value), 'reflect'
-        (mirror) or 'constant' (``pad_constant``)
-    :param pad_constant: (float, default 0.0) padding value for 'constant'
-    :param name: (str, default None) the system's name in graphs
-    :param nstep_key: (str, default 'X') key whose time length gives the roll-out length where
-        ``nsteps`` is None
-    :param init_func: (callable dict -> dict, default None) replaces `init`
-    :param nsteps: (int, default None) roll-out length
+    :param nodes: the nodes, run in order at every step (as in `System`)
+    :param preview_keys_map: for each signal key, the names of the nodes that receive its preview window
+    :param preview_length: the number ``L`` of future steps each previewed signal shows; None previews every
+        signal over ``nsteps`` steps (or over the roll-out length where ``nsteps`` is None)
+    :param pad_mode: how windows running past the end of a signal are completed: 'circular' (wrap to the
+        start), 'replicate' (repeat the last value), 'reflect' (mirror) or 'constant' (``pad_constant``)
+    :param pad_constant: padding value for 'constant'
+    :param name: the system's name in graphs
+    :param nstep_key: key whose time length gives the roll-out length where ``nsteps`` is None
+    :param init_func: replaces `init`
+    :param nsteps: roll-out length
     :raises ValueError: unknown ``pad_mode``, a negative preview length, or a preview length given
         for a key that is not previewed
     :raises TypeError: ``preview_keys_map`` is not a dict of lists of node names
@@ -71,10 +67,10 @@ class SystemPreview(System):
     def get_data_with_preview(self, input_dict: TensorDict, var_name: str, iteration: int) -> torch.Tensor:
         """Return the window ``input_dict[var_name][:, iteration : iteration + 1 + L]``, padded to full length.
 
-        :param input_dict: (dict str: Tensor) ``[batch, time, dim]`` sequences
-        :param var_name: (str) the previewed key
-        :param iteration: (int) the current roll-out step
-        :return: (torch.Tensor) ``[batch, 1 + L, dim]``: the current value and ``L`` future ones
+        :param input_dict: ``[batch, time, dim]`` sequences
+        :param var_name: the previewed key
+        :param iteration: the current roll-out step
+        :return: ``[batch, 1 + L, dim]``: the current value and ``L`` future ones
         :raises KeyError: ``var_name`` is not in ``input_dict``
         """
         if var_name not in input_dict:
@@ -113,8 +109,8 @@ class SystemPreview(System):
     def forward(self, input_dict: TensorDict) -> TensorDict:
         """Roll the nodes out as `System.forward` does, feeding preview windows where configured.
 
-        :param input_dict: (dict str: Tensor) ``[batch, time, dim]`` tensors; not modified
-        :return: (dict str: Tensor) every input key plus the stacked outputs
+        :param input_dict: ``[batch, time, dim]`` tensors; not modified
+        :return: every input key plus the stacked outputs
         :raises KeyError: ``nsteps`` is None and ``data[nstep_key]`` is missing, or a node input is missing
         """
         data = self.init(dict(input_dict))

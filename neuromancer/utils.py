@@ -42,8 +42,8 @@ def handle_device_placement(func: Callable[..., Any]) -> Callable[..., Any]:
     device (a constraint's constant meets GPU data); with two accelerators, ``right`` follows
     ``left``. Non-tensor operands (Python numbers) pass through unchanged.
 
-    :param func: (callable) the method to wrap, e.g. a comparator's ``forward(self, left, right)``.
-    :return: (callable) the wrapped method, with ``func``'s name and docstring.
+    :param func: the method to wrap, e.g. a comparator's ``forward(self, left, right)``.
+    :return: the wrapped method, with ``func``'s name and docstring.
     """
     @functools.wraps(func)
     def wrapper(self: Any, left: Any, right: Any, *args: Any, **kwargs: Any) -> Any:
@@ -82,9 +82,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     and is refused. Every checkpoint `LitTrainer` writes (weights, optimizer state, loop,
     early-stopping and best-weights state) is made of those, so nothing legitimate is lost.
 
-    :param path: (str | PathLike) the checkpoint file.
-    :param map_location: (default 'cpu') torch's ``map_location``: where tensors are loaded.
-    :return: (dict | Any) the checkpoint's contents.
+    :param path: the checkpoint file.
+    :param map_location: torch's ``map_location``: where tensors are loaded.
+    :return: the checkpoint's contents.
     :raises FileNotFoundError: no file at ``path``.
     :raises UnsafeCheckpointError: (a ValueError) the file holds other objects; it was not loaded.
     :raises CorruptCheckpointError: (a ValueError) the file is truncated, empty or not a checkpoint.
@@ -146,8 +146,8 @@ def load_state_dict_lightning(problem: torch.nn.Module, weight_path: str | os.Pa
     checkpoint trained on a GPU loads on a CPU-only machine and no arbitrary code is unpickled; the weights are then copied into ``problem`` wherever it lives.
     Keys are LitProblem's (``problem.<name>``) with the prefix removed.
 
-    :param problem: (nn.Module) a `Problem` built like the trained one.
-    :param weight_path: (str | PathLike) path of the checkpoint file.
+    :param problem: a `Problem` built like the trained one.
+    :param weight_path: path of the checkpoint file.
     :raises FileNotFoundError: no file at ``weight_path``.
     :raises UnsafeCheckpointError | CorruptCheckpointError: (ValueErrors) see `read_checkpoint`.
     :raises ValueError: the file is not a LitTrainer checkpoint, or its weights do not match

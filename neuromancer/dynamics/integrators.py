@@ -36,10 +36,9 @@ Tableau = tuple[Sequence[Sequence[float]], Sequence[float]]
 class Integrator(nn.Module, ABC):
     """Base class: holds the right-hand side ``block`` and the step size ``h``.
 
-    :param block: (nn.Module or callable) computes ``dx/dt = block(x, *args)``
-    :param interp_u: (callable or None) accepted for compatibility with NeuroMANCER 1.5, where it is
-        deprecated and has no effect; passing it warns (FutureWarning) and it is ignored
-    :param h: (float) step size, default 1.0
+    :param block: computes ``dx/dt = block(x, *args)``
+    :param interp_u: deprecated and ignored; passing it warns (FutureWarning)
+    :param h: step size, default 1.0
     :raises TypeError: if ``block`` is not callable
     :raises ValueError: if ``h`` is not positive
     """
@@ -167,7 +166,7 @@ class Runge_Kutta_Fehlberg(_ExplicitRungeKutta):
     step's local truncation error, is appended (detached) to ``local_error``, a deque that keeps the
     last ``max_errors`` estimates so that long trainings do not accumulate memory.
 
-    :param max_errors: (int) how many error estimates ``local_error`` keeps, default 1000
+    :param max_errors: how many error estimates ``local_error`` keeps, default 1000
     """
 
     TABLEAU = (
@@ -310,7 +309,7 @@ def make_norm(state: torch.Tensor) -> Callable[[torch.Tensor | tuple[torch.Tenso
     ``(t, y, adj_y, adj_params...)``. The returned norm measures only ``y`` and ``adj_y`` (the max of
     their RMS norms), so that the many parameter-gradient entries do not force tiny steps.
 
-    :param state: (torch.Tensor) a state of the forward solve; its size locates ``y`` and ``adj_y``
+    :param state: a state of the forward solve; its size locates ``y`` and ``adj_y``
         when the augmented state arrives flattened into one tensor
     :return: a function of the augmented state, either the tuple ``(t, y, adj_y, ...)`` or its
         flattening ``[t, y.flatten(), adj_y.flatten(), ...]``
@@ -337,14 +336,14 @@ class DiffEqIntegrator(Integrator):
     number of solver steps); gradients reach the block's parameters and every extra argument that
     requires grad (e.g. a control policy's output).
 
-    :param block: (nn.Module or callable) computes ``dx/dt = block(x, *args)``
-    :param interp_u: (callable or None) deprecated, ignored with a FutureWarning
-    :param h: (float) length of the integration interval, default 0.001
-    :param method: (str) torchdiffeq solver name, default ``'euler'``
-    :param adjoint: (bool) use ``torchdiffeq.odeint_adjoint`` (default True) or differentiate
+    :param block: computes ``dx/dt = block(x, *args)``
+    :param interp_u: deprecated, ignored with a FutureWarning
+    :param h: length of the integration interval, default 0.001
+    :param method: torchdiffeq solver name, default ``'euler'``
+    :param adjoint: use ``torchdiffeq.odeint_adjoint`` (default True) or differentiate
         through the solver with ``torchdiffeq.odeint`` (False)
-    :param rtol: (float) relative tolerance of adaptive solvers, default 1e-7 (torchdiffeq's)
-    :param atol: (float) absolute tolerance of adaptive solvers, default 1e-9 (torchdiffeq's)
+    :param rtol: relative tolerance of adaptive solvers, default 1e-7 (torchdiffeq's)
+    :param atol: absolute tolerance of adaptive solvers, default 1e-9 (torchdiffeq's)
     :raises ValueError: if ``method`` is not a torchdiffeq solver
     :raises ImportError: if torchdiffeq is not installed
     """

@@ -31,8 +31,8 @@ class Interpolation(ABC):
 class LinInterp_Offline(Interpolation):
     """Linear interpolation of one uniformly sampled signal.
 
-    :param t: (torch.Tensor) [T, 1] ascending sample times with a fixed spacing
-    :param u: (torch.Tensor) [T, nu] samples, ``u[k]`` taken at ``t[k]``
+    :param t: [T, 1] ascending sample times with a fixed spacing
+    :param u: [T, nu] samples, ``u[k]`` taken at ``t[k]``
     :raises ValueError: if ``t`` or ``u`` is not 2-D, their lengths differ, fewer than two samples
         are given, or ``t`` is not strictly ascending
     """
@@ -55,10 +55,10 @@ class LinInterp_Offline(Interpolation):
                       u: torch.Tensor | None = None) -> torch.Tensor:
         """Evaluate the stored signal at ``tq``.
 
-        :param tq: (torch.Tensor) query times, any shape (flattened), in the units of ``t``
+        :param tq: query times, any shape (flattened), in the units of ``t``
         :param t: ignored (the stored times are used)
         :param u: ignored (the stored samples are used)
-        :return: (torch.Tensor) [number of query times, nu], float32 as upstream returns it
+        :return: [number of query times, nu], float32
         """
         position = ((tq.flatten().to(torch.float64) - self.t[0, 0].to(torch.float64)) / self.dt)
         lower = torch.floor(position).long().clamp(0, self.u.shape[0] - 2)
@@ -78,7 +78,7 @@ class LinInterp_Online(Interpolation):
     def interpolation(self, tq: torch.Tensor, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Interpolate each batch element between its two samples.
 
-        :return: (torch.Tensor) [batch, nu]
+        :return: [batch, nu]
         :raises ValueError: if ``t`` or ``u`` is missing
         """
         if t is None or u is None:

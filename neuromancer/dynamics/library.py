@@ -20,11 +20,10 @@ ColumnFunction = Callable[[torch.Tensor], torch.Tensor]
 class FunctionLibrary:
     """A list of candidate functions, each mapping ``X [batch, n]`` to one column ``[batch]``.
 
-    :param functions: (list of callables) the candidate functions; each must accept the whole
+    :param functions: the candidate functions; each must accept the whole
         ``[batch, n_features]`` tensor and return a ``[batch]`` tensor
-    :param n_features: (int) number of state columns ``n``
-    :param function_names: (list of str or None) one printable name per function (default None:
-        ``f0, f1, ...``)
+    :param n_features: number of state columns ``n``
+    :param function_names: one printable name per function (default None: ``f0, f1, ...``)
     :raises TypeError: if ``functions`` is not a list
     :raises ValueError: if ``function_names`` does not have one name per function
     """
@@ -43,8 +42,8 @@ class FunctionLibrary:
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate every function on ``x``.
 
-        :param x: (torch.Tensor) [batch, n_features] states
-        :return: (torch.Tensor) [batch, number of functions], differentiable in ``x``
+        :param x: [batch, n_features] states
+        :return: [batch, number of functions], differentiable in ``x``
         """
         return torch.stack([torch.as_tensor(f(x)).expand(x.shape[0]) for f in self.library], dim=-1)
 
@@ -70,8 +69,8 @@ class PolynomialLibrary(FunctionLibrary):
     the combinations with replacement of the state indices (for two states and degree 2:
     ``1, x0, x1, x0^2, x0*x1, x1^2``).
 
-    :param n_features: (int) number of state columns
-    :param max_degree: (int) highest total degree, default 2
+    :param n_features: number of state columns
+    :param max_degree: highest total degree, default 2
     :raises ValueError: if ``max_degree`` is negative
     """
 
@@ -97,8 +96,8 @@ class PolynomialLibrary(FunctionLibrary):
     def evaluate(self, X: torch.Tensor) -> torch.Tensor:
         """Evaluate every monomial on ``X``.
 
-        :param X: (torch.Tensor) [batch, n_features] states
-        :return: (torch.Tensor) [batch, number of monomials]
+        :param X: [batch, n_features] states
+        :return: [batch, number of monomials]
         """
         return super().evaluate(X)
 
@@ -109,10 +108,10 @@ class FourierLibrary(FunctionLibrary):
     The order is every sine (state 0 at frequencies 1..max_freq, then state 1, ...) followed by
     every cosine in the same order; names read ``sin(2*x0)``.
 
-    :param n_features: (int) number of state columns
-    :param max_freq: (int) highest integer frequency, default 2
-    :param include_sin: (bool) include the sines, default True
-    :param include_cos: (bool) include the cosines, default True
+    :param n_features: number of state columns
+    :param max_freq: highest integer frequency, default 2
+    :param include_sin: include the sines, default True
+    :param include_cos: include the cosines, default True
     :raises ValueError: if ``max_freq`` is below 1 or both families are excluded
     """
 

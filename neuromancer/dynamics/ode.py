@@ -1,4 +1,4 @@
-"""ODE right-hand sides: the ``ODESystem`` base, upstream's parametric, hybrid and networked systems, SINDy and SSM.
+"""ODE right-hand sides: the ``ODESystem`` base, ready-made parametric, hybrid and networked systems, SINDy and SSM.
 
 Subclass :class:`ODESystem`, declare parameters (e.g. ``nn.Parameter``) in ``__init__`` and write
 ``ode_equations(x, *args)``; wrap the instance in an integrator (``RK4(MyODE(), h=0.1)``) to get a
@@ -24,8 +24,8 @@ from neuromancer.dynamics.library import FunctionLibrary
 class ODESystem(nn.Module, ABC):
     """Right-hand side ``dx/dt = ode_equations(x, *args)`` of an ODE with ``outsize`` states.
 
-    :param insize: (int) total width of the inputs: states plus the extra arguments (e.g. ``nx + nu``)
-    :param outsize: (int) number of states ``nx``; the derivative has this width
+    :param insize: total width of the inputs: states plus the extra arguments (e.g. ``nx + nu``)
+    :param outsize: number of states ``nx``; the derivative has this width
     :raises ValueError: if the sizes are not positive or ``insize < outsize``
 
     Attributes ``in_features``/``out_features`` mirror the sizes, ``nx = outsize`` and ``nu = insize - outsize``.
@@ -41,9 +41,9 @@ class ODESystem(nn.Module, ABC):
     def forward(self, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
         """Check the input widths and return ``ode_equations(x, *args)``.
 
-        :param x: (torch.Tensor) [..., nx] states
+        :param x: [..., nx] states
         :param args: extra tensors [..., n_i] (inputs, disturbances) whose widths add up to ``nu``
-        :return: (torch.Tensor) [..., nx] time derivative
+        :return: [..., nx] time derivative
         :raises ValueError: if ``x`` is not ``nx`` wide or the arguments are not ``nu`` wide in total
         """
         if x.shape[-1] != self.nx:
@@ -78,12 +78,12 @@ def _check_hybrid_block(block: Callable, owner: str) -> None:
 class SSM(nn.Module):
     """Discrete-time state-space model ``x_{k+1} = fx(x_k) + fu(u_k) [+ fd(d_k)]``.
 
-    :param fx: (nn.Module) state map ``[batch, nx] -> [batch, nx]``
-    :param fu: (nn.Module) input map ``[batch, nu] -> [batch, nx]``
-    :param nx: (int) number of states
-    :param nu: (int) number of inputs
-    :param fd: (nn.Module or None) disturbance map ``[batch, nd] -> [batch, nx]``, default None
-    :param nd: (int) number of disturbances, default 0
+    :param fx: state map ``[batch, nx] -> [batch, nx]``
+    :param fu: input map ``[batch, nu] -> [batch, nx]``
+    :param nx: number of states
+    :param nu: number of inputs
+    :param fd: disturbance map ``[batch, nd] -> [batch, nx]``, default None
+    :param nd: number of disturbances, default 0
     """
 
     def __init__(self, fx: nn.Module, fu: nn.Module, nx: int, nu: int, fd: nn.Module | None = None,
@@ -96,10 +96,10 @@ class SSM(nn.Module):
     def forward(self, x: torch.Tensor, u: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
         """Return the next state; the disturbance term is added where both ``fd`` and ``d`` are given.
 
-        :param x: (torch.Tensor) [batch, nx]
-        :param u: (torch.Tensor) [batch, nu]
-        :param d: (torch.Tensor or None) [batch, nd]
-        :return: (torch.Tensor) [batch, nx]
+        :param x: [batch, nx]
+        :param u: [batch, nu]
+        :param d: [batch, nd]
+        :return: [batch, nx]
         :raises ValueError: if ``x``, ``u`` or ``d`` is not 2-D
         """
         for name, value in (("x", x), ("u", u), ("d", d)):
@@ -119,12 +119,12 @@ class GeneralNetworkedODE(ODESystem):
     ``pins = [sender, receiver]``, reads the ``feature_name`` columns of the two agents and adds its
     output to the sender's column (and subtracts it from the receiver's when symmetric).
 
-    :param map: (list of dict str -> int) the state columns of each agent, one dict per agent
-    :param agents: (list of physics.Agent) the agents, in the order of ``map``
-    :param couplings: (list of physics.Interaction) the interactions
-    :param insize: (int) width of ``[x, *args]``, default None: the number of mapped states
-    :param outsize: (int) number of states ``nx`` returned, default None: ``insize``
-    :param inductive_bias: (str) ``'additive'`` (default): ``dx = intrinsic(x) + coupling(x)``;
+    :param map: the state columns of each agent, one dict per agent
+    :param agents: the agents, in the order of ``map``
+    :param couplings: the interactions
+    :param insize: width of ``[x, *args]``, default None: the number of mapped states
+    :param outsize: number of states ``nx`` returned, default None: ``insize``
+    :param inductive_bias: ``'additive'`` (default): ``dx = intrinsic(x) + coupling(x)``;
         ``'compositional'``: ``dx = intrinsic(coupling(x))``
     :raises ValueError: if ``map`` and ``agents`` differ in length or ``inductive_bias`` is unknown
     """
@@ -193,9 +193,9 @@ class GeneralNetworkedODE(ODESystem):
 class SINDy(ODESystem):
     """Sparse identification of nonlinear dynamics: ``dx/dt = library(x) @ coef`` (Brunton et al. 2016).
 
-    :param library: (library.FunctionLibrary) the candidate functions; ``coef`` has its shape
+    :param library: the candidate functions; ``coef`` has its shape
         ``[number of functions, number of states]`` and starts uniform in [0, 1)
-    :param threshold: (float) coefficients below this magnitude are left out of ``str(model)``,
+    :param threshold: coefficients below this magnitude are left out of ``str(model)``,
         default 0.01 (prune them in training with an L1 penalty on ``coef``)
     :raises TypeError: if ``library`` is not a FunctionLibrary
     """
@@ -290,7 +290,7 @@ class BrusselatorParam(ODESystem):
 class BrusselatorHybrid(ODESystem):
     """Brusselator whose autocatalytic term ``x1^2 x2`` is learned by ``block`` (a universal ODE).
 
-    :param block: (nn.Module) maps the two states to one value (``in_features=2``, ``out_features=1``)
+    :param block: maps the two states to one value (``in_features=2``, ``out_features=1``)
     :raises ValueError: if ``block`` has other sizes
     """
 
@@ -328,7 +328,7 @@ class LotkaVolterraHybrid(ODESystem):
     ``x1' = alpha x1 - beta block(x)``, ``x2' = delta block(x) - gamma x2``; the four rates start at 0.1
     and are learnable.
 
-    :param block: (nn.Module) maps the two states to one value (``in_features=2``, ``out_features=1``)
+    :param block: maps the two states to one value (``in_features=2``, ``out_features=1``)
     :raises ValueError: if ``block`` has other sizes
     """
 
@@ -409,7 +409,7 @@ class CSTR_Param(ODESystem):
     ``T' = q/V (Tf - T) + mdelH/(rho Cp) rA + UA/(V rho Cp) (Tc - T)``.
     Flow ``q=100``, volume ``V=100``, density ``rho=1000``, heat capacity ``Cp=0.239``, heat of reaction
     ``mdelH=5e4``, ``EoverR=8750``, ``k0=7.2e10``, ``UA=5e4`` and the feed ``Tf=350``, ``Caf=1`` are all
-    learnable parameters, as upstream's are; freeze those to keep fixed with ``requires_grad_(False)``.
+    learnable parameters; freeze those to keep fixed with ``requires_grad_(False)``.
     """
 
     def __init__(self, insize: int = 3, outsize: int = 2) -> None:

@@ -33,7 +33,7 @@ def _own(value: torch.Tensor, default: torch.Tensor) -> torch.Tensor:
 class Agent(nn.Module, ABC):
     """A node of a networked system with states ``state_names`` and intrinsic dynamics.
 
-    :param state_names: (list of str) the names of the agent's states, one per column it receives
+    :param state_names: the names of the agent's states, one per column it receives
     """
 
     def __init__(self, state_names: Sequence[str]) -> None:
@@ -57,9 +57,9 @@ class Agent(nn.Module, ABC):
 class RCNode(Agent):
     """A lumped capacitance (room, volume): scales what it receives by ``max(C, 1e-6) * scaling``.
 
-    :param C: (torch.Tensor or nn.Parameter) capacitance-like factor, default a fresh learnable 1.0
-    :param state_names: (list of str) state names, default ``['T']``
-    :param scaling: (float) constant factor for multi-scale problems, default 1.0
+    :param C: capacitance-like factor, default a fresh learnable 1.0
+    :param state_names: state names, default ``['T']``
+    :param scaling: constant factor for multi-scale problems, default 1.0
     """
 
     def __init__(self, C: torch.Tensor = _DEFAULT_C, state_names: list[str] = _DEFAULT_STATE_NAMES,
@@ -76,7 +76,7 @@ class RCNode(Agent):
 class SourceSink(Agent):
     """An agent without dynamics of its own (zero rate), e.g. an ambient temperature or a heat source.
 
-    :param state_names: (list of str) state names, default ``['T']``
+    :param state_names: state names, default ``['T']``
     """
 
     def __init__(self, state_names: list[str] = _DEFAULT_STATE_NAMES) -> None:
@@ -90,9 +90,9 @@ class SourceSink(Agent):
 class Interaction(nn.Module, ABC):
     """A pairwise coupling of one feature between agents.
 
-    :param feature_name: (str) the state name the coupling reads and changes (e.g. ``'T'``)
-    :param pins: (list of [int, int]) the (sender, receiver) agent index pairs it connects
-    :param symmetric: (bool) also subtract the flow from the receiver (conservation)
+    :param feature_name: the state name the coupling reads and changes (e.g. ``'T'``)
+    :param pins: the (sender, receiver) agent index pairs it connects
+    :param symmetric: also subtract the flow from the receiver (conservation)
     """
 
     def __init__(self, feature_name: str, pins: Sequence[Sequence[int]] | None, symmetric: bool) -> None:
@@ -113,10 +113,10 @@ class Interaction(nn.Module, ABC):
 class DeltaTemp(Interaction):
     """Conduction: ``max(R, 0.01) * (x_receiver - x_sender)``.
 
-    :param R: (torch.Tensor or nn.Parameter) conductance, default a fresh learnable 1.0
-    :param feature_name: (str) coupled state, default ``'T'``
-    :param symmetric: (bool) default False
-    :param pins: (list of [int, int]) connected agent pairs, default none
+    :param R: conductance, default a fresh learnable 1.0
+    :param feature_name: coupled state, default ``'T'``
+    :param symmetric: also subtract the flow from the receiver (conservation), default False
+    :param pins: connected agent pairs, default none
     """
 
     def __init__(self, R: torch.Tensor = _DEFAULT_R, feature_name: str = "T", symmetric: bool = False,
@@ -136,10 +136,10 @@ class DeltaTemp(Interaction):
 class DeltaTempSwitch(DeltaTemp):
     """Conduction that is on only while the receiver's value is non-negative (e.g. a switched source).
 
-    :param R: (torch.Tensor or nn.Parameter) conductance, default a fresh learnable ``[1.0]``
-    :param feature_name: (str) coupled state, default ``'T'``
-    :param symmetric: (bool) default False
-    :param pins: (list of [int, int]) connected agent pairs, default none
+    :param R: conductance, default a fresh learnable ``[1.0]``
+    :param feature_name: coupled state, default ``'T'``
+    :param symmetric: also subtract the flow from the receiver (conservation), default False
+    :param pins: connected agent pairs, default none
     """
 
     def __init__(self, R: torch.Tensor = _DEFAULT_R_SWITCH, feature_name: str = "T", symmetric: bool = False,
@@ -154,9 +154,9 @@ class DeltaTempSwitch(DeltaTemp):
 class HVACConnection(Interaction):
     """An imposed source: the flow into the sender is the receiver's value (e.g. a heat input signal).
 
-    :param feature_name: (str) coupled state, default ``'T'``
-    :param symmetric: (bool) default False
-    :param pins: (list of [int, int]) connected agent pairs, default none
+    :param feature_name: coupled state, default ``'T'``
+    :param symmetric: also subtract the flow from the receiver (conservation), default False
+    :param pins: connected agent pairs, default none
     """
 
     def __init__(self, feature_name: str = "T", symmetric: bool = False,
@@ -171,7 +171,7 @@ class HVACConnection(Interaction):
 def map_from_agents(intrinsic_list: Sequence[Agent]) -> list[OrderedDict[str, int]]:
     """Number the agents' states consecutively into one state vector.
 
-    :param intrinsic_list: (list of Agent) the agents in order
+    :param intrinsic_list: the agents in order
     :return: one ``OrderedDict`` per agent mapping each of its state names to its column index
         (for two ``RCNode`` agents: ``[{'T': 0}, {'T': 1}]``)
     """

@@ -39,9 +39,9 @@ def soft_exp(alpha: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     ``1 - alpha * (x + alpha) <= 0``: the result there is NaN/-inf, as in the paper; use
     :class:`RectifiedSoftExp` for a version that stays finite.
 
-    :param alpha: (float | torch.Tensor) scalar shape parameter.
-    :param x: (torch.Tensor) input.
-    :return: (torch.Tensor) activation, same shape as ``x``.
+    :param alpha: scalar shape parameter.
+    :param x: input.
+    :return: activation, same shape as ``x``.
     """
     value = float(alpha.detach()) if isinstance(alpha, torch.Tensor) else float(alpha)
     if value == 0.0:
@@ -57,8 +57,8 @@ class SoftExponential(nn.Module):
     It starts as the identity (``alpha = 0``) and training bends it towards a logarithm or an
     exponential, which lets a network pick its own nonlinearity.
 
-    :param alpha: (float, default 0.0) initial shape parameter.
-    :param tune_alpha: (bool, default True) whether ``alpha`` is trained.
+    :param alpha: initial shape parameter.
+    :param tune_alpha: whether ``alpha`` is trained.
     """
 
     def __init__(self, alpha: float = 0.0, tune_alpha: bool = True):
@@ -77,7 +77,7 @@ class RectifiedSoftExp(nn.Module):
     ``1 - alpha * (x + alpha)`` is rectified at a small epsilon, so the output stays finite for every
     input (plain :func:`soft_exp` returns NaN there).
 
-    :param tune_alpha: (bool, default True) whether ``alpha`` (initialised at 0) is trained.
+    :param tune_alpha: whether ``alpha`` (initialised at 0) is trained.
     """
 
     epsilon = 1e-7
@@ -102,8 +102,8 @@ class BLU(nn.Module):
     ``beta`` of a smooth absolute value, so the unit can bend from linear towards ReLU-like or
     V-shaped responses. ``alpha`` sets the radius of the smooth corner.
 
-    :param tune_alpha: (bool, default False) whether ``alpha`` (initialised at 1) is trained.
-    :param tune_beta: (bool, default True) whether ``beta`` (initialised at 0, i.e. the identity) is trained.
+    :param tune_alpha: whether ``alpha`` (initialised at 1) is trained.
+    :param tune_beta: whether ``beta`` (initialised at 0, i.e. the identity) is trained.
     """
 
     def __init__(self, tune_alpha: bool = False, tune_beta: bool = True):
@@ -123,8 +123,8 @@ class SmoothedReLU(nn.Module):
     continuously differentiable; it is used to build smooth positive-definite Lyapunov functions.
     The width actually used is ``softplus(d)``, which keeps it positive while ``d`` is trained.
 
-    :param d: (float, default 1.0) raw width parameter (the width is ``softplus(d)``).
-    :param tune_d: (bool, default True) whether ``d`` is trained.
+    :param d: raw width parameter (the width is ``softplus(d)``).
+    :param tune_d: whether ``d`` is trained.
     """
 
     def __init__(self, d: float = 1.0, tune_d: bool = True):
@@ -145,11 +145,11 @@ class APLU(nn.Module):
     ``f(x) = relu(x) + sum_s alpha_s * relu(-x + beta_s)``: a ReLU plus ``nsegments`` learnable
     hinges (slopes ``alpha``, hinge locations ``beta``, both initialised uniformly on [0, 1)).
 
-    :param nsegments: (int, default 2) number of hinges.
-    :param alpha_reg_weight: (float, default 0.001) weight of the L2 norm of ``alpha`` in :meth:`reg_error`.
-    :param beta_reg_weight: (float, default 0.001) weight of the L2 norm of ``beta`` in :meth:`reg_error`.
-    :param tune_alpha: (bool, default True) whether the slopes are trained.
-    :param tune_beta: (bool, default True) whether the hinge locations are trained.
+    :param nsegments: number of hinges.
+    :param alpha_reg_weight: weight of the L2 norm of ``alpha`` in :meth:`reg_error`.
+    :param beta_reg_weight: weight of the L2 norm of ``beta`` in :meth:`reg_error`.
+    :param tune_alpha: whether the slopes are trained.
+    :param tune_beta: whether the hinge locations are trained.
     :raises ValueError: if ``nsegments`` is not a positive integer.
     """
 
@@ -180,8 +180,8 @@ class PReLU(nn.Module):
     ``f(x) = alpha * min(x, 0) + beta * max(x, 0)``, starting from the paper's ``alpha = 0.25``
     (negative slope) and ``beta = 1`` (positive slope), so an untrained unit behaves like a leaky ReLU.
 
-    :param tune_alpha: (bool, default True) whether the negative-side slope is trained.
-    :param tune_beta: (bool, default True) whether the positive-side slope is trained.
+    :param tune_alpha: whether the negative-side slope is trained.
+    :param tune_beta: whether the positive-side slope is trained.
     """
 
     def __init__(self, tune_alpha: bool = True, tune_beta: bool = True):
@@ -201,8 +201,8 @@ class PELU(nn.Module):
     kept positive (the parameters are used clipped at 0.1, the paper's lower bound), both starting at 1
     (an ELU), so the unit is monotone.
 
-    :param tune_alpha: (bool, default True) whether ``a`` is trained.
-    :param tune_beta: (bool, default True) whether ``b`` is trained.
+    :param tune_alpha: whether ``a`` is trained.
+    :param tune_beta: whether ``b`` is trained.
     """
 
     min_value = 0.1

@@ -108,13 +108,13 @@ class Block(nn.Module, ABC):
 class Linear(Block):
     """A single linear map as a block (the map class is ``linear_map``; ``nonlin`` and ``hsizes`` are ignored).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether to learn a bias.
-    :param linear_map: (type, default slim.Linear) map class from :mod:`neuromancer.slim`.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param linear_map: map class from :mod:`neuromancer.slim`.
     :param nonlin: ignored, accepted for a uniform block interface.
     :param hsizes: ignored, accepted for a uniform block interface.
-    :param linargs: (dict, default {}) extra keyword arguments for ``linear_map``.
+    :param linargs: extra keyword arguments for ``linear_map``.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
@@ -135,14 +135,14 @@ class Linear(Block):
 class MLP(Block):
     """Multilayer perceptron: ``hsizes`` hidden layers with ``nonlin``, a linear output layer.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether the layers learn biases.
-    :param linear_map: (type, default slim.Linear) map class used for every layer.
-    :param nonlin: (type | nn.Module | callable, default SoftExponential) hidden activation; a class is
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether the layers learn biases.
+    :param linear_map: map class used for every layer.
+    :param nonlin: hidden activation; a class is
         instantiated and a module deep-copied for each layer, so layers never share parameters.
-    :param hsizes: (list[int], default [64]) hidden layer sizes (empty: a single linear layer).
-    :param linargs: (dict, default {}) extra keyword arguments for ``linear_map``.
+    :param hsizes: hidden layer sizes (empty: a single linear layer).
+    :param linargs: extra keyword arguments for ``linear_map``.
     :raises ValueError: on non-positive hidden sizes.
     :raises TypeError: on an unusable ``nonlin``.
     """
@@ -173,7 +173,7 @@ class MLP(Block):
 class MLPDropout(MLP):
     """:class:`MLP` with dropout (probability ``dropout``) after every hidden activation.
 
-    :param dropout: (float, default 0.0) dropout probability in [0, 1).
+    :param dropout: dropout probability in [0, 1).
     :raises ValueError: if ``dropout`` is outside [0, 1).
 
     Other parameters as for :class:`MLP`.
@@ -199,9 +199,9 @@ class MLPDropout(MLP):
 class MLP_bounds(MLP):
     """:class:`MLP` whose outputs are kept inside ``[min, max]``.
 
-    :param min: (float | torch.Tensor, default 0.0) lower bound (a tensor broadcasts per output).
-    :param max: (float | torch.Tensor, default 1.0) upper bound.
-    :param method: (str | callable, default 'sigmoid_scale') ``'sigmoid_scale'`` squashes smoothly
+    :param min: lower bound (a tensor broadcasts per output).
+    :param max: upper bound.
+    :param method: ``'sigmoid_scale'`` squashes smoothly
         (:func:`~neuromancer.modules.functions.bounds_scaling`), ``'relu_clamp'`` clips
         (:func:`~neuromancer.modules.functions.bounds_clamp`); a callable ``f(y, min, max)`` is used as is.
     :raises ValueError: on an unknown method name.
@@ -240,7 +240,7 @@ class ResMLP(MLP):
     state ``skip`` layers back is added; the output adds a linear map (``outmap``) of the last
     residual state. All hidden sizes must be equal so the states can be added.
 
-    :param skip: (int, default 1) hidden layers between residual connections.
+    :param skip: hidden layers between residual connections.
     :raises ValueError: if hidden sizes differ, are empty, or ``skip < 1``.
 
     Other parameters as for :class:`MLP`.
@@ -319,10 +319,10 @@ class PosDef(Block):
     and convex when ``g`` is an :class:`InputConvexNN`, which makes it a Lyapunov-function candidate.
     With ``max`` given, the output is clipped above at ``max``.
 
-    :param g: (nn.Module) network with an ``in_features`` attribute (any block of this module).
-    :param max: (float | None, default None) optional upper clip of the output.
-    :param eps: (float, default 0.01) weight of the quadratic term.
-    :param d: (float, default 1.0) width parameter of the :class:`~neuromancer.modules.activations.SmoothedReLU`.
+    :param g: network with an ``in_features`` attribute (any block of this module).
+    :param max: optional upper clip of the output.
+    :param eps: weight of the quadratic term.
+    :param d: width parameter of the :class:`~neuromancer.modules.activations.SmoothedReLU`.
     :raises TypeError: if ``g`` has no integer ``in_features``.
     """
 
@@ -398,13 +398,13 @@ class RNN(Block):
     per-layer states) is given; the final states are kept, detached, in ``self.init_states`` so a
     caller can continue a sequence with ``block_eval(x, hx=rnn.init_states)``; :meth:`reset` clears them.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether the maps learn biases.
-    :param linear_map: (type, default slim.Linear) map class for the cells and the output.
-    :param nonlin: (type | nn.Module | callable, default SoftExponential) cell activation.
-    :param hsizes: (list[int], default [1]) hidden size of each layer.
-    :param linargs: (dict, default {}) extra keyword arguments for ``linear_map``.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether the maps learn biases.
+    :param linear_map: map class for the cells and the output.
+    :param nonlin: cell activation.
+    :param hsizes: hidden size of each layer.
+    :param linargs: extra keyword arguments for ``linear_map``.
     :raises ValueError: on empty or non-positive hidden sizes, or inputs that are not 2-D/3-D.
     """
 
@@ -443,13 +443,13 @@ class PytorchRNN(Block):
     output maps the final top-layer state to ``[batch, outsize]``, the batch-first convention of
     :class:`RNN`. ``nonlin`` is not used (``torch.nn.RNN`` cells use tanh).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether to learn biases.
-    :param linear_map: (type, default slim.Linear) map class for the output layer.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn biases.
+    :param linear_map: map class for the output layer.
     :param nonlin: ignored, accepted for a uniform block interface.
-    :param hsizes: (list[int], default [10]) hidden sizes, all equal (one entry per layer).
-    :param linargs: (dict, default {}) extra keyword arguments for ``linear_map``.
+    :param hsizes: hidden sizes, all equal (one entry per layer).
+    :param linargs: extra keyword arguments for ``linear_map``.
     :raises ValueError: if the hidden sizes are empty or differ.
     """
 
@@ -477,9 +477,9 @@ class PytorchRNN(Block):
 class BilinearTorch(Block):
     """Bilinear form of the input with itself, ``y_k = x^T A_k x + b_k`` (wraps ``torch.nn.Bilinear``).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     :param linear_map: ignored, accepted for a uniform block interface.
     :param nonlin: ignored.
     :param hsizes: ignored.
@@ -519,14 +519,14 @@ class Poly2(Block):
 class BasisLinear(Block):
     """Linear combination of a feature expansion (a dictionary of lifting functions): ``y = L(expand(x))``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether the linear map learns a bias.
-    :param linear_map: (type, default slim.Linear) map class for the combination.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether the linear map learns a bias.
+    :param linear_map: map class for the combination.
     :param nonlin: ignored, accepted for a uniform block interface.
     :param hsizes: ignored.
-    :param linargs: (dict, default {}) extra keyword arguments for ``linear_map``.
-    :param expand: (nn.Module, default Poly2()) feature expansion; its output size is measured on a zero input.
+    :param linargs: extra keyword arguments for ``linear_map``.
+    :param expand: feature expansion; its output size is measured on a zero input.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = slim.Linear,
@@ -556,18 +556,18 @@ class StackedMLP(Block):
     nonlinear network ``N_k`` with a purely linear one ``L_k`` through a learned ``alpha_k``.
     :meth:`get_alpha_loss` (``sum alpha_k^4``) keeps the nonlinear parts small.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether layers learn biases.
-    :param linear_map: (type, default blocks.Linear) layer class of the sub-networks.
-    :param nonlin: (type | nn.Module | callable, default torch.nn.Tanh) activation of the nonlinear networks.
-    :param h_sf_size: (list[int], default [20, 20]) hidden sizes of the single-fidelity MLP.
-    :param n_stacked_mf_layers: (int, default 3) number of refinement stages.
-    :param h_linear_sizes: (list[int], default [10, 10]) hidden sizes of each linear network.
-    :param h_nonlinear_sizes: (list[int], default [20, 20]) hidden sizes of each nonlinear network.
-    :param linargs: (dict, default {}) extra keyword arguments for ``linear_map``.
-    :param alpha_init: (float, default 0.1) initial blend weight.
-    :param verbose: (bool, default False) log each stage's blend weight at INFO level.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether layers learn biases.
+    :param linear_map: layer class of the sub-networks.
+    :param nonlin: activation of the nonlinear networks.
+    :param h_sf_size: hidden sizes of the single-fidelity MLP.
+    :param n_stacked_mf_layers: number of refinement stages.
+    :param h_linear_sizes: hidden sizes of each linear network.
+    :param h_nonlinear_sizes: hidden sizes of each nonlinear network.
+    :param linargs: extra keyword arguments for ``linear_map``.
+    :param alpha_init: initial blend weight.
+    :param verbose: log each stage's blend weight at INFO level.
     :raises ValueError: if ``n_stacked_mf_layers < 1``.
     """
 
@@ -615,17 +615,17 @@ class KANLinear(nn.Module):
     side), following Liu et al., https://arxiv.org/abs/2404.19756. The grid is a buffer that
     :meth:`update_grid` adapts to the data while keeping the layer's function.
 
-    :param in_features: (int) input dimension.
-    :param out_features: (int) output dimension.
-    :param grid_size: (int, default 5) number of grid intervals.
-    :param spline_order: (int, default 3) B-spline order (3: cubic).
-    :param scale_noise: (float, default 0.1) scale of the random initial splines.
-    :param scale_base: (float, default 1.0) scale of the initial base weights.
-    :param scale_spline: (float, default 1.0) scale of the initial spline scalers (or weights).
-    :param enable_standalone_scale_spline: (bool, default True) learn a separate scaler per edge.
-    :param base_activation: (type, default torch.nn.SiLU) activation class of the base branch.
-    :param grid_eps: (float, default 0.02) mix of uniform (1) vs data-quantile (0) grid in :meth:`update_grid`.
-    :param grid_range: (list[float], default [-1, 1]) initial grid interval.
+    :param in_features: input dimension.
+    :param out_features: output dimension.
+    :param grid_size: number of grid intervals.
+    :param spline_order: B-spline order (3: cubic).
+    :param scale_noise: scale of the random initial splines.
+    :param scale_base: scale of the initial base weights.
+    :param scale_spline: scale of the initial spline scalers (or weights).
+    :param enable_standalone_scale_spline: learn a separate scaler per edge.
+    :param base_activation: activation class of the base branch.
+    :param grid_eps: mix of uniform (1) vs data-quantile (0) grid in :meth:`update_grid`.
+    :param grid_range: initial grid interval.
     :raises ValueError: on non-positive sizes or an empty grid range.
     """
 
@@ -756,7 +756,7 @@ class KANLinear(nn.Module):
 class KAN(nn.Module):
     """Stack of :class:`KANLinear` layers with sizes ``layers_hidden`` (e.g. ``[2, 5, 1]``).
 
-    :param layers_hidden: (list[int]) sizes from input to output, at least two entries.
+    :param layers_hidden: sizes from input to output, at least two entries.
     :raises ValueError: if fewer than two sizes are given.
 
     Other parameters as for :class:`KANLinear`.
@@ -800,13 +800,13 @@ class KANBlock(Block):
     :meth:`update_epoch` adapts the grids to the data and moves to the next grid size, if any
     (rebuild the optimizer after a size change: the spline parameters are replaced).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param hsizes: (list[int], default [64]) hidden layer sizes.
-    :param num_domains: (int, default 1) number of subdomains.
-    :param grid_sizes: (list[int], default [5]) grid-size schedule.
-    :param grid_updates: (list[int] | None, default None) epochs at which :meth:`update_epoch` updates grids.
-    :param verbose: (bool, default False) log grid updates at INFO level.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param hsizes: hidden layer sizes.
+    :param num_domains: number of subdomains.
+    :param grid_sizes: grid-size schedule.
+    :param grid_updates: epochs at which :meth:`update_epoch` updates grids.
+    :param verbose: log grid updates at INFO level.
     :raises ValueError: on an empty grid-size schedule or an invalid ``num_domains``.
 
     Other parameters as for :class:`KANLinear`.

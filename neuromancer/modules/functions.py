@@ -24,10 +24,10 @@ def bounds_clamp(x: torch.Tensor, xmin: Bound | None = None, xmax: Bound | None 
     Written with ReLUs rather than ``torch.clamp`` so that the bounds may be floats or tensors that
     broadcast against ``x`` (a per-feature bound, or a bound that varies along the batch).
 
-    :param x: (torch.Tensor) values to clip.
-    :param xmin: (float | torch.Tensor | None, default None) lower bound; ``None`` leaves ``x`` unbounded below.
-    :param xmax: (float | torch.Tensor | None, default None) upper bound; ``None`` leaves ``x`` unbounded above.
-    :return: (torch.Tensor) the clipped values, same shape as ``x`` (after broadcasting with the bounds).
+    :param x: values to clip.
+    :param xmin: lower bound; ``None`` leaves ``x`` unbounded below.
+    :param xmax: upper bound; ``None`` leaves ``x`` unbounded above.
+    :return: the clipped values, same shape as ``x`` (after broadcasting with the bounds).
     """
     if xmin is not None:
         x = x + F.relu(xmin - x)
@@ -42,11 +42,11 @@ def bounds_scaling(x: torch.Tensor, xmin: Bound, xmax: Bound, scaling: float = 1
     Computes ``xmin + (xmax - xmin) * sigmoid(scaling * x)``: ``x = 0`` maps to the midpoint and
     ``scaling`` sets how steeply values approach the bounds. Unlike clipping, the gradient never vanishes.
 
-    :param x: (torch.Tensor) values to squash.
-    :param xmin: (float | torch.Tensor) lower bound, broadcastable against ``x``.
-    :param xmax: (float | torch.Tensor) upper bound, broadcastable against ``x``.
-    :param scaling: (float, default 1.0) slope of the sigmoid at the midpoint.
-    :return: (torch.Tensor) values strictly between the bounds.
+    :param x: values to squash.
+    :param xmin: lower bound, broadcastable against ``x``.
+    :param xmax: upper bound, broadcastable against ``x``.
+    :param scaling: slope of the sigmoid at the midpoint.
+    :return: values strictly between the bounds.
     """
     return xmin + (xmax - xmin) * torch.sigmoid(scaling * x)
 
@@ -72,12 +72,12 @@ def window_functions(x: torch.Tensor, num_domains: int, delta: float = 1.9, lowe
     and cover the whole box. By default the box is the batch's minimum and maximum, which makes a
     sample's weights depend on the rest of its batch; pass fixed ``lower`` and ``upper`` to avoid that.
 
-    :param x: (torch.Tensor) ``[batch, ndim]`` points.
-    :param num_domains: (int) total number of subdomains, a perfect ``ndim``-th power.
-    :param delta: (float, default 1.9) overlap ratio, > 1.
-    :param lower: (float | torch.Tensor | None, default None) lower corner of the box; batch minimum if None.
-    :param upper: (float | torch.Tensor | None, default None) upper corner of the box; batch maximum if None.
-    :return: (torch.Tensor) ``[batch, num_domains]`` non-negative weights summing to 1 per row.
+    :param x: ``[batch, ndim]`` points.
+    :param num_domains: total number of subdomains, a perfect ``ndim``-th power.
+    :param delta: overlap ratio, > 1.
+    :param lower: lower corner of the box; batch minimum if None.
+    :param upper: upper corner of the box; batch maximum if None.
+    :return: ``[batch, num_domains]`` non-negative weights summing to 1 per row.
     :raises ValueError: if ``delta <= 1`` or ``num_domains`` is not a perfect power of the dimension.
     """
     if delta <= 1.0:

@@ -41,15 +41,14 @@ class ProxObjectivePlusEqualityConstraint(nn.Module):
     The Jacobian of ``F`` is treated as a constant in backpropagation (it is computed without
     gradient); gradients flow through ``F(x)``, ``grad f``, ``H_f`` and the metric.
 
-    :param f: (callable (x [n], p [n_p]) -> scalar) objective, one sample, torch.func-compatible
-    :param F: (callable (x [n], p [n_p]) -> [m]) equality constraints ``F(x) = 0``, ``m <= n``
-    :param metric: (callable (x, p) -> [n, n] positive definite, or None) the metric ``M``; None (default)
-        uses the identity
-    :param JF_fixed: (bool) reuse the Jacobian of ``F`` stored by :meth:`prefactor` (linear constraints),
+    :param f: objective, one sample, torch.func-compatible
+    :param F: equality constraints ``F(x) = 0``, ``m <= n``
+    :param metric: the metric ``M``; None (default) uses the identity
+    :param JF_fixed: reuse the Jacobian of ``F`` stored by :meth:`prefactor` (linear constraints),
         default False
-    :param Hf_fixed: (bool) reuse the matrix ``Md`` stored by :meth:`prefactor` (quadratic objective,
+    :param Hf_fixed: reuse the matrix ``Md`` stored by :meth:`prefactor` (quadratic objective,
         constant metric), default False
-    :param gamma: (float) proximal step parameter, default 2.0
+    :param gamma: proximal step parameter, default 2.0
     """
 
     def __init__(self, f: ProblemFunction, F: ProblemFunction, metric: ProblemFunction | None = None,
@@ -81,8 +80,8 @@ class ProxObjectivePlusEqualityConstraint(nn.Module):
 
         Call it once per batch of parameters before the iterations (`DRSolver` and `ADMMSolver` do).
 
-        :param x: (torch.Tensor) [batch, n] points where the Jacobian and Hessian are taken
-        :param parms: (torch.Tensor) [batch, n_p] problem parameters
+        :param x: [batch, n] points where the Jacobian and Hessian are taken
+        :param parms: [batch, n_p] problem parameters
         """
         if self.JF_fixed:
             self.JFx = self._jacobian(x, parms)
@@ -99,9 +98,9 @@ class ProxObjectivePlusEqualityConstraint(nn.Module):
     def forward(self, x: torch.Tensor, parms: torch.Tensor) -> torch.Tensor:
         """Return the approximate proximal point of each row of ``x``.
 
-        :param x: (torch.Tensor) [batch, n]
-        :param parms: (torch.Tensor) [batch, n_p]
-        :return: (torch.Tensor) [batch, n], satisfying the linearized constraints ``F(x) + J d = 0``
+        :param x: [batch, n]
+        :param parms: [batch, n_p]
+        :return: [batch, n], satisfying the linearized constraints ``F(x) + J d = 0``
         """
         jacobian = self._stored("JFx") if self.JF_fixed else self._jacobian(x, parms)
         step_matrix = self._stored("Md") if self.Hf_fixed else self._step_matrix(x, parms)
@@ -119,8 +118,8 @@ class ProxObjectivePlusEqualityConstraint(nn.Module):
 class ProxBoxConstraint(nn.Module):
     """Projection onto parameter-dependent box constraints ``l(p) <= x <= u(p)``.
 
-    :param f_lower_bound: (callable p [n_p] -> [n]) lower bounds for one sample (batched with vmap)
-    :param f_upper_bound: (callable p [n_p] -> [n]) upper bounds for one sample
+    :param f_lower_bound: lower bounds for one sample (batched with vmap)
+    :param f_upper_bound: upper bounds for one sample
     """
 
     def __init__(self, f_lower_bound: Callable[[torch.Tensor], torch.Tensor],
@@ -220,18 +219,18 @@ class DRSolver(_OperatorSplittingSolver):
     linearized constraints from the reflection (``z = prox(2 y - x_k)``) and updates
     ``x_{k+1} = x_k + z - y``.
 
-    :param f_obj: (callable (x [x_dim], p) -> scalar) objective of one sample
-    :param F_ineq: (callable (x, p) -> [n_ineq] or None) inequality constraints ``<= 0``
-    :param F_eq: (callable (x, p) -> [n_eq] or None) equality constraints ``= 0``
-    :param x_dim: (int) number of primal variables
-    :param n_ineq: (int) number of inequality constraints (slack variables)
-    :param n_eq: (int) number of equality constraints, at most ``x_dim``
-    :param JF_fixed: (bool) constraints are linear: compute their Jacobian once per call, default False
-    :param Hf_fixed: (bool) objective quadratic and metric constant: compute the step matrix once per call
-    :param num_steps: (int) iterations, default 3
-    :param metric: (callable (xs, p) -> [n, n] or None) metric of the proximal step (e.g. `ParaMetricDiagonal`),
+    :param f_obj: objective of one sample
+    :param F_ineq: inequality constraints ``<= 0``
+    :param F_eq: equality constraints ``= 0``
+    :param x_dim: number of primal variables
+    :param n_ineq: number of inequality constraints (slack variables)
+    :param n_eq: number of equality constraints, at most ``x_dim``
+    :param JF_fixed: constraints are linear: compute their Jacobian once per call, default False
+    :param Hf_fixed: objective quadratic and metric constant: compute the step matrix once per call
+    :param num_steps: iterations, default 3
+    :param metric: metric of the proximal step (e.g. `ParaMetricDiagonal`),
         over the stacked ``[x, s]``; None uses the identity
-    :param state_slack_bound: (float) bound on ``|x|`` and on the slacks, default 1e3
+    :param state_slack_bound: bound on ``|x|`` and on the slacks, default 1e3
     :raises ValueError: no objective, no constraint, or more equality constraints than variables
     """
 
@@ -245,8 +244,8 @@ class DRSolver(_OperatorSplittingSolver):
     def forward(self, x: torch.Tensor, parms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the iterations from the prediction ``x``.
 
-        :param x: (torch.Tensor) [batch, x_dim] initial guess
-        :param parms: (torch.Tensor) [batch, n_p] problem parameters
+        :param x: [batch, x_dim] initial guess
+        :param parms: [batch, n_p] problem parameters
         :return: the final iterate ``[batch, x_dim + n_ineq]`` (primal variables then slacks) and the
             squared residual ``(z - y)^2`` of the last iteration, same shape (0 at a fixed point)
         """
@@ -267,7 +266,7 @@ class ADMMSolver(_OperatorSplittingSolver):
     ``gamma = 1/2``), the relaxed point ``a = 2 alpha x_k + (1 - 2 alpha) y``, ``y = P(a + w)`` and
     ``w = w + a - y``. Parameters as for `DRSolver`, plus:
 
-    :param alpha: (float) relaxation in (0, 1); 0.5 (default) is plain ADMM
+    :param alpha: relaxation in (0, 1); 0.5 (default) is plain ADMM
     """
 
     PROX_GAMMA = 0.5
@@ -284,8 +283,8 @@ class ADMMSolver(_OperatorSplittingSolver):
     def forward(self, x: torch.Tensor, parms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the iterations from the prediction ``x``.
 
-        :param x: (torch.Tensor) [batch, x_dim] initial guess
-        :param parms: (torch.Tensor) [batch, n_p] problem parameters
+        :param x: [batch, x_dim] initial guess
+        :param parms: [batch, n_p] problem parameters
         :return: the last proximal iterate ``x_k`` ``[batch, x_dim + n_ineq]`` and the squared primal
             plus dual residual ``(x_k - y_k)^2 + (y_k - y_{k-1})^2``, same shape
         """
@@ -311,12 +310,12 @@ class ParaMetricDiagonal(nn.Module):
     ``[n_dim, n_dim]``), as the solvers' ``metric`` expects; a batch ``[batch, parm_dim]`` gives
     ``[batch, n_dim, n_dim]``.
 
-    :param n_dim: (int) size of the metric (the solver's ``x_dim + n_ineq``)
-    :param parm_dim: (int) number of problem parameters
-    :param upper_bound: (float) largest diagonal entry before scaling
-    :param lower_bound: (float) smallest diagonal entry before scaling, > 0 for a positive definite metric
-    :param scl_upper_bound: (float) largest scale, default 0.2
-    :param scl_lower_bound: (float) smallest scale, default 0.05
+    :param n_dim: size of the metric (the solver's ``x_dim + n_ineq``)
+    :param parm_dim: number of problem parameters
+    :param upper_bound: largest diagonal entry before scaling
+    :param lower_bound: smallest diagonal entry before scaling, > 0 for a positive definite metric
+    :param scl_upper_bound: largest scale, default 0.2
+    :param scl_lower_bound: smallest scale, default 0.05
     """
 
     def __init__(self, n_dim: int, parm_dim: int, upper_bound: float, lower_bound: float,

@@ -33,11 +33,11 @@ def _trackable(tensor: torch.Tensor) -> torch.Tensor:
 class Solver(nn.Module, ABC):
     """Base class of the correction layers: constraint and objective lists plus the node interface.
 
-    :param objectives: (list of Objective) objectives the solver may use, default none
-    :param constraints: (list of Constraint) constraints to satisfy
-    :param input_keys: (list of str) data keys of the variables to correct
-    :param output_keys: (list of str) keys of the corrected variables, default the input keys (overwrite)
-    :param name: (str or None) node name
+    :param objectives: objectives the solver may use, default none
+    :param constraints: constraints to satisfy
+    :param input_keys: data keys of the variables to correct
+    :param output_keys: keys of the corrected variables, default the input keys (overwrite)
+    :param name: node name
     :raises ValueError: if there are no input keys or ``output_keys`` differs in length from ``input_keys``
     """
 
@@ -85,15 +85,15 @@ class GradientProjection(Solver):
     the corrected output stays differentiable with respect to the solution map's parameters, and they
     run under ``torch.enable_grad`` so the correction also works in ``torch.no_grad`` evaluation.
 
-    :param constraints: (list of Constraint) constraints whose violation is reduced
-    :param input_keys: (list of str) keys of the variables to correct
-    :param output_keys: (list of str) keys of the corrected variables, default the input keys
-    :param decay: (float) relative step-size decay per step, in [0, 1), default 0.1
-    :param num_steps: (int) number of gradient steps, default 1
-    :param step_size: (float) initial step size, default 0.01
-    :param energy_update: (bool) recompute the energy gradient after each step (default True); when
+    :param constraints: constraints whose violation is reduced
+    :param input_keys: keys of the variables to correct
+    :param output_keys: keys of the corrected variables, default the input keys
+    :param decay: relative step-size decay per step, in [0, 1), default 0.1
+    :param num_steps: number of gradient steps, default 1
+    :param step_size: initial step size, default 0.01
+    :param energy_update: recompute the energy gradient after each step (default True); when
         False the gradient at the initial point is reused for every step
-    :param name: (str or None) node name
+    :param name: node name
     :raises ValueError: for bad keys, ``num_steps < 0``, ``step_size <= 0`` or ``decay`` outside [0, 1)
     """
 
@@ -158,12 +158,12 @@ class IterativeSolver(Solver):
     under- and over-determined systems work) and sets ``x <- x - step_size * dx``. The signed
     residuals are used, and the solver also works under ``torch.no_grad``.
 
-    :param constraints: (list of Constraint) equality constraints ``left == right``
-    :param input_keys: (list of str) one key, the variable ``[batch, n]`` to solve for
-    :param output_keys: (list of str) key of the solution, default the input key
-    :param num_steps: (int) number of Newton steps, default 1
-    :param step_size: (float) damping of the Newton step, default 1.0 (full step)
-    :param name: (str or None) node name
+    :param constraints: equality constraints ``left == right``
+    :param input_keys: one key, the variable ``[batch, n]`` to solve for
+    :param output_keys: key of the solution, default the input key
+    :param num_steps: number of Newton steps, default 1
+    :param step_size: damping of the Newton step, default 1.0 (full step)
+    :param name: node name
     :raises ValueError: for more than one input key, no or non-equality constraints, ``num_steps < 0``
     """
 

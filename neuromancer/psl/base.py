@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -90,20 +91,21 @@ def integrate(rhs: Callable[[float, np.ndarray], np.ndarray], x0: np.ndarray, ti
 class EmulatorBase(ABC, nn.Module):
     """Common machinery of every emulator: parameters, backend, seeded randomness and data statistics.
 
-    :param exclude_norms: (list of str) keys of simulation dicts that ``normalize`` leaves untouched, default ``['Time']``
-    :param backend: (str or module) ``'numpy'`` (default) or ``'torch'``; the type of the physical
+    :param exclude_norms: keys of simulation dicts that ``normalize`` leaves untouched, default ``['Time']``
+    :param backend: ``'numpy'`` (default) or ``'torch'``; the type of the physical
         parameters and of the arrays ``simulate`` returns
-    :param requires_grad: (bool) with the torch backend, make the physical parameters require gradients
-    :param seed: (int or np.random.Generator) seed of ``self.rng``, which draws every random signal and
+    :param requires_grad: with the torch backend, make the physical parameters require gradients
+    :param seed: seed of ``self.rng``, which draws every random signal and
         initial condition so that results are reproducible; default 59
-    :param set_stats: (bool) run a reference simulation at construction and fill ``self.stats``, default True
+    :param set_stats: run a reference simulation at construction and fill ``self.stats``, default True
     :raises ValueError: for an unknown backend
     """
 
     rtol: float = 1e-10
     atol: float = 1e-10
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+    def __init__(self, exclude_norms: list[str] = ['Time'],  # noqa: B006 - the published signature's default
+                 backend: str | ModuleType = "numpy", requires_grad: bool = False,
                  seed: int | np.random.Generator = 59, set_stats: bool = True) -> None:
         super().__init__()
         self.exclude_norms = list(exclude_norms)
@@ -165,12 +167,12 @@ class EmulatorBase(ABC, nn.Module):
         if "x0" not in self.variables:
             self.x0 = np.asarray(self.get_x0(), dtype=np.float32)
 
-    def set_params(self, parameters: dict, requires_grad: bool = False, cast: bool = True) -> None:
+    def set_params(self, parameters: dict[str, Any], requires_grad: bool = False, cast: bool = True) -> None:
         """Change parameters, variables or constants by name.
 
-        :param parameters: (dict) name -> new value
-        :param requires_grad: (bool) with the torch backend, make the new physical parameters require gradients
-        :param cast: (bool) cast physical parameters to the backend type, default True
+        :param parameters: name -> new value
+        :param requires_grad: with the torch backend, make the new physical parameters require gradients
+        :param cast: cast physical parameters to the backend type, default True
         :raises KeyError: for a name that is not a parameter, variable or constant of this system
         :raises ValueError: for an ``x0`` whose length differs from ``nx``
         """
@@ -186,7 +188,7 @@ class EmulatorBase(ABC, nn.Module):
                 raise ValueError(f"x0 has {np.shape(value)[-1]} entries; {type(self).__name__} has nx={self.nx}")
             setattr(self, name, value)
 
-    def change_backend(self, backend: Any = torch) -> None:
+    def change_backend(self, backend: str | ModuleType = torch) -> None:
         """Switch the numeric backend (``'numpy'`` or ``'torch'``, as a string or the module) and recast parameters.
 
         :raises ValueError: for an unknown backend
@@ -235,11 +237,11 @@ class EmulatorBase(ABC, nn.Module):
                   nsim: int | None = None, sim: dict | None = None) -> None:
         """Compute ``min``, ``max``, ``mean``, ``var`` and ``std`` of every trajectory into ``self.stats``.
 
-        :param x0: (array or None) initial state of the reference simulation, default ``self.x0``
-        :param U: (array or None) input sequence of the reference simulation (systems with inputs)
-        :param D: (array or None) disturbances; these emulators have none, so it must be None
-        :param nsim: (int or None) length of the reference simulation, default ``self.nsim``
-        :param sim: (dict or None) use these trajectories instead of simulating
+        :param x0: initial state of the reference simulation, default ``self.x0``
+        :param U: input sequence of the reference simulation (systems with inputs)
+        :param D: disturbances; these emulators have none, so it must be None
+        :param nsim: length of the reference simulation, default ``self.nsim``
+        :param sim: use these trajectories instead of simulating
         :raises TypeError: if ``D`` is given, or ``U`` for a system without input
         """
         if D is not None:
@@ -280,10 +282,10 @@ class EmulatorBase(ABC, nn.Module):
                   key: str | None = None) -> dict | Array:
         """Standardize data to zero mean and unit standard deviation with the reference statistics.
 
-        :param data: (dict or array or tensor) a simulation dict (keys in ``exclude_norms`` or without
+        :param data: a simulation dict (keys in ``exclude_norms`` or without
             statistics pass through), or one array named by ``key``
-        :param normalizer: (dict or None) statistics to use instead of ``self.stats``
-        :param key: (str or None) statistics entry for an array ``data`` (e.g. ``'X'``)
+        :param normalizer: statistics to use instead of ``self.stats``
+        :param key: statistics entry for an array ``data`` (e.g. ``'X'``)
         :return: data of the same structure and type
         :raises KeyError: if an array is given without ``key`` or ``key`` has no statistics
         """
@@ -297,8 +299,8 @@ class EmulatorBase(ABC, nn.Module):
     def show(self, data: dict | None = None, figname: str | None = None) -> Any:
         """Plot a simulation (default: the reference simulation behind ``stats``) with ``psl.plot.pltOL``.
 
-        :param data: (dict or None) trajectories with ``'Y'`` and optionally ``'X'``, ``'U'``
-        :param figname: (str or None) file to save the figure to
+        :param data: trajectories with ``'Y'`` and optionally ``'X'``, ``'U'``
+        :param figname: file to save the figure to
         :return: the matplotlib Figure
         """
         from neuromancer.psl.plot import pltOL
@@ -385,10 +387,10 @@ class ODE_Autonomous(EmulatorBase):
                  x0: Array | None = None) -> dict:
         """Integrate the system.
 
-        :param nsim: (int or None) number of steps, default ``self.nsim`` (ignored when ``Time`` is given)
-        :param Time: (array or None) explicit time points; the states at ``Time[1:]`` are returned
-        :param ts: (float or None) sampling time, default ``self.ts``
-        :param x0: (array or None) initial state, default ``self.x0``
+        :param nsim: number of steps, default ``self.nsim`` (ignored when ``Time`` is given)
+        :param Time: explicit time points; the states at ``Time[1:]`` are returned
+        :param ts: sampling time, default ``self.ts``
+        :param x0: initial state, default ``self.x0``
         :return: dict with ``'Y'``, ``'X'`` of shape ``[nsim, nx]`` and ``'Time'`` of shape ``[nsim]``
         :raises ValueError: for invalid sizes, times or initial state
         :raises SimulationError: if the integration fails
@@ -400,9 +402,9 @@ class ODE_Autonomous(EmulatorBase):
     def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """Differentiable step: the state ``ts`` after state ``x`` at time ``t`` (RK4 with ``forward_substeps`` steps).
 
-        :param x: (torch.Tensor) ``[..., nx]`` states
-        :param t: (torch.Tensor or float) time, scalar or ``[..., 1]``
-        :return: (torch.Tensor) ``[..., nx]`` next states
+        :param x: ``[..., nx]`` states
+        :param t: time, scalar or ``[..., 1]``
+        :return: ``[..., nx]`` next states
         """
         x = torch.as_tensor(x)
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
@@ -448,13 +450,13 @@ class ODE_NonAutonomous(EmulatorBase):
               signal: str | Callable | None = None, **signal_kwargs: Any) -> np.ndarray:
         """Generate an input sequence of ``nsim`` steps within ``[umin, umax]`` using ``self.rng``.
 
-        :param nsim: (int) number of steps
-        :param umin: (float or array or None) lower bound, default ``self.umin`` or the reference input's minimum
-        :param umax: (float or array or None) upper bound, default ``self.umax`` or the reference input's maximum
-        :param signal: (str or callable or None) a name in ``psl.signals.signals`` or a function
+        :param nsim: number of steps
+        :param umin: lower bound, default ``self.umin`` or the reference input's minimum
+        :param umax: upper bound, default ``self.umax`` or the reference input's maximum
+        :param signal: a name in ``psl.signals.signals`` or a function
             ``f(nsim, d, min, max, rng=..., **kwargs)``; default ``'step'``
         :param signal_kwargs: extra keyword arguments of the signal
-        :return: (np.ndarray) float32 ``[nsim, nu]``
+        :return: float32 ``[nsim, nu]``
         :raises KeyError: for an unknown signal name
         :raises ValueError: if no bounds are given and none are known
         """
@@ -483,7 +485,7 @@ class ODE_NonAutonomous(EmulatorBase):
         """A reference trajectory for tracking control: the outputs ``Y`` of a simulation of ``nsim`` steps
         from a random initial state under a random input, so the reference is reachable by the plant.
 
-        :return: (np.ndarray) float32 ``[nsim, ny]``
+        :return: float32 ``[nsim, ny]``
         """
         return to_numpy(self.simulate(nsim=nsim, x0=self.get_x0())["Y"]).astype(np.float32)
 
@@ -514,11 +516,11 @@ class ODE_NonAutonomous(EmulatorBase):
                  x0: Array | None = None, U: Array | None = None) -> dict:
         """Integrate the system under the input sequence ``U`` held constant over each step.
 
-        :param nsim: (int or None) number of steps (default ``len(U) - 1`` or ``self.nsim``)
-        :param Time: (array or None) explicit time points
-        :param ts: (float or None) sampling time, default ``self.ts``
-        :param x0: (array or None) initial state, default ``self.x0``
-        :param U: (array or None) ``[nsim + 1, nu]`` inputs, default ``get_U(nsim + 1)``
+        :param nsim: number of steps (default ``len(U) - 1`` or ``self.nsim``)
+        :param Time: explicit time points
+        :param ts: sampling time, default ``self.ts``
+        :param x0: initial state, default ``self.x0``
+        :param U: ``[nsim + 1, nu]`` inputs, default ``get_U(nsim + 1)``
         :return: dict with ``'Y'``, ``'X'`` ``[nsim, nx]``, ``'U'`` ``[nsim, nu]`` and ``'Time'`` ``[nsim]``
         :raises ValueError: for inconsistent arguments
         :raises SimulationError: if the integration fails
@@ -545,9 +547,9 @@ class ODE_NonAutonomous(EmulatorBase):
 
         The right-hand side is evaluated at ``t = 0``; the emulators with inputs are time invariant.
 
-        :param x: (torch.Tensor) ``[..., nx]`` states
-        :param u: (torch.Tensor) ``[..., nu]`` inputs held over the step
-        :return: (torch.Tensor) ``[..., nx]`` next states
+        :param x: ``[..., nx]`` states
+        :param u: ``[..., nu]`` inputs held over the step
+        :return: ``[..., nx]`` next states
         """
         x = torch.as_tensor(x)
         u = torch.as_tensor(u, dtype=x.dtype, device=x.device)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ def multidim(is_autonomous: bool) -> Callable[[type], type]:
     decorator makes ``equations`` accept the flat vector the ODE solver uses, and ``simulate``
     accept an ``[nodes, features]`` ``x0`` and return ``'X'`` and ``'Y'`` of shape ``[nsim, nodes, features]``.
 
-    :param is_autonomous: (bool) True for classes without input (``simulate(nsim, Time, ts, x0)``),
+    :param is_autonomous: True for classes without input (``simulate(nsim, Time, ts, x0)``),
         False for classes with input (``simulate(nsim, Time, ts, x0, U)``)
     :return: the decorator
     """
@@ -144,20 +145,21 @@ class Coupled_ODE(_Network, ODE_Autonomous):
 
     Subclasses implement :meth:`message_passing` and :meth:`get_x0` (the default state of all nodes).
 
-    :param exclude_norms: (list of str) keys ``normalize`` leaves untouched, default ``['Time']``
-    :param backend: (str) only ``'numpy'`` is supported
-    :param requires_grad: (bool) unused (numpy backend), kept for the common emulator signature
-    :param seed: (int or np.random.Generator) seed of ``self.rng``, default 59
-    :param set_stats: (bool) accepted for the common signature; this base class computes no
+    :param exclude_norms: keys ``normalize`` leaves untouched, default ``['Time']``
+    :param backend: only ``'numpy'`` is supported
+    :param requires_grad: unused (numpy backend), kept for the common emulator signature
+    :param seed: seed of ``self.rng``, default 59
+    :param set_stats: accepted for the common signature; this base class computes no
         statistics at construction, because a subclass sets its own attributes after it (concrete
         systems honour the flag at the end of their constructor)
-    :param adj: (array or None) edge list ``[2, edges]`` of ``(receiver, sender)`` pairs, or an
+    :param adj: edge list ``[2, edges]`` of ``(receiver, sender)`` pairs, or an
         adjacency matrix; default a complete graph
-    :param nx: (int) number of nodes (ignored when ``adj`` is a matrix), default 1
+    :param nx: number of nodes (ignored when ``adj`` is a matrix), default 1
     :raises ValueError: for a torch backend or a malformed graph
     """
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+    def __init__(self, exclude_norms: list[str] = ['Time'],  # noqa: B006 - the published signature's default
+                 backend: str | ModuleType = "numpy", requires_grad: bool = False,
                  seed: int | np.random.Generator = 59, set_stats: bool = True,
                  adj: np.ndarray | None = None, nx: int = 1) -> None:
         self._set_graph(adj, nx, backend)
@@ -168,8 +170,8 @@ class Coupled_ODE(_Network, ODE_Autonomous):
     def message_passing(self, receivers: np.ndarray, senders: np.ndarray, t: Any) -> np.ndarray:
         """Contribution of each sender to its receiver's derivative, one row per edge.
 
-        :param receivers: (np.ndarray) receiver states, row ``k`` for edge ``k``
-        :param senders: (np.ndarray) sender states, row ``k`` for edge ``k``
+        :param receivers: receiver states, row ``k`` for edge ``k``
+        :param senders: sender states, row ``k`` for edge ``k``
         :param t: time
         :raises NotImplementedError: always here; subclasses define the coupling
         """
@@ -189,7 +191,8 @@ class Coupled_NonAutonomous(_Network, ODE_NonAutonomous):
     sets it. Subclasses implement :meth:`message_passing`, :meth:`get_x0` and ``get_U``.
     """
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+    def __init__(self, exclude_norms: list[str] = ['Time'],  # noqa: B006 - the published signature's default
+                 backend: str | ModuleType = "numpy", requires_grad: bool = False,
                  seed: int | np.random.Generator = 59, set_stats: bool = False,
                  adj: np.ndarray | None = None, nx: int = 1) -> None:
         self._set_graph(adj, nx, backend)
@@ -230,21 +233,22 @@ class RC_Network(Coupled_NonAutonomous):
     random wall area; capacities follow from random room volumes of air. Everything random is
     drawn from ``self.rng``.
 
-    :param exclude_norms: (list of str) keys ``normalize`` leaves untouched, default ``['Time']``
-    :param backend: (str) only ``'numpy'``
-    :param requires_grad: (bool) unused
-    :param seed: (int or np.random.Generator) seed of ``self.rng``, default 59
-    :param set_stats: (bool) compute ``stats`` from a reference simulation at construction, default False
-    :param adj: (array or None) edge list ``[2, edges]`` or adjacency matrix of the walls; default all rooms adjacent
-    :param nx: (int) number of rooms, default 1
-    :param R: (array or None) wall resistances, one per edge; default :meth:`get_resistances` with areas in ``[5, 20]``
-    :param C: (array or None) room heat capacities ``[nx]``; default :meth:`get_C`
-    :param U: (array or None) reference input ``[nsim + 1, nx + 1]``; default :meth:`get_U`
-    :param nsim: (int) length of the reference simulation, default 1001
+    :param exclude_norms: keys ``normalize`` leaves untouched, default ``['Time']``
+    :param backend: only ``'numpy'``
+    :param requires_grad: unused
+    :param seed: seed of ``self.rng``, default 59
+    :param set_stats: compute ``stats`` from a reference simulation at construction, default False
+    :param adj: edge list ``[2, edges]`` or adjacency matrix of the walls; default all rooms adjacent
+    :param nx: number of rooms, default 1
+    :param R: wall resistances, one per edge; default :meth:`get_resistances` with areas in ``[5, 20]``
+    :param C: room heat capacities ``[nx]``; default :meth:`get_C`
+    :param U: reference input ``[nsim + 1, nx + 1]``; default :meth:`get_U`
+    :param nsim: length of the reference simulation, default 1001
     :raises ValueError: for a torch backend, a malformed graph or ``R``/``C`` of the wrong length
     """
 
-    def __init__(self, exclude_norms: list = ['Time'], backend: Any = "numpy", requires_grad: bool = False,  # noqa: B006 - upstream's default, copied
+    def __init__(self, exclude_norms: list[str] = ['Time'],  # noqa: B006 - the published signature's default
+                 backend: str | ModuleType = "numpy", requires_grad: bool = False,
                  seed: int | np.random.Generator = 59, set_stats: bool = False,
                  adj: np.ndarray | None = None, nx: int = 1, R: Array | None = None,
                  C: Array | None = None, U: Array | None = None, nsim: int = _DEFAULT_NSIM) -> None:
@@ -287,8 +291,8 @@ class RC_Network(Coupled_NonAutonomous):
         source is a sinusoid in ``[288, 300]`` K of twice the frequency, shifted by a random lag of up
         to 500 samples, plus noise in ``[-0.5, 0.5]``.
 
-        :param nsim: (int) number of steps
-        :param periods: (int or None) periods of the outside temperature over the horizon, default one per 500 steps
+        :param nsim: number of steps
+        :param periods: periods of the outside temperature over the horizon, default one per 500 steps
         """
         lag_span = 500
         periods = math.ceil(nsim / lag_span) if periods is None else periods
@@ -305,12 +309,12 @@ class RC_Network(Coupled_NonAutonomous):
                         symmetric: bool = True) -> np.ndarray:
         """Thermal resistances ``Rval / area`` of walls with random areas in ``[amin, amax]``.
 
-        :param adj_list: (np.ndarray) ``[2, edges]`` walls
-        :param Rval: (float) insulation R-value, default 3.5 (fiberglass)
-        :param amax: (float) largest wall area, default 20
-        :param amin: (float) smallest wall area, default 0
-        :param symmetric: (bool) give an edge and its reverse (when present) the same, averaged area
-        :return: (np.ndarray) ``[edges]`` resistances
+        :param adj_list: ``[2, edges]`` walls
+        :param Rval: insulation R-value, default 3.5 (fiberglass)
+        :param amax: largest wall area, default 20
+        :param amin: smallest wall area, default 0
+        :param symmetric: give an edge and its reverse (when present) the same, averaged area
+        :return: ``[edges]`` resistances
         """
         adj_list = np.asarray(adj_list)
         area = self.rng.uniform(amin, amax, size=adj_list.shape[1])
@@ -340,7 +344,7 @@ class RC_Network(Coupled_NonAutonomous):
     def make_5_room(nsim: int = 10000) -> RC_Network:
         """A five-room floor plan with 14 directed walls (the one NeuroMANCER's networked-ODE tutorial uses).
 
-        :param nsim: (int) length of the reference input, default 10000
+        :param nsim: length of the reference input, default 10000
         """
         adj = np.array([[0, 1], [0, 2], [0, 3], [1, 0], [1, 3], [1, 4], [2, 0], [2, 3], [3, 0], [3, 1], [3, 2],
                         [3, 4], [4, 1], [4, 3]]).T
@@ -353,21 +357,21 @@ class Gravitational_System(Coupled_ODE):
 
         d(x, y)/dt = (vx, vy),   d(vx, vy)/dt = sum_j G m_j (p_j - p_i) / |p_j - p_i|**3
 
-    :param backend: (str) only ``'numpy'``
-    :param set_stats: (bool) compute ``stats`` from a reference simulation at construction, default False
-    :param G: (float) gravitational constant, default 6.67e-11
-    :param adj: (array or None) which bodies attract which, default all pairs
-    :param nx: (int) number of bodies, default 4
-    :param seed: (int or np.random.Generator) seed of ``self.rng``, default 59
-    :param x0: (array or None) ``[nx, 5]`` initial rows, default :meth:`get_x0`
-    :param nsim: (int) length of the reference simulation, default 1001
+    :param backend: only ``'numpy'``
+    :param set_stats: compute ``stats`` from a reference simulation at construction, default False
+    :param G: gravitational constant, default 6.67e-11
+    :param adj: which bodies attract which, default all pairs
+    :param nx: number of bodies, default 4
+    :param seed: seed of ``self.rng``, default 59
+    :param x0: ``[nx, 5]`` initial rows, default :meth:`get_x0`
+    :param nsim: length of the reference simulation, default 1001
     """
 
     mass_idx = [0]
     pos_idx = [1, 2]
     vel_idx = [3, 4]
 
-    def __init__(self, backend: Any = "numpy", set_stats: bool = False, G: float = 6.67e-11,
+    def __init__(self, backend: str | ModuleType = "numpy", set_stats: bool = False, G: float = 6.67e-11,
                  adj: np.ndarray | None = None, nx: int = 4, seed: int | np.random.Generator = 59,
                  x0: Array | None = None, nsim: int = _DEFAULT_NSIM) -> None:
         super().__init__(backend=backend, seed=seed, adj=adj, nx=nx)
@@ -400,7 +404,7 @@ class Gravitational_System(Coupled_ODE):
     def make_4_body(nsim: int = 10000) -> Gravitational_System:
         """Three unit-mass satellites on near-circular orbits around a body of mass 1e6 at the origin.
 
-        :param nsim: (int) length of the reference simulation, default 10000
+        :param nsim: length of the reference simulation, default 10000
         """
         x0 = np.array([[1e6, 0.0, 0.0, 0.0, 0.0],
                        [1.0, 1.0, 0.0, 0.0, 8.167e-3],
@@ -419,16 +423,16 @@ class Boids(Coupled_ODE):
     limited to ``max_acc = 0.005``; boids move with their velocity limited to ``max_speed = 0.03``.
     The right-hand side switches rules at thresholds, so the solver runs with looser tolerances.
 
-    :param backend: (str) only ``'numpy'``
-    :param set_stats: (bool) compute ``stats`` from a reference simulation at construction, default False
-    :param coherence: (float) cohesion gain, default 0.05
-    :param separation: (float) separation gain, default 0.01
-    :param alignment: (float) alignment gain, default 0.05
-    :param avoidance_range: (float) separation and wall distance, default 0.2
-    :param visual_range: (float or None) neighbours are the boids within this distance; None: the graph's edges
-    :param nx: (int) number of boids, default 50
-    :param x0: (array or None) ``[nx, 4]`` initial rows, default :meth:`get_x0`
-    :param seed: (int or np.random.Generator) seed of ``self.rng``, default 59
+    :param backend: only ``'numpy'``
+    :param set_stats: compute ``stats`` from a reference simulation at construction, default False
+    :param coherence: cohesion gain, default 0.05
+    :param separation: separation gain, default 0.01
+    :param alignment: alignment gain, default 0.05
+    :param avoidance_range: separation and wall distance, default 0.2
+    :param visual_range: neighbours are the boids within this distance; None: the graph's edges
+    :param nx: number of boids, default 50
+    :param x0: ``[nx, 4]`` initial rows, default :meth:`get_x0`
+    :param seed: seed of ``self.rng``, default 59
     """
 
     pos_idx = [0, 1]
@@ -437,7 +441,7 @@ class Boids(Coupled_ODE):
     atol = 1e-8
     box = (0.0, 10.0)
 
-    def __init__(self, backend: Any = "numpy", set_stats: bool = False, coherence: float = 0.05,
+    def __init__(self, backend: str | ModuleType = "numpy", set_stats: bool = False, coherence: float = 0.05,
                  separation: float = 0.01, alignment: float = 0.05, avoidance_range: float = 0.2,
                  visual_range: float | None = None, nx: int = 50, x0: Array | None = None,
                  seed: int | np.random.Generator = 59) -> None:
@@ -454,8 +458,8 @@ class Boids(Coupled_ODE):
     def get_x0(self, nx: int | None = None, rseed: int | None = None) -> np.ndarray:
         """Random boids: positions in ``[3, 6] x [1, 4]``, velocities in ``[0, 0.06]^2``.
 
-        :param nx: (int or None) number of boids, default ``self.nx``
-        :param rseed: (int or None) draw from a fresh generator with this seed instead of ``self.rng``
+        :param nx: number of boids, default ``self.nx``
+        :param rseed: draw from a fresh generator with this seed instead of ``self.rng``
         """
         count = self.adj.shape[0] if nx is None else nx
         rng = self.rng if rseed is None else np.random.default_rng(rseed)

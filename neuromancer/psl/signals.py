@@ -2,10 +2,11 @@
 binary sequences, random walks, noise.
 
 Every generator returns a numpy array of shape ``[nsim, d]`` (float64, or ``dtype`` for the
-bounded walks) and takes bounds ``min`` and ``max`` (scalars or length-``d`` arrays) plus a numpy
-``Generator`` ``rng`` so that a seeded generator reproduces the same signal. The emulators in :mod:`neuromancer.psl` draw their default
-control inputs from these functions; the registry :data:`signals` maps a name to a generator so
-that ``get_U(nsim, signal='walk')`` can pick one by name.
+bounded walks) and takes bounds ``min`` and ``max`` plus a numpy ``Generator`` ``rng`` so that a
+seeded generator reproduces the same signal. Every bound (``min``, ``max``, and ``max_step`` and ``x0``
+of the walks) is a scalar shared by all dimensions or a length-``d`` array. The emulators in
+:mod:`neuromancer.psl` draw their default control inputs from these functions; the registry
+:data:`signals` maps a name to a generator so that ``get_U(nsim, signal='walk')`` can pick one by name.
 """
 from __future__ import annotations
 
@@ -86,14 +87,14 @@ def step(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, randsteps: int =
     Step signals excite a system at a few operating points, which is what the process emulators
     (CSTR, TwoTank) use by default.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound of the levels, default 0.0
-    :param max: (float or array [d]) upper bound of the levels, default 1.0
-    :param randsteps: (int) number of constant segments, default 30 (segments have ``ceil(nsim/randsteps)`` steps)
-    :param values: (array or None) if given, levels are drawn from these values instead of ``U[min, max]``
-    :param rng: (np.random.Generator) source of randomness; pass a seeded generator to reproduce a signal
-    :return: (np.ndarray) [nsim, d] signal
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound of the levels, default 0.0
+    :param max: upper bound of the levels, default 1.0
+    :param randsteps: number of constant segments, default 30 (segments have ``ceil(nsim/randsteps)`` steps)
+    :param values: if given, levels are drawn from these values instead of ``U[min, max]``
+    :param rng: source of randomness; pass a seeded generator to reproduce a signal
+    :return: [nsim, d] signal
     :raises ValueError: for non-positive sizes, ``randsteps < 1``, ``min > max`` or empty ``values``
     """
     _check_size(nsim, d)
@@ -115,15 +116,15 @@ def periodic(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, periods: int
              phase_offset: bool = False, rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """Periodic signal with ``periods`` full periods over the horizon, rescaled to ``[min, max]``.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param periods: (int) number of periods over ``nsim`` steps, default 30
-    :param form: (str) waveform, one of ``'sin'``, ``'square'``, ``'sawtooth'``; default ``'sin'``
-    :param phase_offset: (bool) give every dimension its own random phase, default False
-    :param rng: (np.random.Generator) source of randomness for the phases
-    :return: (np.ndarray) [nsim, d] signal spanning ``[min, max]`` in every dimension
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param periods: number of periods over ``nsim`` steps, default 30
+    :param form: waveform, one of ``'sin'``, ``'square'``, ``'sawtooth'``; default ``'sin'``
+    :param phase_offset: give every dimension its own random phase, default False
+    :param rng: source of randomness for the phases
+    :return: [nsim, d] signal spanning ``[min, max]`` in every dimension
     :raises ValueError: for non-positive sizes, ``min > max`` or an unknown ``form``
     """
     _check_size(nsim, d)
@@ -140,15 +141,15 @@ def sines(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, periods: int = 
 
     A multi-sine excites many frequencies at once, a standard choice for identifying dynamics.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param periods: (int) largest number of periods of a component wave over the horizon, default 30
-    :param nwaves: (int) number of component waves per dimension, default 20
-    :param form: (str) waveform of the components: ``'sin'``, ``'square'`` or ``'sawtooth'``
-    :param rng: (np.random.Generator) source of randomness for frequencies and phases
-    :return: (np.ndarray) [nsim, d] signal spanning ``[min, max]`` in every dimension
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param periods: largest number of periods of a component wave over the horizon, default 30
+    :param nwaves: number of component waves per dimension, default 20
+    :param form: waveform of the components: ``'sin'``, ``'square'`` or ``'sawtooth'``
+    :param rng: source of randomness for frequencies and phases
+    :return: [nsim, d] signal spanning ``[min, max]`` in every dimension
     :raises ValueError: for non-positive sizes, ``nwaves < 1``, ``min > max`` or an unknown ``form``
     """
     _check_size(nsim, d)
@@ -167,15 +168,15 @@ def walk(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, sigma: float = 0
          rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """Gaussian random walk with step standard deviation ``sigma``.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound (and starting value when ``bound=False``), default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param sigma: (float) standard deviation of each step, default 0.05
-    :param bound: (bool) rescale the walk to span exactly ``[min, max]``, default True; when False the
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound (and starting value when ``bound=False``), default 0.0
+    :param max: upper bound, default 1.0
+    :param sigma: standard deviation of each step, default 0.05
+    :param bound: rescale the walk to span exactly ``[min, max]``, default True; when False the
         walk starts at ``min`` and is left unbounded
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] signal
+    :param rng: source of randomness
+    :return: [nsim, d] signal
     :raises ValueError: for non-positive sizes, negative ``sigma`` or ``min > max``
     """
     steps, low, high = _gaussian_draws(nsim, d, min, max, sigma, rng)
@@ -187,15 +188,15 @@ def noise(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, sigma: float = 
           rng: np.random.Generator = np.random.default_rng()) -> np.ndarray:
     """White Gaussian noise with standard deviation ``sigma``.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound (and offset when ``bound=False``), default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param sigma: (float) standard deviation, default 0.05
-    :param bound: (bool) rescale the samples to span exactly ``[min, max]``, default True; when False
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound (and offset when ``bound=False``), default 0.0
+    :param max: upper bound, default 1.0
+    :param sigma: standard deviation, default 0.05
+    :param bound: rescale the samples to span exactly ``[min, max]``, default True; when False
         the noise is centred on ``min`` and left unbounded
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] signal
+    :param rng: source of randomness
+    :return: [nsim, d] signal
     :raises ValueError: for non-positive sizes, negative ``sigma`` or ``min > max``
     """
     samples, low, high = _gaussian_draws(nsim, d, min, max, sigma, rng)
@@ -205,9 +206,9 @@ def noise(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, sigma: float = 
 def np_softmax(x: np.ndarray, dim: int) -> np.ndarray:
     """Softmax of ``x`` along axis ``dim`` (numerically stable): non-negative weights that sum to one.
 
-    :param x: (array) scores
-    :param dim: (int) axis to normalize over
-    :return: (np.ndarray) weights with the shape of ``x``
+    :param x: scores
+    :param dim: axis to normalize over
+    :return: weights with the shape of ``x``
     """
     x = np.asarray(x, dtype=np.float64)
     exp = np.exp(x - x.max(axis=dim, keepdims=True))
@@ -234,14 +235,14 @@ def spline(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, values: np.nda
     Knot values are drawn from the triangular distribution on ``[min, max]`` with its mode in the
     middle, so the signal wanders smoothly and seldom rests on the bounds. Uses scipy (imported here).
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param values: (array or None) knot values ``[n, d]`` (or ``[n]`` when ``d == 1``), at least two; default random
-    :param n_interpolants: (int) number of random knots when ``values`` is None, default 30
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] signal within ``[min, max]``
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param values: knot values ``[n, d]`` (or ``[n]`` when ``d == 1``), at least two; default random
+    :param n_interpolants: number of random knots when ``values`` is None, default 30
+    :param rng: source of randomness
+    :return: [nsim, d] signal within ``[min, max]``
     :raises ValueError: for non-positive sizes, ``min > max``, fewer than two knots or knots of the wrong width
     """
     from scipy.interpolate import CubicSpline
@@ -268,15 +269,15 @@ def arma(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, q: int = 10, p: 
     Both weight vectors are softmaxes of uniform draws (positive, summing to one), so the AR part
     is a stable running average started on ``p`` noise samples and the MA part is smoothed noise.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param q: (int) moving-average order, default 10
-    :param p: (int) autoregressive order, default 10
-    :param bound: (bool) rescale each dimension to span exactly ``[min, max]``, default True
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] signal
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param q: moving-average order, default 10
+    :param p: autoregressive order, default 10
+    :param bound: rescale each dimension to span exactly ``[min, max]``, default True
+    :param rng: source of randomness
+    :return: [nsim, d] signal
     :raises ValueError: for non-positive sizes or orders, or ``min > max``
     """
     _check_size(nsim, d)
@@ -302,13 +303,13 @@ def prbs(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, p: float = 0.9,
     """Pseudo-random binary signal: starts at ``min`` and, at each step, each dimension switches to
     the other level with probability ``1 - p``.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) low level, default 0.0
-    :param max: (float or array [d]) high level, default 1.0
-    :param p: (float) probability of holding the current level at a step, default 0.9
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] signal taking only the values ``min`` and ``max``
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: low level, default 0.0
+    :param max: high level, default 1.0
+    :param p: probability of holding the current level at a step, default 0.9
+    :param rng: source of randomness
+    :return: [nsim, d] signal taking only the values ``min`` and ``max``
     :raises ValueError: for non-positive sizes, ``min > max`` or ``p`` outside ``[0, 1]``
     """
     _check_size(nsim, d)
@@ -325,14 +326,14 @@ def beta(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, alpha: float = 2
 
     With the default ``alpha = beta = 2`` the density is a frown centred in the range.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param alpha: (float) first shape parameter, default 2
-    :param beta: (float) second shape parameter, default 2
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] samples within ``[min, max]``
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param alpha: first shape parameter, default 2
+    :param beta: second shape parameter, default 2
+    :param rng: source of randomness
+    :return: [nsim, d] samples within ``[min, max]``
     :raises ValueError: for non-positive sizes or shapes, or ``min > max``
     """
     _check_size(nsim, d)
@@ -378,18 +379,18 @@ def beta_walk_mean(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, max_st
     within 10 % of the range from the bounds so the walk does not stick to them) and whose
     shape on the side of the nearer bound is ``ab``.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param max_step: (float or array [d] or None) if given, moves are limited to this size; default unlimited
-    :param x0: (float or array [d] or None) first value, default uniform in ``[min, max]``
-    :param dtype: (np.dtype) dtype of the result, default float32
-    :param ab: (float) Beta concentration, default 8 (larger: smaller moves)
-    :param p: (float) probability that a step moves at all, default 0.5
-    :param q: (float) probability that a dimension moves in a moving step, default 0.5
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] walk within ``[min, max]``
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param max_step: if given, moves are limited to this size; default unlimited
+    :param x0: first value, default uniform in ``[min, max]``
+    :param dtype: dtype of the result, default float32
+    :param ab: Beta concentration, default 8 (larger: smaller moves)
+    :param p: probability that a step moves at all, default 0.5
+    :param q: probability that a dimension moves in a moving step, default 0.5
+    :param rng: source of randomness
+    :return: [nsim, d] walk within ``[min, max]``
     :raises ValueError: for invalid sizes, bounds, probabilities, ``ab``, ``max_step`` or ``x0``
     """
     _check_probability("p", p)
@@ -420,18 +421,18 @@ def beta_walk_max_step(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, ma
     """Bounded random walk with limited steps: with probability ``p`` every dimension moves to a
     Beta(``alpha``, ``beta``) sample on ``[x - max_step, x + max_step]`` intersected with ``[min, max]``.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param max_step: (float or array [d] or None) largest move, default a tenth of the range
-    :param x0: (float or array [d] or None) first value, default uniform in ``[min, max]``
-    :param dtype: (np.dtype) dtype of the result, default float32
-    :param alpha: (float) first Beta shape, default 2
-    :param beta: (float) second Beta shape, default 2
-    :param p: (float) probability of moving at a step, default 0.3
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] walk within ``[min, max]``
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param max_step: largest move, default a tenth of the range
+    :param x0: first value, default uniform in ``[min, max]``
+    :param dtype: dtype of the result, default float32
+    :param alpha: first Beta shape, default 2
+    :param beta: second Beta shape, default 2
+    :param p: probability of moving at a step, default 0.3
+    :param rng: source of randomness
+    :return: [nsim, d] walk within ``[min, max]``
     :raises ValueError: for invalid sizes, bounds, shapes, ``p``, ``max_step`` or ``x0``
     """
     _check_probability("p", p)
@@ -461,18 +462,18 @@ def nd_walk(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, x0: Bound | N
     (``granularity=0``), ``max_step`` itself (``granularity=1``), or ``max_step * n / granularity``
     for a random integer ``n`` in ``[1, granularity]``.
 
-    :param nsim: (int) number of time steps
-    :param d: (int) signal dimension
-    :param min: (float or array [d]) lower bound, default 0.0
-    :param max: (float or array [d]) upper bound, default 1.0
-    :param x0: (float or array [d] or None) first value, default uniform in ``[min, max]``
-    :param max_step: (float or array [d] or None) largest move, default a tenth of the range
-    :param p: (float) probability of moving at a step, default 0.3
-    :param avoid_edge: (bool) bias moves toward the middle of the range, default True
-    :param granularity: (int) step-length rule, default 0 (see above)
-    :param dtype: (np.dtype) dtype of the result, default float32
-    :param rng: (np.random.Generator) source of randomness
-    :return: (np.ndarray) [nsim, d] walk within ``[min, max]``
+    :param nsim: number of time steps
+    :param d: signal dimension
+    :param min: lower bound, default 0.0
+    :param max: upper bound, default 1.0
+    :param x0: first value, default uniform in ``[min, max]``
+    :param max_step: largest move, default a tenth of the range
+    :param p: probability of moving at a step, default 0.3
+    :param avoid_edge: bias moves toward the middle of the range, default True
+    :param granularity: step-length rule, default 0 (see above)
+    :param dtype: dtype of the result, default float32
+    :param rng: source of randomness
+    :return: [nsim, d] walk within ``[min, max]``
     :raises ValueError: for invalid sizes, bounds, ``p``, ``granularity``, ``max_step`` or ``x0``
     """
     _check_probability("p", p)

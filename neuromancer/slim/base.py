@@ -33,10 +33,10 @@ def _check_size(name: str, value: int) -> int:
 class LinearBase(nn.Module, ABC):
     """Base class of every structured linear map: ``forward(x) = x @ effective_W() + bias``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias of shape ``[1, outsize]``.
-    :param provide_weights: (bool, default True) whether to create a free ``weight`` parameter of
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias of shape ``[1, outsize]``.
+    :param provide_weights: whether to create a free ``weight`` parameter of
         shape ``[insize, outsize]``; subclasses that build ``W`` from other parameters pass False.
     :raises ValueError: if a size is not a positive integer.
     """
@@ -90,10 +90,10 @@ class LinearBase(nn.Module, ABC):
 class SquareLinear(LinearBase, ABC):
     """Base class for maps that only exist for square weights (``insize == outsize``).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param provide_weights: (bool, default True) whether to create a free ``weight`` parameter.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
+    :param provide_weights: whether to create a free ``weight`` parameter.
     :raises ValueError: if ``insize != outsize``.
     """
 

@@ -10,6 +10,7 @@ both are re-exported here.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -44,9 +45,9 @@ class Linear(LinearBase):
     The parameters are those of the inner ``nn.Linear`` (``weight`` is ``[outsize, insize]``), also
     exposed as ``self.weight`` and ``self.bias``; ``effective_W`` is ``weight.T``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, **kwargs):
@@ -69,9 +70,9 @@ class Linear(LinearBase):
 class IdentityInitLinear(Linear):
     """:class:`Linear` whose weight starts as the (rectangular) identity; useful for residual-like starts.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, **kwargs):
@@ -83,9 +84,9 @@ class IdentityInitLinear(Linear):
 class IdentityLinear(IdentityInitLinear):
     """Fixed identity map: :class:`IdentityInitLinear` with the weight frozen (the bias, if any, still learns).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, **kwargs):
@@ -96,9 +97,9 @@ class IdentityLinear(IdentityInitLinear):
 class NonNegativeLinear(LinearBase):
     """Map with an elementwise non-negative weight ``W = relu(weight)``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, **kwargs):
@@ -116,10 +117,10 @@ class LassoLinear(LinearBase):
 
     Adding the penalty to the loss drives entries of ``W`` towards zero (sparse weights).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param gamma: (float, default 1.0) weight of the L1 penalty.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param gamma: weight of the L1 penalty.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, gamma: float = 1.0, **kwargs):
@@ -159,10 +160,10 @@ class LassoLinearRELU(LinearBase):
     (no kink at zero), and entries hit exactly zero. The ReLUs pass gradients straight through
     (:class:`IdentityGradReLU`), so zeroed entries can revive.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param gamma: (float, default 1.0) weight of the L1 penalty.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param gamma: weight of the L1 penalty.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, gamma: float = 1.0, **kwargs):
@@ -188,13 +189,13 @@ class L0Linear(LinearBase):
     exactly 0 or 1. :meth:`reg_error` is the expected number of open gates weighted by ``lamda`` plus
     an L2 weight decay on the kept weights (a positive penalty).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default True) whether to learn a bias.
-    :param weight_decay: (float, default 1.0) L2 weight-decay strength (prior precision).
-    :param droprate_init: (float, default 0.5) initial probability that a gate is closed, in (0, 1).
-    :param temperature: (float, default 2/3) temperature of the concrete distribution.
-    :param lamda: (float, default 1.0) cost of each open gate.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param weight_decay: L2 weight-decay strength (prior precision).
+    :param droprate_init: initial probability that a gate is closed, in (0, 1).
+    :param temperature: temperature of the concrete distribution.
+    :param lamda: cost of each open gate.
     :raises ValueError: if ``droprate_init`` is not in (0, 1) or ``temperature <= 0``.
     """
 
@@ -248,9 +249,9 @@ class L0Linear(LinearBase):
 class LeftStochasticLinear(LinearBase):
     """Left (column) stochastic map: ``W >= 0`` and every column of ``W`` sums to 1 (softmax over rows).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     """
 
     def effective_W(self) -> torch.Tensor:
@@ -261,9 +262,9 @@ class LeftStochasticLinear(LinearBase):
 class RightStochasticLinear(LinearBase):
     """Right (row) stochastic map: ``W >= 0`` and every row of ``W`` sums to 1 (softmax over columns).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     """
 
     def effective_W(self) -> torch.Tensor:
@@ -279,11 +280,11 @@ class PerronFrobeniusLinear(LinearBase):
     puts the dominant (real, non-negative) eigenvalue in ``[sigma_min, sigma_max]`` and every
     eigenvalue's magnitude below ``sigma_max``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.8) lower bound of the row sums.
-    :param sigma_max: (float, default 1.0) upper bound of the row sums.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param sigma_min: lower bound of the row sums.
+    :param sigma_max: upper bound of the row sums.
     :raises ValueError: if ``sigma_min > sigma_max`` or ``sigma_min < 0``.
     """
 
@@ -305,9 +306,9 @@ class PerronFrobeniusLinear(LinearBase):
 class SymmetricLinear(SquareLinear):
     """Symmetric map ``W = (weight + weight^T) / 2`` (real eigenvalues).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
     :raises ValueError: if the map is not square.
     """
 
@@ -322,9 +323,9 @@ class SymmetricLinear(SquareLinear):
 class SkewSymmetricLinear(SquareLinear):
     """Skew-symmetric map ``W = U - U^T`` with ``U`` the strict upper triangle (imaginary eigenvalues).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
     :raises ValueError: if the map is not square.
     """
 
@@ -343,11 +344,11 @@ class DampedSkewSymmetricLinear(SkewSymmetricLinear):
     ``S`` is skew-symmetric, so every eigenvalue of ``W`` has real part exactly ``-gamma``: the map
     is the state matrix of a stable continuous-time linear system with bounded decay rate.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.1) lower bound of the damping ``gamma``.
-    :param sigma_max: (float, default 0.5) upper bound of the damping ``gamma``.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
+    :param sigma_min: lower bound of the damping ``gamma``.
+    :param sigma_max: upper bound of the damping ``gamma``.
     :raises ValueError: if the map is not square or ``sigma_min > sigma_max``.
     """
 
@@ -372,9 +373,9 @@ class DampedSkewSymmetricLinear(SkewSymmetricLinear):
 class SplitLinear(LinearBase):
     """Map written as the difference of two non-negative maps, ``W = B - C``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, **kwargs):
@@ -393,11 +394,11 @@ class StableSplitLinear(LinearBase):
     Every row of ``|W|`` then sums to at most ``sigma_max``, so ``||W||_inf <= sigma_max`` and for a
     square map every eigenvalue has magnitude at most ``sigma_max``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.1) twice the lower bound of the row sums of each part.
-    :param sigma_max: (float, default 1.0) bound on the absolute row sums of ``W``.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param sigma_min: twice the lower bound of the row sums of each part.
+    :param sigma_max: bound on the absolute row sums of ``W``.
     :raises ValueError: if ``sigma_min > sigma_max`` or ``sigma_min < 0``.
     """
 
@@ -415,9 +416,9 @@ class StableSplitLinear(LinearBase):
 class PSDLinear(SquareLinear):
     """Positive semi-definite map ``W = weight^T weight`` (symmetric, eigenvalues >= 0).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
     :raises ValueError: if the map is not square.
     """
 
@@ -436,9 +437,9 @@ class SymplecticLinear(LinearBase):
     ``[n/2, n/2]`` weights: each factor is a symplectic shear, so the product is symplectic for any
     parameters.
 
-    :param insize: (int) input dimension, even.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension, even.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
     :raises ValueError: if the map is not square or the size is odd.
     """
 
@@ -470,12 +471,12 @@ class GershgorinLinear(SquareLinear):
     symmetric (scaled by one common factor), so ``W`` is symmetric and its eigenvalues are real and
     inside ``[sigma_min, sigma_max]``; with ``real=False`` each row is scaled separately.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.0) lower eigenvalue bound.
-    :param sigma_max: (float, default 1.0) upper eigenvalue bound.
-    :param real: (bool, default True) whether to make ``W`` symmetric (real eigenvalues).
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
+    :param sigma_min: lower eigenvalue bound.
+    :param sigma_max: upper eigenvalue bound.
+    :param real: whether to make ``W`` symmetric (real eigenvalues).
     :raises ValueError: if the map is not square or ``sigma_min > sigma_max``.
     """
 
@@ -506,12 +507,12 @@ class GershgorinLinear(SquareLinear):
 class BoundedNormLinear(Linear):
     """:class:`Linear` whose :meth:`reg_error` penalises a matrix norm of ``W`` outside ``[sigma_min, sigma_max]``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.1) lower bound of the norm.
-    :param sigma_max: (float, default 1.0) upper bound of the norm.
-    :param p: (int | float | str, default 2) matrix norm order as in ``torch.linalg.matrix_norm``
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param sigma_min: lower bound of the norm.
+    :param sigma_max: upper bound of the norm.
+    :param p: matrix norm order as in ``torch.linalg.matrix_norm``
         (2: spectral norm, 1 / inf: max column / row sum, 'fro', 'nuc', ...).
     :raises ValueError: on an unsupported ``p`` or ``sigma_min > sigma_max``.
     """
@@ -519,7 +520,7 @@ class BoundedNormLinear(Linear):
     norm_orders = (1, -1, 2, -2, math.inf, -math.inf, "fro", "nuc")
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, sigma_min: float = 0.1,
-                 sigma_max: float = 1.0, p=2, **kwargs):
+                 sigma_max: float = 1.0, p: int | float | str = 2, **kwargs: Any) -> None:
         super().__init__(insize, outsize, bias=bias)
         if p not in self.norm_orders:
             raise ValueError(f"p={p!r} is not a matrix norm order; use one of {self.norm_orders}")
@@ -541,11 +542,11 @@ class TrivialNullSpaceLinear(LinearBase):
     ``G`` is ``[rank, insize]`` (``rank`` defaults to ``insize``); ``N`` fills the remaining
     ``outsize - insize`` columns freely.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, at least ``insize``.
-    :param bias: (bool, default False) must be False: a bias would move the null space.
-    :param rank: (int | None, default None) number of rows of ``G``.
-    :param epsilon: (float, default 0.1) lower bound of the singular values, positive.
+    :param insize: input dimension.
+    :param outsize: output dimension, at least ``insize``.
+    :param bias: must be False: a bias would move the null space.
+    :param rank: number of rows of ``G``.
+    :param epsilon: lower bound of the singular values, positive.
     :raises ValueError: if ``outsize < insize``, ``bias`` is True, ``epsilon <= 0`` or ``rank < 1``.
     """
 
@@ -578,11 +579,11 @@ class PowerBoundLinear(SquareLinear):
     ``W^T W``; when it exceeds ``max_p`` the weight is scaled down to norm ``max_p``.
     :meth:`reg_error` penalises the excess of the free weight, keeping it near the bound.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param max_p: (float, default 1) bound on the spectral norm.
-    :param pwr_iters: (int, default 200) power iterations per estimate.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param max_p: bound on the spectral norm.
+    :param pwr_iters: power iterations per estimate.
+    :param bias: whether to learn a bias.
     :raises ValueError: if the map is not square, ``max_p <= 0`` or ``pwr_iters < 1``.
     """
 

@@ -32,10 +32,10 @@ def Hprod(x: torch.Tensor, u: torch.Tensor, k: int) -> torch.Tensor:
     The reflection ``v -> v - 2 u (u . v) / (u . u)`` acts on the last ``k`` components of each row
     (all components when ``k = 0``) and leaves the others unchanged, so it is orthogonal and its own inverse.
 
-    :param x: (torch.Tensor) ``[..., n]`` rows to reflect.
-    :param u: (torch.Tensor) ``[n]`` reflector; only its last ``k`` entries are used when ``k > 0``.
-    :param k: (int) number of trailing components the reflection acts on, 0 for all.
-    :return: (torch.Tensor) reflected rows, same shape as ``x``.
+    :param x: ``[..., n]`` rows to reflect.
+    :param u: ``[n]`` reflector; only its last ``k`` entries are used when ``k > 0``.
+    :param k: number of trailing components the reflection acts on, 0 for all.
+    :return: reflected rows, same shape as ``x``.
     """
     if k == 0:
         return x - 2.0 * (x @ u).unsqueeze(-1) * u / torch.dot(u, u)
@@ -70,9 +70,9 @@ def _bounded(raw: torch.Tensor, low, high) -> torch.Tensor:
 class OrthogonalLinear(SquareLinear):
     """Orthogonal map ``W`` (``W^T W = I``) as a product of ``insize`` Householder reflections.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
     :raises ValueError: if the map is not square.
     """
 
@@ -98,11 +98,11 @@ class SVDLinear(LinearBase):
     ``s`` exactly while ``U`` and ``V`` stay orthogonal. Only the first ``min(insize, outsize)``
     columns of ``U`` and rows of ``V`` are used.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.1) lower bound of the singular values.
-    :param sigma_max: (float, default 1.0) upper bound of the singular values.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param sigma_min: lower bound of the singular values.
+    :param sigma_max: upper bound of the singular values.
     :raises ValueError: if ``sigma_min > sigma_max``.
     """
 
@@ -139,11 +139,11 @@ class SVDLinearLearnBounds(SVDLinear):
 
     ``sigma_min`` and ``sigma_max`` become parameters initialised at the given values.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.1) initial lower bound.
-    :param sigma_max: (float, default 1.0) initial upper bound.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param sigma_min: initial lower bound.
+    :param sigma_max: initial upper bound.
     :raises ValueError: if ``sigma_min > sigma_max``.
     """
 
@@ -159,11 +159,11 @@ class SymmetricSVDLinear(SVDLinear):
 
     As in :class:`SVDLinear`, ``U`` is kept orthogonal by :meth:`reg_error`; the ``V`` factor is not used.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param sigma_min: (float, default 0.1) lower bound of the eigenvalues.
-    :param sigma_max: (float, default 1.0) upper bound of the eigenvalues.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
+    :param sigma_min: lower bound of the eigenvalues.
+    :param sigma_max: upper bound of the eigenvalues.
     :raises ValueError: if the map is not square or ``sigma_min > sigma_max``.
     """
 
@@ -189,13 +189,13 @@ class SpectralLinear(LinearBase):
     The orthogonal factors are exact, so the singular values of ``W`` are exactly the diagonal of
     ``Sigma``, squashed into ``[sigma_min, sigma_max]`` (they start at the midpoint).
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param n_U_reflectors: (int | None, default None) reflections forming ``U`` (``insize`` if None).
-    :param n_V_reflectors: (int | None, default None) reflections forming ``V`` (``outsize`` if None).
-    :param sigma_min: (float, default 0.1) lower bound of the singular values.
-    :param sigma_max: (float, default 1.0) upper bound of the singular values.
+    :param insize: input dimension.
+    :param outsize: output dimension.
+    :param bias: whether to learn a bias.
+    :param n_U_reflectors: reflections forming ``U`` (``insize`` if None).
+    :param n_V_reflectors: reflections forming ``V`` (``outsize`` if None).
+    :param sigma_min: lower bound of the singular values.
+    :param sigma_max: upper bound of the singular values.
     :raises ValueError: on a bad number of reflectors or ``sigma_min > sigma_max``.
     """
 
@@ -247,12 +247,12 @@ class SymmetricSpectralLinear(SpectralLinear):
 
     The eigenvalues of ``W`` are exactly the diagonal of ``Sigma``, in ``[sigma_min, sigma_max]``.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param n_reflectors: (int | None, default None) reflections forming ``U`` (``insize`` if None).
-    :param sigma_min: (float, default 0.1) lower bound of the eigenvalues.
-    :param sigma_max: (float, default 1.0) upper bound of the eigenvalues.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
+    :param n_reflectors: reflections forming ``U`` (``insize`` if None).
+    :param sigma_min: lower bound of the eigenvalues.
+    :param sigma_max: upper bound of the eigenvalues.
     :raises ValueError: if the map is not square, on a bad ``n_reflectors`` or ``sigma_min > sigma_max``.
     """
 
@@ -278,10 +278,10 @@ class SchurDecompositionLinear(SquareLinear):
     eigenvalue ``tanh(.)`` in (-1, 1). So the map is the state matrix of a stable discrete-time system.
     The entries above the blocks are free; :meth:`reg_error` is ``l2`` times their squared norm.
 
-    :param insize: (int) input dimension.
-    :param outsize: (int) output dimension, must equal ``insize``.
-    :param bias: (bool, default False) whether to learn a bias.
-    :param l2: (float, default 0.01) weight of the penalty on the off-block entries of ``T``.
+    :param insize: input dimension.
+    :param outsize: output dimension, must equal ``insize``.
+    :param bias: whether to learn a bias.
+    :param l2: weight of the penalty on the off-block entries of ``T``.
     :raises ValueError: if the map is not square.
     """
 

@@ -86,7 +86,7 @@ def link_atomically(source: PathLike, path: PathLike, durable: bool = False) -> 
     :param source: an existing file in the same file system as ``path``.
     :param path: the name to (re)point at it.
     :param durable: (default False) fsync the directory after the rename.
-    :return: (bool) True when linked; False when the file system cannot link ``source`` there
+    :return: True when linked; False when the file system cannot link ``source`` there
         (no hard links, another device, ``source`` missing), in which case nothing changed.
     """
     target = os.path.abspath(os.fspath(path))

@@ -66,6 +66,7 @@ from neuromancer.trainers.lightning_hooks import (
     check_training_step,
     validate_custom_hooks,
 )
+from neuromancer.trainers.sweep import SweepResult
 from neuromancer.trainers.sweep import hyperparameter_sweep as run_sweep
 from neuromancer.utils import read_checkpoint
 
@@ -763,7 +764,7 @@ class LitTrainer(pl.Trainer):
         :param data_setup_function: data to test on; None: the data `fit` loaded.
         :param verbose: (default True) print Lightning's results table.
         :param kwargs: passed to ``data_setup_function``.
-        :return: (dict) metric name -> value for the test split.
+        :return: metric name -> value for the test split.
         :raises ValueError: nothing to test (no problem or data and no earlier `fit`), or no test split.
         :raises KeyboardInterrupt: Ctrl-C interrupted the test (Ctrl-C keeps working afterwards).
         """
@@ -793,7 +794,7 @@ class LitTrainer(pl.Trainer):
 
     def hyperparameter_sweep(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any],
                              sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
-                             **kwargs: Any) -> Any:
+                             **kwargs: Any) -> SweepResult:
         """Run a wandb sweep over this trainer's settings; leave the best run's weights in ``problem``.
 
         Online (wandb credentials and a network) it creates a wandb sweep and runs ``count`` runs
@@ -808,7 +809,7 @@ class LitTrainer(pl.Trainer):
         :param count: (default 10) number of runs.
         :param project_name: (default 'run_sweep') wandb project of the runs.
         :param kwargs: passed to ``data_setup_function`` (and the ``sweep_*`` options).
-        :return: (SweepResult) one row per run, best first.
+        :return: one row per run, best first.
         """
         return run_sweep(self, problem, data_setup_function, sweep_config, count, project_name, **kwargs)
 

@@ -59,7 +59,7 @@ def validate_data_splits(result: Any) -> tuple[DictDataset, DictDataset | None, 
     """Check what a data setup function returned: ``(train_data, dev_data, test_data, batch_size)``.
 
     :param result: the function's return value.
-    :return: (tuple) the three datasets (dev and test may be None) and the batch size.
+    :return: the three datasets (dev and test may be None) and the batch size.
     :raises ValueError: not four items, a dataset named other than its slot, an empty dataset, a
         missing train split, or a batch size that is not positive.
     :raises TypeError: a split that is not a `DictDataset`, or a batch size that is not an int.

@@ -72,7 +72,7 @@ def validate_custom_hooks(custom_hooks: Mapping[str, Callable] | None) -> dict[s
     """Check that every custom hook names a Lightning hook and has that hook's signature.
 
     :param custom_hooks: hook name -> function taking the LightningModule as ``self``.
-    :return: (dict) the hooks (empty for None).
+    :return: the hooks (empty for None).
     :raises TypeError: ``custom_hooks`` is not a mapping, or a hook is not callable.
     :raises KeyError: a name is not a Lightning hook (the message lists close matches).
     :raises ValueError: a hook's signature is not the hook's: it cannot take the arguments Lightning

@@ -197,7 +197,7 @@ def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_func
         processes or machines share one sweep.
     :param sweep_seed: offline: seed of the sampler, for a repeatable sweep.
     :param kwargs: keyword arguments for ``data_setup_function`` (sampled values override them).
-    :return: (SweepResult) one row per run, best first.
+    :return: one row per run, best first.
     :raises ValueError: for a bad ``sweep_config`` (see
         :func:`~neuromancer.trainers.sweep_config.parse_sweep_config`), a metric goal other than
         ``'minimize'``, ``count < 1``, an unknown ``sweep_mode``, a ``sweep_id`` for a sweep that
@@ -309,7 +309,7 @@ def resolve_sweep_mode(sweep_mode: str = "auto") -> str:
     No network request is made: an unreachable server is found when the sweep is created.
 
     :param sweep_mode: (default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
-    :return: (str) ``'online'`` or ``'offline'``.
+    :return: ``'online'`` or ``'offline'``.
     :raises ValueError: for any other ``sweep_mode``.
     """
     if sweep_mode not in SWEEP_MODES:

@@ -142,7 +142,7 @@ def parse_sweep_config(sweep_config: Mapping[str, Any], default_metric: str) -> 
         (``{'name', 'goal', 'target'}``), ``early_terminate`` (hyperband), ``run_cap``, ``name``,
         ``description``, ``entity``.
     :param default_metric: metric name used when ``metric`` is absent (goal ``minimize``).
-    :return: (SweepPlan) the checked plan.
+    :return: the checked plan.
     :raises SweepConfigError: (a ValueError) for anything that cannot be run as written.
     :raises TypeError: when ``sweep_config`` is not a mapping.
     """

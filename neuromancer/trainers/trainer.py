@@ -42,7 +42,7 @@ def move_batch_to_device(batch: Mapping[str, Any], device: str | torch.device = 
 
     :param batch: a batch as produced by ``DictDataset.collate_fn``.
     :param device: (default 'cpu') where the tensors should live.
-    :return: (dict) a new dict; the input is not modified.
+    :return: a new dict; the input is not modified.
     """
     return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
 
@@ -197,7 +197,7 @@ class Trainer:
         ``stop_reason`` says why training ended: 'epochs', 'early_stopping', 'non_finite_loss'
         or 'interrupted'.
 
-        :return: (dict) the best state dict (the one now loaded in ``problem``).
+        :return: the best state dict (the one now loaded in ``problem``).
         :raises KeyError: when ``train_metric``, ``dev_metric`` or ``eval_metric`` is not in the
             problem's outputs (the message lists the available metrics).
         """
@@ -332,7 +332,7 @@ class Trainer:
 
         :param best_model: a state dict, e.g. the one returned by `train`; loaded with
             ``strict=False``.
-        :return: (dict) the last batch's outputs of every split, with ``train_metric``,
+        :return: the last batch's outputs of every split, with ``train_metric``,
             ``dev_metric``, ``test_metric`` and ``mean_<metric>`` averaged over their batches.
         :raises KeyError: when a metric is missing from the problem's outputs.
         """
@@ -356,7 +356,7 @@ class Trainer:
         """Deprecated alias of `test`, kept for the scripts that call it.
 
         :param best_model: a state dict to load before evaluating.
-        :return: (dict) what `test` returns.
+        :return: what `test` returns.
         """
         warnings.warn("Trainer.evaluate is deprecated; call Trainer.test instead.", DeprecationWarning, stacklevel=2)
         return self.test(best_model)
