@@ -48,7 +48,7 @@ def save_atomically(obj: Any, path: PathLike, durable: bool = False) -> None:
 
     :param obj: what to save (a checkpoint dict).
     :param path: the target file; its directory is created if missing.
-    :param durable: (default False) fsync the file before the rename and the directory
+    :param durable: fsync the file before the rename and the directory
         after it, so the new content is on disk when the call returns. Each fsync waits for the
         disk (milliseconds on a local SSD, more on a busy or network file system), which is why
         it is not the default for checkpoints written every epoch.
@@ -85,7 +85,7 @@ def link_atomically(source: PathLike, path: PathLike, durable: bool = False) -> 
 
     :param source: an existing file in the same file system as ``path``.
     :param path: the name to (re)point at it.
-    :param durable: (default False) fsync the directory after the rename.
+    :param durable: fsync the directory after the rename.
     :return: True when linked; False when the file system cannot link ``source`` there
         (no hard links, another device, ``source`` missing), in which case nothing changed.
     """
@@ -140,7 +140,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     `LitTrainer` writes loads that way, and a checkpoint that does not is refused unread
     (`neuromancer.utils.UnsafeCheckpointError`).
 
-    :param durable: (default False) fsync every checkpoint before and after its rename (see
+    :param durable: fsync every checkpoint before and after its rename (see
         `save_atomically`); without it a write is atomic against a killed process but may be lost
         if the operating system crashes before flushing it.
     :raises TypeError: ``durable`` is not a bool.

@@ -26,13 +26,14 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
 
@@ -186,7 +187,7 @@ class LitProblem(pl.LightningModule):
     :param custom_training_step: ``f(model, batch)`` returning the loss (a tensor, a dict holding it
         under ``train_metric`` or ``'loss'``, or None after a manual step).
     :param custom_hooks: Lightning hook name -> ``f(self, ...)`` bound onto the module.
-    :param hparam_config: (mapping | wandb config | None) a ``learning_rate`` entry sets ``lr``,
+    :param hparam_config: a mapping or a wandb config; a ``learning_rate`` entry sets ``lr``,
         the learning rate of the default optimizer and of a custom one; without it ``lr`` is 0.001
         and a custom optimizer keeps its own.
     :param nonfinite: what a NaN or infinite training loss does: 'stop' training or 'skip' the
@@ -491,40 +492,41 @@ class LitTrainer(pl.Trainer):
     ever read with ``weights_only=True``, so a file from an untrusted source runs no code. An
     unwritable ``weight_path`` or log directory is reported before the first epoch.
 
-    :param epochs: (default 1000) maximum number of epochs.
-    :param train_metric: (default 'train_loss') output key minimised during training.
-    :param dev_metric: (default 'dev_loss') output key logged on the dev split.
-    :param test_metric: (default 'test_loss') output key logged on the test split.
-    :param eval_metric: (default 'dev_loss') logged metric whose minimum selects the best weights
+    :param epochs: maximum number of epochs.
+    :param train_metric: output key minimised during training.
+    :param dev_metric: output key logged on the dev split.
+    :param test_metric: output key logged on the test split.
+    :param eval_metric: logged metric whose minimum selects the best weights
         (the preferred name; ``monitor_metric`` is another name for it).
-    :param patience: (default None) epochs without improvement before stopping; None: never.
-    :param warmup: (default 0) leading epochs that never count against ``patience``.
-    :param clip: (default 100.0) gradient-norm clipping threshold; None disables it.
+    :param patience: epochs without improvement before stopping; None: never.
+    :param warmup: leading epochs that never count against ``patience``.
+    :param clip: gradient-norm clipping threshold; None disables it.
         Ignored under manual optimisation, where the custom step owns clipping.
     :param custom_optimizer: optimizer built on ``problem.parameters()``;
         None for ``Adam(lr=0.001, betas=(0.0, 0.9))``.
-    :param save_weights: (default True) write the best checkpoint and ``last.ckpt`` to ``weight_path``.
-    :param weight_path: (default './') checkpoint directory.
+    :param save_weights: write the best checkpoint and ``last.ckpt`` to ``weight_path``.
+    :param weight_path: checkpoint directory.
     :param weight_name: best checkpoint's file name without '.ckpt' (overwritten by
         later runs; 'last' is reserved); None for ``epoch=<e>-step=<s>.ckpt``.
-    :param devices: (default 'auto') Lightning ``devices``.
-    :param strategy: (default 'auto') Lightning ``strategy`` ('ddp', 'ddp_spawn', 'ddp_notebook'...).
-    :param accelerator: (default 'auto') Lightning ``accelerator`` ('cpu', 'gpu'...).
+    :param devices: Lightning ``devices``.
+    :param strategy: Lightning ``strategy`` ('ddp', 'ddp_spawn', 'ddp_notebook'...).
+    :param accelerator: Lightning ``accelerator`` ('cpu', 'gpu'...).
     :param profiler: a Lightning Profiler, one of the names 'simple', 'advanced', 'pytorch' and
         'xla', or None for none.
     :param custom_training_step: ``f(model, batch)`` replacing the default step.
     :param custom_hooks: Lightning hook name -> ``f(self, ...)`` bound onto the
         LightningModule; a ``configure_optimizers`` hook's return value is what Lightning uses.
-    :param logger: (Lightning logger | bool | None) None: TensorBoard files under ``lightning_logs/``.
-    :param hparam_config: (mapping | wandb config | None) sweep values: ``learning_rate``, ``batch_size``.
-    :param automatic_optimization: (default True) False hands optimisation (backward,
+    :param logger: one Lightning logger or several; False logs nothing; None writes TensorBoard files
+        under ``lightning_logs/``.
+    :param hparam_config: sweep values (a mapping or a wandb config): ``learning_rate``, ``batch_size``.
+    :param automatic_optimization: False hands optimisation (backward,
         stepping, clipping) to ``custom_training_step``.
-    :param callback: (keyword-only) a classic NeuroMANCER
+    :param callback: a classic NeuroMANCER
         callback, called at the matching Lightning points (see `NeuromancerCallbackAdapter`).
-    :param num_workers: (keyword-only, default 0) data loader worker processes.
-    :param nonfinite: (keyword-only, default 'stop') what a NaN or infinite training loss
+    :param num_workers: data loader worker processes.
+    :param nonfinite: what a NaN or infinite training loss
         does: 'stop' training at that step, or 'skip' the step and go on (see `LitProblem`).
-    :param monitor_metric: (keyword-only) another name for ``eval_metric``; giving
+    :param monitor_metric: another name for ``eval_metric``; giving
         both with different values raises ValueError.
     :param kwargs: further Lightning `Trainer` arguments. ``plugins`` gains an
         `AtomicCheckpointIO` unless it already holds a CheckpointIO.
@@ -541,7 +543,8 @@ class LitTrainer(pl.Trainer):
                  weight_path: str = "./", weight_name: str | None = None, devices: Any = "auto",
                  strategy: Any = "auto", accelerator: Any = "auto", profiler: str | Profiler | None = None,
                  custom_training_step: StepFunction | None = None,
-                 custom_hooks: Mapping[str, Callable] | None = None, logger: Any = None,
+                 custom_hooks: Mapping[str, Callable] | None = None,
+                 logger: Logger | Iterable[Logger] | bool | None = None,
                  hparam_config: Any = None, automatic_optimization: bool = True, *,
                  callback: Callback | None = None, num_workers: int = 0, nonfinite: str = "stop",
                  monitor_metric: str | None = None, **kwargs: Any) -> None:
@@ -643,7 +646,7 @@ class LitTrainer(pl.Trainer):
 
         :param problem: the `Problem` to train; it ends on the device it started on.
         :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
-        :param ckpt_path: (keyword-only) checkpoint to resume from: 'last'
+        :param ckpt_path: checkpoint to resume from: 'last'
             for ``<weight_path>/last.ckpt``, or a path; None trains from the problem's weights.
             It is not passed to ``data_setup_function``.
         :param kwargs: passed to ``data_setup_function``.
@@ -762,7 +765,7 @@ class LitTrainer(pl.Trainer):
 
         :param problem: the problem to test; None: the fitted one.
         :param data_setup_function: data to test on; None: the data `fit` loaded.
-        :param verbose: (default True) print Lightning's results table.
+        :param verbose: print Lightning's results table.
         :param kwargs: passed to ``data_setup_function``.
         :return: metric name -> value for the test split.
         :raises ValueError: nothing to test (no problem or data and no earlier `fit`), or no test split.
@@ -806,8 +809,8 @@ class LitTrainer(pl.Trainer):
         :param problem: the problem; every run starts from its current weights.
         :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
         :param sweep_config: a wandb sweep config (``method``, ``metric``, ``parameters``...).
-        :param count: (default 10) number of runs.
-        :param project_name: (default 'run_sweep') wandb project of the runs.
+        :param count: number of runs.
+        :param project_name: wandb project of the runs.
         :param kwargs: passed to ``data_setup_function`` (and the ``sweep_*`` options).
         :return: one row per run, best first.
         """

@@ -131,7 +131,7 @@ class WarmupEarlyStopping(EarlyStopping):
 
     :param monitor: name of the logged metric to minimise.
     :param patience: epochs without improvement (after warmup) before stopping.
-    :param warmup: (default 0) number of leading epochs that never count against patience.
+    :param warmup: number of leading epochs that never count against patience.
     :param kwargs: further `EarlyStopping` arguments (``min_delta``, ``mode``, ``verbose``...).
     """
 
@@ -182,14 +182,14 @@ class LastCheckpoint(Checkpoint):
     becomes a hard link to it instead of a second serialisation of the same state (a normal
     write where the file system cannot link).
 
-    :param dirpath: (str | PathLike) directory of ``last.ckpt``.
-    :param best: (default None) the best-checkpoint callback whose fresh
+    :param dirpath: directory of ``last.ckpt``.
+    :param best: the best-checkpoint callback whose fresh
         file may be linked; None always writes.
     """
 
     FILENAME = "last.ckpt"
 
-    def __init__(self, dirpath: Any, best: ModelCheckpoint | None = None) -> None:
+    def __init__(self, dirpath: str | os.PathLike, best: ModelCheckpoint | None = None) -> None:
         self.dirpath = os.fspath(dirpath)
         self.best = best
         self._best_seen: tuple[str, float | None] | None = None

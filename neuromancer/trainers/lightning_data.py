@@ -43,7 +43,7 @@ def validate_batch_size(batch_size: Any, source: str = "data_setup_function") ->
     """Return ``batch_size`` as an int, or raise if it is not a positive integer.
 
     :param batch_size: the value to check.
-    :param source: (default 'data_setup_function') where it came from, for the message.
+    :param source: where it came from, for the message.
     :raises TypeError: not an integer (booleans included).
     :raises ValueError: not positive.
     """
@@ -117,9 +117,9 @@ class LitDataModule(pl.LightningDataModule):
     have drawn, whatever else consumes random numbers.
 
     :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
-    :param hparam_config: (mapping | wandb config | None) a ``batch_size`` entry overrides the
+    :param hparam_config: a mapping or a wandb config; a ``batch_size`` entry overrides the
         returned batch size.
-    :param num_workers: (keyword-only, default 0) loader worker processes.
+    :param num_workers: loader worker processes.
     :param kwargs: passed to ``data_setup_function``.
     :raises TypeError: ``data_setup_function`` is not callable; see `validate_data_splits` for
         what ``setup`` raises.

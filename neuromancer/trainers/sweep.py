@@ -21,7 +21,7 @@ import netrc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
@@ -38,6 +38,11 @@ from neuromancer.trainers.sweep_config import (
     parse_sweep_config,
     sample_value,
 )
+
+if TYPE_CHECKING:
+    import optuna
+
+    from neuromancer.trainers.lightning import LitTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +61,15 @@ BAYES_RANDOM_RUNS = 2
 class SweepRun:
     """One run of a sweep.
 
-    :param name: (str) the run's name (wandb's run name; ``'<sweep>-<n>'`` offline).
-    :param config: (dict) the sampled values, as the run's wandb config holds them.
-    :param metric: (float | None) the best value of the sweep metric the run reached; ``None``
+    :param name: the run's name (wandb's run name; ``'<sweep>-<n>'`` offline).
+    :param config: the sampled values, as the run's wandb config holds them.
+    :param metric: the best value of the sweep metric the run reached; ``None``
         when it failed before reaching any finite value.
-    :param state: (str) ``'finished'``, ``'pruned'`` (stopped early by hyperband, its best
+    :param state: ``'finished'``, ``'pruned'`` (stopped early by hyperband, its best
         weights kept) or ``'failed'``.
-    :param checkpoint: (str | None) path of the run's best checkpoint, ``None`` without one.
-    :param error: (str | None) for a failed run, the error that ended it.
-    :param wandb_dir: (str | None) the run's local wandb folder (give it to ``wandb sync``).
+    :param checkpoint: path of the run's best checkpoint, ``None`` without one.
+    :param error: for a failed run, the error that ended it.
+    :param wandb_dir: the run's local wandb folder (give it to ``wandb sync``).
     """
 
     name: str
@@ -87,12 +92,12 @@ class SweepResult(Sequence[SweepRun]):
 
     Indexing and iterating give :class:`SweepRun` rows; ``str(result)`` is a table for people.
 
-    :param runs: (tuple[SweepRun, ...]) runs that succeeded, best first, then failed runs.
-    :param metric_name: (str) the metric runs were ranked by.
-    :param goal: (str) ``'minimize'`` or ``'maximize'``.
-    :param method: (str) ``'random'``, ``'grid'`` or ``'bayes'``.
-    :param mode: (str) ``'online'`` (a wandb sweep) or ``'offline'`` (the local Optuna engine).
-    :param sweep_id: (str) the wandb sweep id online; the Optuna study name offline.
+    :param runs: runs that succeeded, best first, then failed runs.
+    :param metric_name: the metric runs were ranked by.
+    :param goal: ``'minimize'`` or ``'maximize'``.
+    :param method: ``'random'``, ``'grid'`` or ``'bayes'``.
+    :param mode: ``'online'`` (a wandb sweep) or ``'offline'`` (the local Optuna engine).
+    :param sweep_id: the wandb sweep id online; the Optuna study name offline.
     """
 
     runs: tuple[SweepRun, ...]
@@ -152,10 +157,11 @@ def _format_table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_function: Callable,
+def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_setup_function: Callable,
                          sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
                          *, sweep_mode: str = "auto", sweep_id: str | None = None,
-                         sweep_storage: Any = None, sweep_seed: int | None = None, **kwargs: Any) -> SweepResult:
+                         sweep_storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
+                         sweep_seed: int | None = None, **kwargs: Any) -> SweepResult:
     """Run a wandb-style hyperparameter sweep of ``problem`` with fresh copies of ``trainer``.
 
     Each run restores the weights ``problem`` had when the sweep began, builds a new
@@ -176,7 +182,7 @@ def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_func
     ``count`` of its runs here; offline, Optuna samples the runs and wandb writes each one to
     ``$WANDB_DIR/wandb/offline-run-*`` (``wandb sync`` uploads them later).
 
-    :param trainer: (LitTrainer) the trainer whose constructor arguments every run starts from;
+    :param trainer: the trainer whose constructor arguments every run starts from;
         its ``logger`` and ``hparam_config`` are replaced per run.
     :param problem: the problem to train; ends holding the best run's weights.
     :param data_setup_function: as for ``LitTrainer.fit``: returns train, dev and test
@@ -185,13 +191,13 @@ def hyperparameter_sweep(trainer: Any, problem: torch.nn.Module, data_setup_func
         ``'grid'``, ``'bayes'``), ``parameters``, optional ``metric`` (default: the trainer's
         ``eval_metric``, minimized), ``early_terminate`` (hyperband), ``run_cap``, ``name``,
         ``description``, ``entity``.
-    :param count: (default 10) runs this call makes (fewer when a grid is exhausted, the
+    :param count: runs this call makes (fewer when a grid is exhausted, the
         metric's target is reached or ``run_cap`` is hit).
-    :param project_name: (default 'run_sweep') the wandb project; offline, also the name of
+    :param project_name: the wandb project; offline, also the name of
         the Optuna study unless the config has a ``name``.
-    :param sweep_mode: (default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
+    :param sweep_mode: ``'auto'``, ``'online'`` or ``'offline'``.
     :param sweep_id: online: join this existing wandb sweep instead of creating one.
-    :param sweep_storage: (str | os.PathLike | optuna.storages.BaseStorage | None) offline: where
+    :param sweep_storage: offline: where
         the Optuna study lives. ``None`` keeps it in memory; a database URL
         (``'sqlite:///sweep.db'``) or any other path (an Optuna journal file) lets several
         processes or machines share one sweep.
@@ -308,7 +314,7 @@ def resolve_sweep_mode(sweep_mode: str = "auto") -> str:
     ``WANDB_BASE_URL``, by default api.wandb.ai, in ``$NETRC`` or ``~/.netrc``), online otherwise.
     No network request is made: an unreachable server is found when the sweep is created.
 
-    :param sweep_mode: (default 'auto') ``'auto'``, ``'online'`` or ``'offline'``.
+    :param sweep_mode: ``'auto'``, ``'online'`` or ``'offline'``.
     :return: ``'online'`` or ``'offline'``.
     :raises ValueError: for any other ``sweep_mode``.
     """

@@ -15,9 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neuromancer.exceptions import NeuromancerError
+
+if TYPE_CHECKING:
+    import optuna
 
 SWEEP_METHODS = ("random", "grid", "bayes")
 METRIC_GOALS = ("minimize", "maximize")
@@ -69,10 +72,10 @@ class SweepConfigError(NeuromancerError, ValueError):
 class SweepParameter:
     """One swept value: where it goes in the run's config and how it is drawn.
 
-    :param path: (tuple[str, ...]) keys from the top of the config down, ``('lr',)`` or
+    :param path: keys from the top of the config down, ``('lr',)`` or
         ``('net', 'width')`` for a nested parameter.
-    :param distribution: (str) the wandb distribution name, given or inferred.
-    :param settings: (Mapping[str, Any]) the distribution's settings with wandb's defaults filled.
+    :param distribution: the wandb distribution name, given or inferred.
+    :param settings: the distribution's settings with wandb's defaults filled.
     """
 
     path: tuple[str, ...]
@@ -89,9 +92,9 @@ class SweepParameter:
 class Hyperband:
     """wandb's ``early_terminate: {type: hyperband}`` as an epoch schedule.
 
-    :param min_iter: (int) the first bracket, in epochs.
-    :param eta: (int) the factor between brackets and the share of runs kept at each one.
-    :param max_iter: (int | None) the last bracket; ``None`` means the runs' own epoch count.
+    :param min_iter: the first bracket, in epochs.
+    :param eta: the factor between brackets and the share of runs kept at each one.
+    :param max_iter: the last bracket; ``None`` means the runs' own epoch count.
     """
 
     min_iter: int
@@ -103,15 +106,15 @@ class Hyperband:
 class SweepPlan:
     """A checked sweep configuration.
 
-    :param method: (str) ``'random'``, ``'grid'`` or ``'bayes'``.
-    :param metric_name: (str) the logged metric runs are ranked by.
-    :param goal: (str) ``'minimize'`` or ``'maximize'``.
-    :param target: (float | None) stop the sweep once a run reaches this value.
-    :param parameters: (tuple[SweepParameter, ...]) every swept value, nested ones flattened.
-    :param hyperband: (Hyperband | None) early termination of runs, if asked for.
-    :param run_cap: (int | None) most runs the whole sweep makes, all processes together.
-    :param name: (str | None) the sweep's name.
-    :param wandb_config: (dict) the user's configuration with the metric filled in, for wandb.
+    :param method: ``'random'``, ``'grid'`` or ``'bayes'``.
+    :param metric_name: the logged metric runs are ranked by.
+    :param goal: ``'minimize'`` or ``'maximize'``.
+    :param target: stop the sweep once a run reaches this value.
+    :param parameters: every swept value, nested ones flattened.
+    :param hyperband: early termination of runs, if asked for.
+    :param run_cap: most runs the whole sweep makes, all processes together.
+    :param name: the sweep's name.
+    :param wandb_config: the user's configuration with the metric filled in, for wandb.
     """
 
     method: str
@@ -398,14 +401,14 @@ def optuna_choices(choices: list) -> list:
     return list(choices) if storable else list(range(len(choices)))
 
 
-def suggest_choice(trial: Any, name: str, choices: list) -> Any:
+def suggest_choice(trial: optuna.Trial, name: str, choices: list) -> Any:
     """Let ``trial`` pick one of ``choices`` (any objects) and return the chosen value."""
     encoded = optuna_choices(choices)
     picked = trial.suggest_categorical(name, encoded)
     return choices[encoded.index(picked)]
 
 
-def sample_value(parameter: SweepParameter, trial: Any, grid: bool) -> Any:
+def sample_value(parameter: SweepParameter, trial: optuna.Trial, grid: bool) -> Any:
     """Draw one value of ``parameter`` through an Optuna ``trial``, with wandb's semantics.
 
     Forms Optuna has natively (categorical, int and float ranges, log ranges) are suggested as
@@ -415,7 +418,7 @@ def sample_value(parameter: SweepParameter, trial: Any, grid: bool) -> Any:
     a smooth, bounded coordinate for Bayesian search. ``q_*`` forms round to a multiple of q.
 
     :param parameter: what to draw.
-    :param trial: (optuna.Trial) the run's trial.
+    :param trial: the run's trial.
     :param grid: a grid sweep: pick among :func:`grid_values`.
     :return: the value for the run's config.
     """
@@ -439,7 +442,7 @@ def sample_value(parameter: SweepParameter, trial: Any, grid: bool) -> Any:
     return _quantize(value, settings["q"]) if "q" in settings else value
 
 
-def _suggest_quantile(trial: Any, name: str) -> float:
+def _suggest_quantile(trial: optuna.Trial, name: str) -> float:
     quantile = trial.suggest_float(f"{name}:quantile", 0.0, 1.0)
     return min(max(quantile, _QUANTILE_EPS), 1.0 - _QUANTILE_EPS)
 

@@ -14,7 +14,7 @@ import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -22,6 +22,11 @@ from torch.utils.data import DataLoader
 from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
 from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, resolve_eval_metric
+
+if TYPE_CHECKING:
+    from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+    from neuromancer.loggers import BasicLogger
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +46,7 @@ def move_batch_to_device(batch: Mapping[str, Any], device: str | torch.device = 
     returned dict can be passed straight to a `Problem`.
 
     :param batch: a batch as produced by ``DictDataset.collate_fn``.
-    :param device: (default 'cpu') where the tensors should live.
+    :param device: where the tensors should live.
     :return: a new dict; the input is not modified.
     """
     return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
@@ -93,37 +98,37 @@ class Trainer:
     :param problem: the model and loss to train; its ``forward`` returns a dict whose
         keys are prefixed with the batch's ``name``.
     :param train_data: training batches (dicts with a ``name`` entry, e.g. 'train').
-    :param dev_data: (default None) development batches used for model selection.
-    :param test_data: (default None) test batches, used by `test` only.
-    :param optimizer: (default None) defaults to
+    :param dev_data: development batches used for model selection.
+    :param test_data: test batches, used by `test` only.
+    :param optimizer: defaults to
         ``Adam(problem.parameters(), lr=0.01, betas=(0.0, 0.9))``.
-    :param logger: (BasicLogger, default None) gets ``log_weights`` at construction,
+    :param logger: gets ``log_weights`` at construction,
         ``log_metrics(output, step=epoch)`` every epoch, ``log_artifacts`` at the end of
         training and the ``best_`` metrics from `test`.
-    :param callback: (default None) hooks called during training; None means a no-op
+    :param callback: hooks called during training; None means a no-op
         ``Callback()``.
-    :param lr_scheduler: (bool or scheduler, default False) True builds
+    :param lr_scheduler: True builds
         ``ReduceLROnPlateau(optimizer, mode='min', factor=0.5, patience=100)`` stepped with the
         epoch's mean training metric; a scheduler instance is stepped once per epoch (with that
         metric if it is a ReduceLROnPlateau).
-    :param epochs: (default 1000) number of epochs for one call of `train`.
-    :param epoch_verbose: (default 1) log progress every this many epochs.
-    :param patience: (default 5) epochs without improvement tolerated (after
+    :param epochs: number of epochs for one call of `train`.
+    :param epoch_verbose: log progress every this many epochs.
+    :param patience: epochs without improvement tolerated (after
         warmup) before stopping; None never stops early.
-    :param warmup: (default 0) epochs with index <= warmup never count towards patience.
-    :param train_metric: (default 'train_loss') output key that is minimized.
-    :param dev_metric: (default 'dev_loss') output key averaged over the dev batches.
-    :param test_metric: (default 'test_loss') output key averaged over the test batches.
-    :param eval_metric: (default 'dev_loss') output key used to select the best weights (the
+    :param warmup: epochs with index <= warmup never count towards patience.
+    :param train_metric: output key that is minimized.
+    :param dev_metric: output key averaged over the dev batches.
+    :param test_metric: output key averaged over the test batches.
+    :param eval_metric: output key used to select the best weights (the
         preferred name; ``monitor_metric`` is another name for it).
-    :param eval_mode: (default 'min') 'min' or 'max': whether a lower or higher
+    :param eval_mode: 'min' or 'max': whether a lower or higher
         ``eval_metric`` is better.
-    :param clip: (default 100.0) maximum gradient norm.
-    :param multi_fidelity: (default False) add ``get_alpha_loss()`` of every node callable
+    :param clip: maximum gradient norm.
+    :param multi_fidelity: add ``get_alpha_loss()`` of every node callable
         that has it (multi-fidelity networks such as ``StackedMLP``) to the training metric.
-    :param device: (default 'cpu') where the problem and batches live; the problem is moved there
+    :param device: where the problem and batches live; the problem is moved there
         when the trainer is built.
-    :param monitor_metric: (keyword-only) another name for ``eval_metric``.
+    :param monitor_metric: another name for ``eval_metric``.
     :raises ValueError: ``eval_metric`` and ``monitor_metric`` both given with different values;
         for an unknown ``eval_mode``, negative ``epochs``/``patience``/``warmup``,
         ``epoch_verbose`` < 1, a non-positive ``clip``, a dev ``eval_metric`` without
@@ -138,9 +143,9 @@ class Trainer:
         dev_data: DataLoader | None = None,
         test_data: DataLoader | None = None,
         optimizer: torch.optim.Optimizer | None = None,
-        logger: Any = None,
+        logger: BasicLogger | None = None,
         callback: Callback | None = None,
-        lr_scheduler: Any = False,
+        lr_scheduler: bool | LRScheduler | ReduceLROnPlateau = False,
         epochs: int = 1000,
         epoch_verbose: int = 1,
         patience: int | None = 5,
