@@ -379,15 +379,18 @@ class LitProblem(pl.LightningModule):
         trainer = self.attached_trainer
         if trainer is None:
             return total / count
-        if trainer.world_size > 1:
+        distributed = trainer.world_size > 1
+        if distributed:
             pair = torch.stack([total.reshape(()), total.new_tensor(float(count))])
             total, count = trainer.strategy.reduce(pair, reduce_op="sum")
         mean = total / count
+        # Every process now holds the same mean, so Lightning's own sync (sync_dist) averages equal
+        # values: it changes nothing but tells Lightning the value is global, which it checks.
         if logged_name is not None and logged_name != name:
-            self.log(logged_name, mean, prog_bar=True)
-            self.log(name, mean, prog_bar=False, logger=False)
+            self.log(logged_name, mean, prog_bar=True, sync_dist=distributed)
+            self.log(name, mean, prog_bar=False, logger=False, sync_dist=distributed)
         else:
-            self.log(name, mean, prog_bar=True)
+            self.log(name, mean, prog_bar=True, sync_dist=distributed)
         return mean
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:

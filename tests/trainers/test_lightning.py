@@ -535,6 +535,7 @@ def test_ddp_script_on_two_cpu_processes_ends_with_best_weights(tmp_path):
     weights, dev_losses = expected_trajectory(6, steps_per_epoch=1, lr=0.1)
     assert result["weight"] == pytest.approx(weights[min(range(6), key=dev_losses.__getitem__)], rel=1e-5)
     assert Path(result["best_path"]) == tmp_path / "best.ckpt"
+    assert "sync_dist=True" not in run.stderr, "the epoch means are reduced across processes, so Lightning must not ask"
 
 
 def test_the_shuffling_order_of_an_epoch_depends_only_on_the_seed_and_the_epoch():
