@@ -679,8 +679,24 @@ class LitTrainer(pl.Trainer):
             self._fit_until_done_or_interrupted(lit_problem, resume_from)
         finally:
             _release_process_group_at_exit()
+        self._recover_best_checkpoint_state()
         problem.to(home)
         self._best_weights = cpu_state_dict(problem)
+
+    def _recover_best_checkpoint_state(self) -> None:
+        """Give the checkpoint callback back its ``best_model_score`` (and best-k record) after a spawned run.
+
+        Launchers that train in child processes (``ddp_spawn``, ``ddp_notebook``) return only the
+        best checkpoint's path to this process. The best checkpoint holds the callback's state as of
+        that epoch, which is the best score, so it is read back from there.
+        """
+        callback = self.checkpoint_callback
+        if (not isinstance(callback, ModelCheckpoint) or callback.best_model_score is not None
+                or not callback.best_model_path or not os.path.isfile(callback.best_model_path)):
+            return
+        saved = read_checkpoint(callback.best_model_path).get("callbacks", {}).get(callback.state_key)
+        if saved and saved.get("best_model_path") == callback.best_model_path:
+            callback.load_state_dict(saved)
 
     def _resolve_ckpt_path(self, ckpt_path: str | os.PathLike | None) -> str | None:
         """The checkpoint file to resume from (checked to load safely), or None to start afresh."""

@@ -523,6 +523,7 @@ def test_ddp_spawn_on_two_cpu_processes_ends_with_best_weights(tmp_path):
     assert weight(problem) == pytest.approx(weights[min(range(6), key=dev_losses.__getitem__)], rel=1e-5)
     assert trainer.get_weights()["nodes.0.callable.w"].item() == pytest.approx(weight(problem))
     assert Path(trainer.checkpoint_callback.best_model_path) == tmp_path / "best.ckpt"
+    assert trainer.checkpoint_callback.best_model_score.item() == pytest.approx(min(dev_losses), rel=1e-5)
 
 
 @pytest.mark.slow
