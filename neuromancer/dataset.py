@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from neuromancer._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 ArrayDict = dict[str, Any]
 SequenceData = ArrayDict | list[ArrayDict]

@@ -9,7 +9,6 @@ and test losses in memory for plotting (`LossLogger.get_losses`). Nothing is pri
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import numbers
@@ -17,10 +16,13 @@ import os
 import pickle
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    import argparse
 
 log = logging.getLogger(__name__)
 
