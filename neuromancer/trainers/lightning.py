@@ -598,7 +598,7 @@ class LitTrainer(pl.Trainer):
                          profiler=profiler, logger=True if logger is None else logger,
                          gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
                          callbacks=callbacks, enable_checkpointing=True,
-                         plugins=_with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
+                         plugins=with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
         self._limit_val_batches = self.limit_val_batches
 
     def _training_callbacks(self) -> list[LightningCallback]:
@@ -916,7 +916,7 @@ def _logger_directory(each: Any) -> str | None:
     return None
 
 
-def _with_checkpoint_io(plugins: Any) -> list[Any]:
+def with_checkpoint_io(plugins: Any) -> list[Any]:
     """The user's Lightning plugins plus an `AtomicCheckpointIO`, unless they already hold a CheckpointIO."""
     plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
     if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
