@@ -83,7 +83,6 @@ class StackedProblem(nn.Module):
         for index, buffer in enumerate(buffers.values()):
             self.register_buffer(f"stacked_buffer_{index}", _stacked(buffer, size))
         self._state_sources = _state_sources(problem, parameters, buffers)
-        self._members = vmap(self._member_outputs, in_dims=(0, 0, None, None), randomness="different")
 
     @property
     def problem(self) -> nn.Module:
@@ -112,8 +111,8 @@ class StackedProblem(nn.Module):
         """
         tensors = {key: value for key, value in batch.items() if isinstance(value, torch.Tensor)}
         others = {key: value for key, value in batch.items() if not isinstance(value, torch.Tensor)}
-        return self._members(tuple(self.stacked_parameters), tuple(self.stacked_buffers()), tensors,
-                             (others, tuple(keys)))
+        members = vmap(self._member_outputs, in_dims=(0, 0, None, None), randomness="different")
+        return members(tuple(self.stacked_parameters), tuple(self.stacked_buffers()), tensors, (others, tuple(keys)))
 
     def _member_outputs(self, parameters: tuple[torch.Tensor, ...], buffers: tuple[torch.Tensor, ...],
                         tensors: dict[str, torch.Tensor], fixed: tuple[dict[str, Any], tuple[str, ...]]
@@ -226,7 +225,7 @@ class PopulationOptimizer:
                 f"{optimizer_class.__name__} cannot train a population: its step is not proportional to its learning "
                 f"rate (vectorised sweeps support {', '.join(c.__name__ for c in VECTORISABLE_OPTIMIZERS)}); "
                 "pass sweep_vectorize=1 to train one run at a time.")
-        if custom_optimizer.state:
+        if _has_stepped(custom_optimizer):
             raise NotVectorisableError(
                 "custom_optimizer has already taken steps (it holds state), which cannot be split between members; "
                 "build a fresh optimizer, or pass sweep_vectorize=1 to train one run at a time.")
@@ -263,6 +262,15 @@ class PopulationOptimizer:
                 shape = (stacked.size,) + (1,) * (parameter.dim() - 1)
                 scales.append(rates.to(parameter.dtype).reshape(shape).to(parameter.device))
         return scales
+
+
+def _has_stepped(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` holds state from a step (a step count above 0, or state without a count, e.g. momentum)."""
+    for state in optimizer.state.values():
+        step = state.get("step")
+        if step is None and state or step is not None and float(step) > 0:
+            return True
+    return False
 
 
 def unsafe_modules(problem: nn.Module) -> list[str]:
