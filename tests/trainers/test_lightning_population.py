@@ -14,12 +14,6 @@ import pytest
 import torch
 
 from neuromancer.callbacks import Callback
-from neuromancer.constraint import variable
-from neuromancer.dataset import DictDataset
-from neuromancer.loss import PenaltyLoss
-from neuromancer.modules import blocks
-from neuromancer.problem import Problem
-from neuromancer.system import Node
 from neuromancer.trainers.lightning import LitTrainer
 from neuromancer.trainers.lightning_population import LitPopulation, fit_population, population_arguments
 from neuromancer.trainers.population import MemberSettings, NotVectorisableError, PopulationOptimizer
@@ -29,30 +23,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from ddp_script import data_setup, expected_trajectory, scalar_problem  # noqa: E402
 from lit_helpers import QUIET  # noqa: E402
+from rosenbrock import rosenbrock, rosenbrock_data  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 EPOCHS = 5
 OPTIONS = dict(QUIET, epochs=EPOCHS, logger=False, num_sanity_val_steps=0)
-
-
-def rosenbrock(seed=0):
-    torch.manual_seed(seed)
-    net = Node(blocks.MLP(2, 2, hsizes=[16, 16], nonlin=torch.nn.ReLU), ["a", "p"], ["x"], name="map")
-    x, a, p = variable("x"), variable("a"), variable("p")
-    x1, x2 = x[:, [0]], x[:, [1]]
-    objective = ((1 - x1) ** 2 + a * (x2 - x1 ** 2) ** 2).minimize(name="obj")
-    return Problem([net], PenaltyLoss([objective], [10.0 * (x1 >= x2), 10.0 * (x1 ** 2 + x2 ** 2 <= p ** 2)]))
-
-
-def rosenbrock_data(nsim=96, batch_size=16):
-    generator = torch.Generator().manual_seed(5)
-
-    def split(name):
-        return DictDataset({"a": torch.rand(nsim, 1, generator=generator),
-                            "p": 1 + torch.rand(nsim, 1, generator=generator)}, name=name)
-
-    return split("train"), split("dev"), None, batch_size
 
 
 class DevHistory(pl.Callback):

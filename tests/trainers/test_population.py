@@ -5,13 +5,14 @@ weights (outputs and gradients), and one optimizer at learning rate 1 with each 
 scaled must step every member as its own optimizer does. Compared here against plain loops.
 """
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from neuromancer.constraint import variable
 from neuromancer.loss import PenaltyLoss
-from neuromancer.modules import blocks
 from neuromancer.problem import Problem
 from neuromancer.system import Node
 from neuromancer.trainers.population import (
@@ -23,14 +24,13 @@ from neuromancer.trainers.population import (
     unsafe_modules,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
 
-def make_problem(seed=0, nonlin=torch.nn.ReLU):
-    torch.manual_seed(seed)
-    net = Node(blocks.MLP(2, 2, hsizes=[8, 8], nonlin=nonlin), ["a", "p"], ["x"], name="map")
-    x, a, p = variable("x"), variable("a"), variable("p")
-    x1, x2 = x[:, [0]], x[:, [1]]
-    objective = ((1 - x1) ** 2 + a * (x2 - x1 ** 2) ** 2).minimize(name="obj")
-    return Problem([net], PenaltyLoss([objective], [10.0 * (x1 >= x2), 10.0 * (x1 ** 2 + x2 ** 2 <= p ** 2)]))
+from rosenbrock import rosenbrock  # noqa: E402
+
+
+def make_problem(seed=0):
+    return rosenbrock(seed, width=8)
 
 
 def make_batch(size=16, seed=1):
