@@ -17,16 +17,12 @@ module when a Lightning name is first used.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import itertools
 import logging
 import math
 import numbers
 import os
-import signal
-import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -34,14 +30,14 @@ import torch
 from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
 
 from neuromancer.callbacks import Callback
-from neuromancer.exceptions import NeuromancerError
-from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO
+from neuromancer.trainers.checkpoint_io import with_checkpoint_io
 from neuromancer.trainers.common import (
+    DEFAULT_BETAS,
     DEFAULT_EVAL_METRIC,
+    DEFAULT_LEARNING_RATE,
     check_non_negative_int,
     check_positive_int,
     cpu_state_dict,
@@ -67,6 +63,7 @@ from neuromancer.trainers.lightning_hooks import (
     check_training_step,
     validate_custom_hooks,
 )
+from neuromancer.trainers.run_guards import UnwritableDirectoryError, ensure_writable_directory, sigint_handler_kept
 from neuromancer.trainers.sweep import SweepResult
 from neuromancer.trainers.sweep import hyperparameter_sweep as run_sweep
 from neuromancer.utils import read_checkpoint
@@ -78,8 +75,6 @@ __all__ = ["LitTrainer", "LitProblem", "UnwritableDirectoryError",
            "LitDataModule", "hparam", "validate_data_splits", "validate_batch_size", "SPLITS",
            "validate_custom_hooks", "bind_custom_hooks", "BINDABLE_HOOKS", "CHAINED_HOOKS", "EPOCH_END_HOOKS"]
 
-DEFAULT_LEARNING_RATE = 0.001
-DEFAULT_BETAS = (0.0, 0.9)
 PROFILER_NAMES = ("simple", "advanced", "pytorch", "xla")
 NONFINITE_MODES = ("stop", "skip")
 LAST_CHECKPOINT = "last"
@@ -875,38 +870,6 @@ class LitTrainer(pl.Trainer):
         return lit_problem
 
 
-class UnwritableDirectoryError(NeuromancerError, PermissionError, ValueError):
-    """A directory `LitTrainer` must write to (``weight_path``, a logger's) cannot be written.
-
-    Raised by `LitTrainer.fit` before the first epoch, so no training is lost; it is both a
-    PermissionError and a ValueError (a setting to change). The message names the directory and
-    the fix.
-    """
-
-
-def ensure_writable_directory(directory: str | os.PathLike, role: str, fix: str) -> None:
-    """Create ``directory`` if needed and check that a file can be written in it (by writing one).
-
-    Writing a probe file, rather than asking ``os.access``, also catches read-only mounts and access rules
-    that permission bits do not show, and holds for root, whom permission bits do not stop.
-
-    :param directory: the directory to check.
-    :param role: what the directory is for, for the message (e.g. 'weight_path').
-    :param fix: what the user can do about it, for the message.
-    :raises UnwritableDirectoryError: it cannot be created, is not a directory, or cannot be written.
-    """
-    path = os.fspath(directory)
-    try:
-        os.makedirs(path, exist_ok=True)
-        handle, probe = tempfile.mkstemp(dir=path, prefix=".neuromancer-write-check-")
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
-        raise UnwritableDirectoryError(
-            f"{role} {path!r} is not a writable directory ({error.strerror or error}); checked before training "
-            f"so no epoch is lost. Fix: {fix}.") from error
-
-
 def _logger_directory(each: Any) -> str | None:
     """The local directory a Lightning logger writes under (its root or save dir), or None if it has none."""
     for attribute in ("root_dir", "save_dir"):
@@ -914,35 +877,6 @@ def _logger_directory(each: Any) -> str | None:
         if isinstance(value, (str, os.PathLike)) and "://" not in os.fspath(value):
             return os.fspath(value)
     return None
-
-
-def with_checkpoint_io(plugins: Any) -> list[Any]:
-    """The user's Lightning plugins plus an `AtomicCheckpointIO`, unless they already hold a CheckpointIO."""
-    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
-    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-        plugins.append(AtomicCheckpointIO())
-    return plugins
-
-
-@contextlib.contextmanager
-def sigint_handler_kept() -> Iterator[None]:
-    """Run the body, then put back the Ctrl-C (SIGINT) handler it started with.
-
-    Lightning answers Ctrl-C in ``fit``, ``validate``, ``test`` and ``predict`` by setting SIGINT
-    to 'ignore' for its shutdown and leaves it so. Left like that, the process (a notebook's
-    kernel) would ignore every later Ctrl-C, and so would every process it starts afterwards,
-    which inherit an ignored signal. Off the main thread, where handlers cannot change, it does
-    nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGINT) is not handler:
-            signal.signal(signal.SIGINT, handler)
 
 
 def _destroy_process_group() -> None:

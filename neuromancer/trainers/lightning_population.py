@@ -18,7 +18,6 @@ best checkpoints. This module uses only the public API of `Problem` and `DictDat
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -32,16 +31,8 @@ import torch
 from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint
 
-from neuromancer.trainers.checkpoint_io import save_atomically
-from neuromancer.trainers.common import resolve_eval_metric
-from neuromancer.trainers.lightning import (
-    DEFAULT_BETAS,
-    DEFAULT_LEARNING_RATE,
-    LitTrainer,
-    ensure_writable_directory,
-    sigint_handler_kept,
-    with_checkpoint_io,
-)
+from neuromancer.trainers.checkpoint_io import save_atomically, with_checkpoint_io
+from neuromancer.trainers.common import DEFAULT_BETAS, DEFAULT_LEARNING_RATE, resolve_eval_metric
 from neuromancer.trainers.lightning_callbacks import RandomState
 from neuromancer.trainers.lightning_data import LitDataModule
 from neuromancer.trainers.population import (
@@ -51,18 +42,27 @@ from neuromancer.trainers.population import (
     StackedProblem,
     check_vectorisable,
 )
+from neuromancer.trainers.run_guards import ensure_writable_directory, sigint_handler_kept
 from neuromancer.utils import LIGHTNING_PREFIX
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MemberResult", "LitPopulation", "MemberCheckpoints", "fit_population",
-           "population_arguments"]
+           "population_arguments", "LIT_TRAINER_SETTINGS"]
 
 TRAINING, STOPPED, FAILED, PRUNED = range(4)
 # What a member's state code means in a sweep's record: a member stopped by patience finished normally.
 STATE_NAMES = {TRAINING: "finished", STOPPED: "finished", FAILED: "failed", PRUNED: "pruned"}
 # Why a member failed: its training loss, or its eval metric, was NaN or infinite.
 TRAIN_LOSS_FAILURE, EVAL_METRIC_FAILURE = 1, 2
+# LitTrainer's own parameters (monitor_metric aside, which init_arguments folds into eval_metric); the
+# other entries of its init_arguments are Lightning Trainer keywords. tests/trainers/test_lightning_population.py
+# checks the list against LitTrainer's signature.
+LIT_TRAINER_SETTINGS = frozenset((
+    "epochs", "train_metric", "dev_metric", "test_metric", "eval_metric", "patience", "warmup", "clip",
+    "custom_optimizer", "save_weights", "weight_path", "weight_name", "devices", "strategy", "accelerator", "profiler",
+    "custom_training_step", "custom_hooks", "logger", "hparam_config", "automatic_optimization", "callback",
+    "num_workers", "nonfinite"))
 # LitTrainer arguments a population cannot honour other than through the settings it stacks.
 _SINGLE_RUN_ONLY = {"custom_training_step": None, "custom_hooks": None, "callback": None,
                     "automatic_optimization": True, "nonfinite": "stop"}
@@ -94,18 +94,22 @@ class MemberResult:
 
 
 def population_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """Check that a ``LitTrainer``'s constructor arguments can train a population; return them with defaults filled.
+    """Check that a ``LitTrainer``'s constructor arguments can train a population.
 
-    :param arguments: ``LitTrainer.init_arguments`` of the trainer the members' runs would use.
-    :return: the arguments, every ``LitTrainer`` parameter present.
+    :param arguments: ``LitTrainer.init_arguments`` of the trainer the members' runs would use
+        (every ``LitTrainer`` parameter, plus the Lightning keywords it forwards).
+    :return: the arguments, ``eval_metric`` as a plain name.
+    :raises KeyError: a ``LitTrainer`` parameter is missing (they did not come from ``init_arguments``).
     :raises NotVectorisableError: a setting only a single run honours (a custom training step or
         hooks, manual optimisation, a classic callback, ``nonfinite='skip'``, extra Lightning
         callbacks), or an ``eval_metric`` that is neither the train nor the dev metric.
     """
-    defaults = {name: parameter.default for name, parameter in _lit_trainer_parameters().items()}
-    filled = {**defaults, **arguments}
+    missing = sorted(LIT_TRAINER_SETTINGS - set(arguments))
+    if missing:
+        raise KeyError(f"trainer arguments lack {missing}; pass a LitTrainer's init_arguments")
+    filled = dict(arguments)
     for name, expected in _SINGLE_RUN_ONLY.items():
-        value = filled.get(name)
+        value = filled[name]
         if value != expected and not (name == "custom_hooks" and not value):
             raise NotVectorisableError(f"LitTrainer({name}={value!r}) changes how a single run trains, which a "
                                        f"population cannot reproduce; these runs train one at a time.")
@@ -118,14 +122,6 @@ def population_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
                                    "not run; these runs train one at a time.")
     filled["eval_metric"] = eval_metric
     return filled
-
-
-def _lit_trainer_parameters() -> dict[str, inspect.Parameter]:
-    """``LitTrainer``'s own named parameters (not the Lightning keywords it forwards), ``monitor_metric`` aside."""
-    parameters = dict(inspect.signature(LitTrainer.__init__).parameters)
-    for name in ("self", "kwargs", "monitor_metric"):
-        parameters.pop(name)
-    return parameters
 
 
 class LitPopulation(pl.LightningModule):
@@ -558,7 +554,7 @@ def _first_batch(data: LitDataModule) -> dict[str, Any]:
 def _lightning_arguments(arguments: Mapping[str, Any], grad_inference: bool, no_dev: bool,
                          callbacks: list[LightningCallback]) -> dict[str, Any]:
     """The Lightning ``Trainer`` arguments of the population's fit, from a ``LitTrainer``'s."""
-    extra = {name: value for name, value in arguments.items() if name not in _lit_trainer_parameters()}
+    extra = {name: value for name, value in arguments.items() if name not in LIT_TRAINER_SETTINGS}
     extra.pop("enable_checkpointing", None)
     extra.pop("callbacks", None)
     if grad_inference:

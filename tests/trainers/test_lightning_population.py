@@ -15,7 +15,12 @@ import torch
 
 from neuromancer.callbacks import Callback
 from neuromancer.trainers.lightning import LitTrainer
-from neuromancer.trainers.lightning_population import LitPopulation, fit_population, population_arguments
+from neuromancer.trainers.lightning_population import (
+    LIT_TRAINER_SETTINGS,
+    LitPopulation,
+    fit_population,
+    population_arguments,
+)
 from neuromancer.trainers.population import MemberSettings, NotVectorisableError, PopulationOptimizer
 from neuromancer.utils import load_state_dict_lightning
 
@@ -187,10 +192,19 @@ def test_settings_only_a_single_run_honours_are_refused(setting):
         population_arguments(LitTrainer(**OPTIONS, **setting).init_arguments)
 
 
+def test_the_population_knows_every_lit_trainer_setting():
+    import inspect
+
+    names = set(inspect.signature(LitTrainer.__init__).parameters) - {"self", "kwargs", "monitor_metric"}
+    assert LIT_TRAINER_SETTINGS == names
+    with pytest.raises(KeyError, match="init_arguments"):
+        population_arguments({"epochs": 3})
+
+
 def test_an_eval_metric_logged_by_custom_code_is_refused():
     arguments = LitTrainer(**OPTIONS, eval_metric="mystery", custom_hooks={
         "on_train_epoch_end": lambda self: self.log("mystery", 1.0)}).init_arguments
-    arguments.pop("custom_hooks")
+    arguments["custom_hooks"] = None
     with pytest.raises(NotVectorisableError, match="mystery"):
         population_arguments(arguments)
 
