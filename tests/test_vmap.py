@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
-from neuromancer.constraint import variable
+from neuromancer.constraint import Loss, variable
 from neuromancer.dynamics import integrators
 from neuromancer.exceptions import NeuromancerError
 from neuromancer.loss import AugmentedLagrangeLoss, BarrierLoss, PenaltyLoss
@@ -140,10 +140,12 @@ def test_problem_evaluation_matches_a_loop_with_and_without_autograd(vmap_matche
     vmap_matches_loop(problem, {"p": torch.rand(5, 1), "name": "dev"}, call=evaluate)
 
 
-def test_trainable_term_weights_are_members_own(vmap_matches_loop):
+def test_trainable_weights_function_terms_and_squared_violations_match_a_loop(vmap_matches_loop):
     x = variable("x")
     weight = nn.Parameter(torch.tensor(2.0))
-    loss = PenaltyLoss([(x ** 2).minimize(weight=weight, name="obj")], [weight * (x <= 0.1)])
+    smooth = Loss(["x"], lambda value: torch.nn.functional.softplus(value).mean(), weight=0.5, name="smooth")
+    loss = PenaltyLoss([(x ** 2).minimize(weight=weight, name="obj"), smooth],
+                       [weight * (x <= 0.1), (x >= -0.5) ^ 2, 3.0 * ((x == 0.05) ^ 2)])
     problem = Problem([Node(blocks.MLP(1, 1, hsizes=[4]), ["p"], ["x"], name="map")], loss)
     vmap_matches_loop(problem, {"p": torch.randn(5, 1), "name": "train"})
 

@@ -72,6 +72,11 @@ def test_dropout_draws_its_own_mask_per_member():
     assert out.shape == (2, 5, 4) and not torch.equal(out[0], out[1])
 
 
+def test_kan_stack_matches_a_loop_over_members(vmap_matches_loop):
+    kan = B.KAN([2, 3, 1], grid_size=3)
+    vmap_matches_loop(kan, torch.rand(6, 2) * 2 - 1, call=lambda m, x: (m(x), m.regularization_loss()))
+
+
 def test_kan_grid_update_refuses_to_run_inside_vmap():
     kan = B.KAN([2, 3, 1], grid_size=3)
     params, buffers = torch.func.stack_module_state([kan, kan])
