@@ -13,7 +13,7 @@ from neuromancer.version import __version__
 
 _SUBMODULES = frozenset({
     "arg", "callbacks", "constraint", "dataset", "dynamics", "loggers", "loss", "modules", "plot",
-    "problem", "psl", "slim", "system", "trainer", "trainers", "utils",
+    "problem", "psl", "slim", "system", "trainer", "trainers", "utils", "vmap",
 })
 
 __all__ = ["__version__", *sorted(_SUBMODULES)]

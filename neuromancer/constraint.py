@@ -390,6 +390,17 @@ class Variable(nn.Module):
         return None
 
     @property
+    def vmap_safe(self) -> bool:
+        """Whether the expression can be evaluated inside ``torch.func.vmap``: unless it takes a derivative.
+
+        `grad` differentiates with ``torch.autograd.grad``, which cannot see through ``vmap``.
+        """
+        return all(node._func is not derivative for node in self._topological_order())
+
+    vmap_unsafe_reason = ("the expression takes a derivative (Variable.grad) with torch.autograd.grad, which "
+                          "cannot differentiate inside torch.func.vmap")
+
+    @property
     def T(self) -> Variable:
         """The transpose ``value.T`` as a new expression."""
         return Variable._derived(GET_T, (self,), "T")

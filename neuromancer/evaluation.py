@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from neuromancer.vmap import VmapUnsupportedError, transform_active
+
 if TYPE_CHECKING:
     from neuromancer.constraint import Variable
 
@@ -68,7 +70,13 @@ def derivative(output: Any, wrt: torch.Tensor) -> torch.Tensor:
     (``create_graph=True``) so that derivatives can appear inside losses and be trained through.
 
     :raises ValueError: ``wrt`` is not a tensor that requires grad.
+    :raises neuromancer.vmap.VmapUnsupportedError: inside ``torch.func.vmap`` (or another ``torch.func``
+        transform), where ``torch.autograd.grad`` cannot differentiate.
     """
+    if transform_active():
+        raise VmapUnsupportedError("Variable.grad cannot be evaluated inside torch.func.vmap (or another "
+                                   "torch.func transform): torch.autograd.grad cannot differentiate there. "
+                                   "Evaluate this expression outside vmap, one model copy at a time.")
     if not isinstance(wrt, torch.Tensor) or not wrt.requires_grad:
         raise ValueError("Cannot differentiate with respect to a tensor that does not require grad: "
                          "create it with requires_grad=True (or compute it from parameters).")

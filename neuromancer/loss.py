@@ -22,6 +22,7 @@ from torch import nn
 
 from neuromancer.constraint import Constraint, Eq, Loss, Objective
 from neuromancer.evaluation import EvaluationPlan, dropped_cache
+from neuromancer.vmap import is_transformed
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader, Dataset
@@ -465,15 +466,22 @@ class BarrierLoss(PenaltyLoss):
             barrier = self._barrier_values(value)
             output[f"{name}_barrier"] = barrier
             active = value >= 0
-            if active.any():
-                total = total + constraint.weight * torch.mean(active * violation)
-            if (~active).any():
-                barrier_part = constraint.weight * torch.mean(~active * barrier)
-                barrier_total = barrier_total + barrier_part
-                total = total + barrier_part
+            total = total + constraint.weight * _unless_none(active, torch.mean(active * violation))
+            barrier_part = constraint.weight * _unless_none(~active, torch.mean(~active * barrier))
+            barrier_total = barrier_total + barrier_part
+            total = total + barrier_part
         output["barrier_loss"] = barrier_total
         output["penalty_loss"] = total
         return output
+
+
+def _unless_none(mask: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """``part`` where some entry of ``mask`` is set, else 0 (a NaN mean over no sample counts as 0).
+
+    The selection happens in the tensor, not in a Python ``if``, so that it also runs inside
+    ``torch.func.vmap`` where every member has its own mask.
+    """
+    return torch.where(mask.any(), part, torch.zeros_like(part))
 
 
 def _dataset_size(train_data: Any) -> int:
@@ -550,6 +558,20 @@ class AugmentedLagrangeLoss(AggregateLoss):
         """True until the first training step has created the multipliers."""
         return self.lm.numel() == 0
 
+    @property
+    def vmap_safe(self) -> bool:
+        """Whether the loss can run inside ``torch.func.vmap``: once its multiplier buffers exist.
+
+        The first training step creates ``lm`` and ``penalty_best`` (their width is the number of
+        constraint columns, known only then) by assigning new buffers, and ``functional_call`` does
+        not keep buffers assigned inside it; afterwards the updates are in place, per member.
+        """
+        return not self.init
+
+    vmap_unsafe_reason = ("its multiplier buffers (lm, penalty_best) are created by its first evaluation in "
+                          "training mode, which a vmapped functional_call cannot keep; evaluate it once in training "
+                          "mode outside vmap first (at epoch 0 that only creates them)")
+
     def _with_terms(self, objectives: list[nn.Module], constraints: list[nn.Module]) -> AugmentedLagrangeLoss:
         return AugmentedLagrangeLoss(objectives, constraints, int(self.nsamples), self.inner_loop,
                                      float(self.sigma), float(self.mu_max), self.mu_init, float(self.eta))
@@ -586,12 +608,13 @@ class AugmentedLagrangeLoss(AggregateLoss):
                             equality: torch.Tensor) -> None:
         """Outer-loop step for the batch's samples (no gradient flows through it)."""
         improved = norms < self.eta * self.penalty_best[index]
-        logger.debug("augmented Lagrangian update: %d of %d samples improved", int(improved.sum()), len(index))
+        if logger.isEnabledFor(logging.DEBUG) and not is_transformed(improved):
+            logger.debug("augmented Lagrangian update: %d of %d samples improved", int(improved.sum()), len(index))
         mu = self.mu[index]
         step = self.lm[index] + mu * values * improved
         self.lm[index] = torch.where(equality, step, torch.relu(step))
         self.penalty_best[index] = torch.where(improved, norms, self.penalty_best[index])
-        self.mu[index] = torch.clamp(torch.where(improved, mu, self.sigma * mu), max=float(self.mu_max))
+        self.mu[index] = torch.clamp(torch.where(improved, mu, self.sigma * mu), max=self.mu_max)
 
     def forward(self, input_dict: TensorDict) -> TensorDict:
         """Return a new dict: ``input_dict`` plus term outputs, summaries and the augmented ``loss``.

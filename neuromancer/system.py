@@ -159,6 +159,10 @@ class MovingHorizon(nn.Module):
     :raises ValueError: ``ndelay`` is not a positive integer, or ``history`` misses an input key.
     """
 
+    vmap_safe = False
+    vmap_unsafe_reason = ("it keeps the inputs of past calls in a Python list, which cannot hold the tensors of "
+                          "a torch.func.vmap call after it returns")
+
     def __init__(self, module: nn.Module, ndelay: int = 1,
                  history: dict[str, list[torch.Tensor]] | None = None) -> None:
         super().__init__()

@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from neuromancer.vmap import is_transformed
+
 Tableau = tuple[Sequence[Sequence[float]], Sequence[float]]
 
 
@@ -164,7 +166,8 @@ class Runge_Kutta_Fehlberg(_ExplicitRungeKutta):
 
     Each step also forms the embedded fourth-order solution; their difference, an estimate of the
     step's local truncation error, is appended (detached) to ``local_error``, a deque that keeps the
-    last ``max_errors`` estimates so that long trainings do not accumulate memory.
+    last ``max_errors`` estimates so that long trainings do not accumulate memory. Inside
+    ``torch.func.vmap`` the estimates differ per member and cannot outlive the call, so none is kept.
 
     :param max_errors: how many error estimates ``local_error`` keeps, default 1000
     """
@@ -191,7 +194,9 @@ class Runge_Kutta_Fehlberg(_ExplicitRungeKutta):
         slopes = _runge_kutta_stages(self.block, x, args, self.h, matrix)
         high = _combine(x, self.h, weights, slopes)
         low = _combine(x, self.h, self.LOWER_ORDER_WEIGHTS, slopes)
-        self.local_error.append((high - low).detach())
+        error = (high - low).detach()
+        if not is_transformed(error):
+            self.local_error.append(error)
         return high
 
 
@@ -347,6 +352,12 @@ class DiffEqIntegrator(Integrator):
     :raises ValueError: if ``method`` is not a torchdiffeq solver
     :raises ImportError: if torchdiffeq is not installed
     """
+
+    vmap_safe = False
+    vmap_unsafe_reason = ("torchdiffeq's solvers write each step in place into unbatched tensors, choose "
+                          "adaptive steps from tensor values in Python and run the adjoint method through an "
+                          "autograd.Function that torch.func cannot transform; use a fixed-step integrator "
+                          "of this module (e.g. RK4) to train a vmapped population")
 
     def __init__(self, block: Callable[..., torch.Tensor], interp_u: Callable | None = None, h: float = 0.001,
                  method: str = "euler", adjoint: bool = True, rtol: float = 1e-7, atol: float = 1e-9) -> None:

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from neuromancer.vmap import population_values
+
 __all__ = [
     "soft_exp", "SoftExponential", "RectifiedSoftExp", "BLU", "SmoothedReLU", "APLU", "PReLU", "PELU",
     "activations",
@@ -39,16 +41,57 @@ def soft_exp(alpha: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     ``1 - alpha * (x + alpha) <= 0``: the result there is NaN/-inf, as in the paper; use
     :class:`RectifiedSoftExp` for a version that stays finite.
 
+    Only the case at hand is computed. Inside ``torch.func.vmap``, where every member of a
+    population has its own ``alpha``, that is the case all members share; where their cases
+    differ, each case is computed with harmless stand-ins for the members it does not concern and
+    the results are added, which gives every member the value and gradient of its own case.
+
     :param alpha: scalar shape parameter.
     :param x: input.
     :return: activation, same shape as ``x``.
     """
-    value = float(alpha.detach()) if isinstance(alpha, torch.Tensor) else float(alpha)
-    if value == 0.0:
+    case = _case(alpha)
+    if case is None:
+        return _soft_exp_mixed_cases(alpha, x)
+    if case == 0.0:
         return x + alpha * (1.0 + x ** 2 / 2.0)
-    if value < 0.0:
+    if case < 0.0:
         return -torch.log(1.0 - alpha * (x + alpha)) / alpha
     return torch.expm1(alpha * x) / alpha + alpha
+
+
+def _case(alpha: float | torch.Tensor) -> float | None:
+    """A number whose sign picks the formula of :func:`soft_exp`: ``alpha`` itself, or, inside
+    ``torch.func.vmap``, the sign all members' ``alpha`` share; None where they do not share one."""
+    if not isinstance(alpha, torch.Tensor):
+        return float(alpha)
+    values = population_values(alpha)
+    if values is None:
+        return None
+    if values is alpha:
+        return float(alpha.detach())
+    lowest, highest = torch.stack(torch.aminmax(torch.sign(values.detach()))).tolist()
+    return lowest if lowest == highest else None
+
+
+def _soft_exp_mixed_cases(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """:func:`soft_exp` for a population whose members' ``alpha`` have different signs.
+
+    Each case is computed for every member with ``alpha`` replaced by 0 (and its divisor by 1)
+    where it is not the member's case, which makes its value exactly 0 there and its gradient
+    finite, and the three are added: each member gets its own case's value and gradient, exactly.
+    A NaN ``alpha`` takes the exponential case, as outside vmap.
+    """
+    negative, zero = alpha < 0, alpha == 0
+    positive = ~(negative | zero)
+    exponential_alpha = torch.where(positive, alpha, 0.0)
+    exponential = torch.expm1(exponential_alpha * x) / torch.where(positive, alpha, 1.0) + exponential_alpha
+    logarithmic_alpha = torch.where(negative, alpha, 0.0)
+    logarithmic = (-torch.log(1.0 - logarithmic_alpha * (x + logarithmic_alpha))
+                   / torch.where(negative, alpha, 1.0))
+    linear_alpha = torch.where(zero, alpha, 0.0)
+    linear = zero.to(x.dtype) * (x + linear_alpha * (1.0 + x ** 2 / 2.0))
+    return exponential + logarithmic + linear
 
 
 class SoftExponential(nn.Module):
@@ -89,8 +132,17 @@ class RectifiedSoftExp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the rectified soft exponential elementwise."""
         alpha = torch.clamp(self.alpha, -1.0, 1.0)
-        if float(alpha.detach()) >= 0.0:
+        case = _case(alpha)
+        if case is None:
+            negative = alpha < 0
+            logarithmic = self._logarithmic(torch.where(negative, alpha, -1.0), x)
+            return torch.where(negative, logarithmic, soft_exp(torch.where(negative, 0.0, alpha), x))
+        if case >= 0.0:
             return soft_exp(alpha, x)
+        return self._logarithmic(alpha, x)
+
+    def _logarithmic(self, alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The rectified logarithmic case (``alpha < 0``); finite for every ``alpha`` and ``x``."""
         argument = F.relu(1.0 - alpha * (x + alpha)) + self.epsilon
         return -torch.log(argument) / alpha
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from neuromancer import slim
 from neuromancer.modules.activations import SmoothedReLU, SoftExponential
 from neuromancer.modules.functions import bounds_clamp, bounds_scaling, window_functions
+from neuromancer.vmap import VmapUnsupportedError, is_transformed
 
 logger = logging.getLogger(__name__)
 
@@ -397,6 +398,8 @@ class RNN(Block):
     starts from the learned initial states unless ``hx`` (``[layers, batch, hidden]`` or a list of
     per-layer states) is given; the final states are kept, detached, in ``self.init_states`` so a
     caller can continue a sequence with ``block_eval(x, hx=rnn.init_states)``; :meth:`reset` clears them.
+    Inside ``torch.func.vmap`` the final states differ per member and cannot outlive the call, so
+    ``self.init_states`` is then set to None.
 
     :param insize: input dimension.
     :param outsize: output dimension.
@@ -432,7 +435,8 @@ class RNN(Block):
     def block_eval(self, x: torch.Tensor, hx: torch.Tensor | Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Run the sequence and map the final top-layer state to the output."""
         states = self.rnn(_as_sequence(x), init_states=hx)
-        self.init_states = torch.stack([s.expand(x.shape[0], -1) for s in states]).detach()
+        final = torch.stack([s.expand(x.shape[0], -1) for s in states]).detach()
+        self.init_states = None if is_transformed(final) else final
         return self.output(states[-1])
 
 
@@ -441,7 +445,9 @@ class PytorchRNN(Block):
 
     Inputs are ``[batch, time, features]`` (batch first) or ``[batch, features]`` single steps; the
     output maps the final top-layer state to ``[batch, outsize]``, the batch-first convention of
-    :class:`RNN`. ``nonlin`` is not used (``torch.nn.RNN`` cells use tanh).
+    :class:`RNN`. ``nonlin`` is not used (``torch.nn.RNN`` cells use tanh). The fused kernel of
+    ``torch.nn.RNN`` has no ``vmap`` rule, so inside ``torch.func.vmap`` the same recurrence runs
+    step by step on its parameters.
 
     :param insize: input dimension.
     :param outsize: output dimension.
@@ -462,6 +468,7 @@ class PytorchRNN(Block):
             raise ValueError(f"PytorchRNN needs equal hidden sizes (one per layer), got hsizes={hidden}")
         self.in_features, self.out_features = insize, outsize
         self.rnn = nn.RNN(insize, hidden[-1], num_layers=len(hidden), bias=bias, batch_first=True)
+        self.rnn.vmap_safe = True  # block_eval runs the recurrence itself under vmap
         self.output = linear_map(hidden[-1], outsize, bias=bias, **(linargs or {}))
 
     def reg_error(self) -> torch.Tensor:
@@ -470,8 +477,27 @@ class PytorchRNN(Block):
 
     def block_eval(self, x: torch.Tensor) -> torch.Tensor:
         """Run the sequence and map the final top-layer state."""
-        _, final = self.rnn(_as_sequence(x))
+        sequence = _as_sequence(x)
+        if is_transformed(sequence) or any(is_transformed(p) for p in self.rnn.parameters()):
+            return self.output(self._stepwise_final_state(sequence))
+        _, final = self.rnn(sequence)
         return self.output(final[-1])
+
+    def _stepwise_final_state(self, sequence: torch.Tensor) -> torch.Tensor:
+        """Final top-layer state of ``self.rnn`` from zero states, one step at a time (no fused kernel)."""
+        rnn, layer_input = self.rnn, sequence
+        for layer in range(rnn.num_layers):
+            bias_ih = getattr(rnn, f"bias_ih_l{layer}") if rnn.bias else None
+            bias_hh = getattr(rnn, f"bias_hh_l{layer}") if rnn.bias else None
+            projected = F.linear(layer_input, getattr(rnn, f"weight_ih_l{layer}"), bias_ih)
+            weight_hh = getattr(rnn, f"weight_hh_l{layer}")
+            state = sequence.new_zeros(sequence.shape[0], rnn.hidden_size)
+            states = []
+            for step in range(sequence.shape[1]):
+                state = torch.tanh(projected[:, step] + F.linear(state, weight_hh, bias_hh))
+                states.append(state)
+            layer_input = torch.stack(states, dim=1)
+        return state
 
 
 class BilinearTorch(Block):
@@ -498,7 +524,10 @@ class BilinearTorch(Block):
         return torch.zeros((), device=self.f.weight.device)
 
     def block_eval(self, x: torch.Tensor) -> torch.Tensor:
-        """``Bilinear(x, x)``."""
+        """``Bilinear(x, x)``; inside ``torch.func.vmap``, which has no rule for it, the same form by ``einsum``."""
+        if is_transformed(x) or is_transformed(self.f.weight):
+            out = torch.einsum("...i,oij,...j->...o", x, self.f.weight, x)
+            return out + self.f.bias if self.f.bias is not None else out
         return self.f(x, x)
 
 
@@ -567,7 +596,8 @@ class StackedMLP(Block):
     :param h_nonlinear_sizes: hidden sizes of each nonlinear network.
     :param linargs: extra keyword arguments for ``linear_map``.
     :param alpha_init: initial blend weight.
-    :param verbose: log each stage's blend weight at INFO level.
+    :param verbose: log each stage's blend weight at INFO level (not inside
+        ``torch.func.vmap``, where every member has its own).
     :raises ValueError: if ``n_stacked_mf_layers < 1``.
     """
 
@@ -602,8 +632,8 @@ class StackedMLP(Block):
         y = self.first_layer(x)
         for k, (alpha, stage) in enumerate(zip(self.alpha, self.layers, strict=True)):
             y = alpha * stage["nonlinear"](x, y) + (1.0 - alpha) * stage["linear"](y)
-            if self.verbose:
-                logger.info("StackedMLP stage %d: alpha=%.4f", k, float(alpha))
+            if self.verbose and not is_transformed(alpha):
+                logger.info("StackedMLP stage %d: alpha=%.4f", k, float(alpha.detach()))
         return y
 
 
@@ -718,7 +748,14 @@ class KANLinear(nn.Module):
         ``margin`` (weight ``grid_eps`` on the uniform part). With ``grid_size`` the number of
         intervals changes too (grid refinement); the spline parameters are then replaced, so an
         optimizer holding the old ones must be rebuilt.
+
+        :raises neuromancer.vmap.VmapUnsupportedError: inside ``torch.func.vmap``, where the new grid
+            and weights of a member could not be kept.
         """
+        if is_transformed(_x) or is_transformed(self.spline_weight) or is_transformed(self.grid):
+            raise VmapUnsupportedError("KANLinear.update_grid cannot run inside torch.func.vmap: it replaces the "
+                                       "layer's grid and spline weights, which a vmapped member cannot keep. "
+                                       "Update the grids of each copy outside vmap.")
         x = _x.reshape(-1, self.in_features)
         before = torch.einsum("bik,oik->bio", self.b_splines(x), self.scaled_spline_weight)
         if grid_size is not None:
@@ -778,7 +815,10 @@ class KAN(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor, update_grid: bool = False) -> torch.Tensor:
-        """Apply the layers; with ``update_grid`` each layer first adapts its grid to its input."""
+        """Apply the layers; with ``update_grid`` each layer first adapts its grid to its input.
+
+        :raises neuromancer.vmap.VmapUnsupportedError: ``update_grid`` inside ``torch.func.vmap``.
+        """
         for layer in self.layers:
             if update_grid:
                 layer.update_grid(x)
@@ -838,6 +878,14 @@ class KANBlock(Block):
             ])
             for _ in range(num_domains)
         ])
+
+    @property
+    def vmap_safe(self) -> bool:
+        """False where ``grid_updates`` schedules grid updates, which change the layers in place."""
+        return not self.grid_updates
+
+    vmap_unsafe_reason = ("its scheduled grid updates (grid_updates) replace the layers' grids and spline "
+                          "weights between epochs, which a vmapped population cannot do per member")
 
     def _domain_output(self, layers: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
         """Output of one subdomain's KAN."""

@@ -31,6 +31,17 @@ def _identity_metric(x: torch.Tensor, parms: torch.Tensor) -> torch.Tensor:
     return torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
 
 
+def _kkt_matrix(step_matrix: torch.Tensor, jacobian: torch.Tensor) -> torch.Tensor:
+    """The batched KKT matrix ``[[Md, J^T], [J, 0]]`` ``[batch, n + m, n + m]`` of the proximal step.
+
+    Assembled by concatenation rather than by writing into a zero matrix, so that inside
+    ``torch.func.vmap`` a batched ``Md`` or ``J`` is never written into an unbatched tensor.
+    """
+    corner = jacobian.new_zeros(jacobian.shape[0], jacobian.shape[1], jacobian.shape[1])
+    return torch.cat([torch.cat([step_matrix, jacobian.transpose(1, 2)], dim=2),
+                      torch.cat([jacobian, corner], dim=2)], dim=1)
+
+
 class ProxObjectivePlusEqualityConstraint(nn.Module):
     """Approximate metric proximal operator of ``f(x) + indicator{F(x) = 0}``.
 
@@ -104,12 +115,8 @@ class ProxObjectivePlusEqualityConstraint(nn.Module):
         """
         jacobian = self._stored("JFx") if self.JF_fixed else self._jacobian(x, parms)
         step_matrix = self._stored("Md") if self.Hf_fixed else self._step_matrix(x, parms)
-        batch, n = x.shape
-        m = jacobian.shape[1]
-        kkt = torch.zeros(batch, n + m, n + m, dtype=x.dtype, device=x.device)
-        kkt[:, :n, :n] = step_matrix
-        kkt[:, :n, n:] = jacobian.transpose(1, 2)
-        kkt[:, n:, :n] = jacobian
+        n = x.shape[1]
+        kkt = _kkt_matrix(step_matrix.to(x.dtype), jacobian.to(x.dtype))
         rhs = torch.cat([-0.5 * self.gamma * self.f_grad(x, parms), -self.F(x, parms)], dim=-1)
         step = torch.linalg.solve(kkt, rhs)[:, :n]
         return x + step

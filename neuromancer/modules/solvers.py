@@ -8,6 +8,9 @@ Newton steps on equality-constraint residuals. Both are graph nodes: ``forward(d
 ``input_keys`` from the data dict and returns ``{output_key: corrected tensor}``. Constraints are
 ``neuromancer.constraint.Constraint`` objects, evaluated through their ``f'{name}_violation'`` and
 ``f'{name}_value'`` outputs.
+
+Inside ``torch.func`` transforms (a vmapped population), where ``torch.autograd.grad`` cannot
+differentiate, the derivatives are taken with ``torch.func.vjp`` instead; the values are the same.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from neuromancer.vmap import transform_active
 
 TensorDict = dict[str, torch.Tensor]
 
@@ -126,6 +131,12 @@ class GradientProjection(Solver):
 
     def _energy_gradients(self, data: TensorDict, variables: list[torch.Tensor]) -> list[torch.Tensor]:
         """Gradients of the summed energy with respect to each variable (zeros where it does not depend on one)."""
+        if transform_active():
+            def energy_of(*values: torch.Tensor) -> torch.Tensor:
+                return self.con_viol_energy({**data, **dict(zip(self.input_keys, values, strict=True))}).sum()
+
+            energy, pullback = torch.func.vjp(energy_of, *variables)
+            return list(pullback(torch.ones_like(energy)))
         energy = self.con_viol_energy(data).sum()
         grads = torch.autograd.grad(energy, variables, create_graph=True, allow_unused=True)
         return [torch.zeros_like(v) if g is None else g for v, g in zip(variables, grads, strict=True)]
@@ -138,7 +149,9 @@ class GradientProjection(Solver):
         grad_was_enabled = torch.is_grad_enabled()
         with torch.enable_grad():
             state = dict(data)
-            variables = [_trackable(v) for v in self._inputs(data)]
+            variables = self._inputs(data)
+            if not transform_active():
+                variables = [_trackable(v) for v in variables]
             state.update(zip(self.input_keys, variables, strict=True))
             step, grads = self.step_size, None
             for _ in range(self.num_steps):
@@ -199,14 +212,23 @@ class IterativeSolver(Solver):
     def newton_step(self, data: TensorDict, x: torch.Tensor) -> torch.Tensor:
         """One damped Newton step from ``x`` (other keys of ``data`` are held fixed); returns the new ``x``."""
         with torch.enable_grad():
-            x = _trackable(x)
-            residual = self.con_values({**data, self.input_keys[0]: x})
-            rows = [torch.autograd.grad(residual[:, i].sum(), x, create_graph=True, retain_graph=True,
-                                        allow_unused=True)[0] for i in range(residual.shape[1])]
-            rows = [torch.zeros_like(x) if row is None else row for row in rows]
+            if transform_active():
+                residual, rows = self._residual_and_jacobian_rows(data, x)
+            else:
+                x = _trackable(x)
+                residual = self.con_values({**data, self.input_keys[0]: x})
+                rows = [torch.autograd.grad(residual[:, i].sum(), x, create_graph=True, retain_graph=True,
+                                            allow_unused=True)[0] for i in range(residual.shape[1])]
+                rows = [torch.zeros_like(x) if row is None else row for row in rows]
             jacobian = torch.stack([row.reshape(x.shape[0], -1) for row in rows], dim=1)
             delta = torch.linalg.pinv(jacobian) @ residual.unsqueeze(-1)
             return x - self.step_size * delta.squeeze(-1).reshape(x.shape)
+
+    def _residual_and_jacobian_rows(self, data: TensorDict, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The residuals at ``x`` and, per residual column ``i``, ``d(sum of column i)/dx``, by ``torch.func.vjp``."""
+        residual, pullback = torch.func.vjp(lambda value: self.con_values({**data, self.input_keys[0]: value}), x)
+        columns = torch.eye(residual.shape[1], dtype=residual.dtype, device=residual.device)
+        return residual, [pullback(column.expand_as(residual))[0] for column in columns]
 
     def forward(self, data: TensorDict) -> TensorDict:
         """Run ``num_steps`` Newton steps from ``data[input_key]``; return ``{output_key: solution}``.

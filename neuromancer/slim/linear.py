@@ -27,6 +27,7 @@ from neuromancer.slim.spectral import (
     SymmetricSpectralLinear,
     SymmetricSVDLinear,
 )
+from neuromancer.vmap import is_transformed
 
 __all__ = [
     "LinearBase", "SquareLinear", "Linear", "IdentityInitLinear", "IdentityLinear", "NonNegativeLinear",
@@ -153,6 +154,16 @@ class IdentityGradReLU(torch.autograd.Function):
         return grad_output
 
 
+def _straight_through_relu(x: torch.Tensor) -> torch.Tensor:
+    """``relu(x)`` forward, identity backward: what :class:`IdentityGradReLU` computes, as plain operations.
+
+    ``x + (relu(x) - x)`` equals ``relu(x)`` exactly (the correction is 0 or ``-x``), and as the
+    correction is detached the gradient is the identity's. `IdentityGradReLU` keeps upstream's
+    old-style ``forward(ctx, input)``, which ``torch.func`` transforms cannot run; this can.
+    """
+    return x + (F.relu(x) - x).detach()
+
+
 class LassoLinearRELU(LinearBase):
     """Lasso map with ``W = relu(u) - relu(v)``: positive and negative parts kept separately.
 
@@ -173,8 +184,8 @@ class LassoLinearRELU(LinearBase):
         self.v_param = nn.Parameter(uniform_weight(insize, outsize, 0.0, 1.0))
 
     def effective_W(self) -> torch.Tensor:
-        """``relu(u) - relu(v)``."""
-        return IdentityGradReLU.apply(self.u_param) - IdentityGradReLU.apply(self.v_param)
+        """``relu(u) - relu(v)``, each with the straight-through gradient of :class:`IdentityGradReLU`."""
+        return _straight_through_relu(self.u_param) - _straight_through_relu(self.v_param)
 
     def reg_error(self) -> torch.Tensor:
         """``gamma`` times the total size of both parts (equals ``gamma * sum|W|`` when they do not overlap)."""
@@ -225,7 +236,14 @@ class L0Linear(LinearBase):
         return y * (self.limit_b - self.limit_a) + self.limit_a
 
     def get_eps(self, size) -> torch.Tensor:
-        """Uniform noise on ``(epsilon, 1 - epsilon)`` of the given size, on the map's device."""
+        """Uniform noise on ``(epsilon, 1 - epsilon)`` of the given size, on the map's device.
+
+        Inside ``torch.func.vmap`` (run it with ``randomness='different'`` so that every member
+        draws its own gates) the noise is drawn out of place and scaled with the member's ``epsilon``.
+        """
+        if is_transformed(self.qz_loga) or is_transformed(self.epsilon):
+            noise = torch.rand(size, device=self.qz_loga.device, dtype=self.epsilon.dtype)
+            return self.epsilon + (1.0 - 2.0 * self.epsilon) * noise
         return torch.empty(size, device=self.qz_loga.device).uniform_(float(self.epsilon), 1.0 - float(self.epsilon))
 
     def gates(self) -> torch.Tensor:
