@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 import warnings
 from collections.abc import Callable
@@ -96,17 +97,31 @@ def open_storage(optuna: Any, storage: Any, heartbeat_interval: int = HEARTBEAT_
 
 def _rdb_storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: int | None) -> Any:
     """An RDBStorage with heartbeats; connections are tested before use, so a restarted server is
-    reconnected to instead of failing the first call on a dead pooled connection."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
-                                              heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    except ImportError as error:
-        scheme = url.split("://", 1)[0]
-        hint = ("pip install 'neuromancer[postgresql]' (the psycopg driver)" if scheme.startswith("postgres")
-                else f"install the database driver SQLAlchemy uses for {scheme!r} URLs")
-        raise ImportError(f"sweep_storage={_redacted(url)!r} needs a database driver: {hint}") from error
+    reconnected to instead of failing the first call on a dead pooled connection.
+
+    Workers started together on an empty database all create Optuna's tables at once, and all
+    but one fail on a name that appeared meanwhile; they try again and find the tables made.
+    """
+    from sqlalchemy import exc
+
+    failures = 0
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        except (exc.IntegrityError, exc.ProgrammingError) as error:
+            failures += 1
+            if failures == 5:
+                raise
+            logger.info("another worker is creating the sweep tables (%s); trying again", _first_line(error))
+            time.sleep(random.uniform(0.1, 0.5) * failures)
+        except ImportError as error:
+            scheme = url.split("://", 1)[0]
+            hint = ("pip install 'neuromancer[postgresql]' (the psycopg driver)" if scheme.startswith("postgres")
+                    else f"install the database driver SQLAlchemy uses for {scheme!r} URLs")
+            raise ImportError(f"sweep_storage={_redacted(url)!r} needs a database driver: {hint}") from error
 
 
 def _redacted(url: str) -> str:
