@@ -85,8 +85,8 @@ def open_storage(optuna: Any, storage: Any, heartbeat_interval: int = HEARTBEAT_
     if isinstance(storage, optuna.storages.BaseStorage):
         return storage
     if isinstance(storage, str) and "://" in storage:
-        return (retry or StorageRetry()).call(_rdb_storage, optuna, storage, heartbeat_interval, grace_period,
-                                              what="connect to the sweep database")
+        return (retry or StorageRetry()).call(_rdb_storage, optuna, with_driver(storage), heartbeat_interval,
+                                              grace_period, what="connect to the sweep database")
     if isinstance(storage, (str, os.PathLike)):
         from optuna.storages.journal import JournalFileBackend
 
@@ -122,6 +122,22 @@ def _rdb_storage(optuna: Any, url: str, heartbeat_interval: int, grace_period: i
             hint = ("pip install 'neuromancer[postgresql]' (the psycopg driver)" if scheme.startswith("postgres")
                     else f"install the database driver SQLAlchemy uses for {scheme!r} URLs")
             raise ImportError(f"sweep_storage={_redacted(url)!r} needs a database driver: {hint}") from error
+
+
+def with_driver(url: str) -> str:
+    """``url`` with the psycopg 3 driver named when it says only ``postgresql://`` and psycopg 3 is
+    the PostgreSQL driver installed (SQLAlchemy before 2.1 would look for psycopg2 instead).
+
+    :param url: a SQLAlchemy database URL.
+    :return: the URL to connect with; any other URL unchanged.
+    """
+    import importlib.util
+
+    if not url.startswith("postgresql://"):
+        return url
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
 
 
 def _redacted(url: str) -> str:
