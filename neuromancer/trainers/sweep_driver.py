@@ -282,13 +282,13 @@ class SweepDriver:
             if view.waiting + free <= 0:
                 break
             trial = self._ask()
-            reason = self._skip_reason(trial)
+            view = self._view()
+            reason = self._skip_reason(trial, view)
             if reason is None:
                 batch.append(trial)
             else:
                 self._skip(trial, reason)
                 skipped += 1
-            view = self._view()
             free = self.budget - len(view.configurations) if self.grid is None else 0
         return batch, skipped
 
@@ -303,9 +303,9 @@ class SweepDriver:
         self._call(self.storage.set_trial_system_attr, trial_id, WORKER, self.worker, what="claim a trial")
         return trial
 
-    def _skip_reason(self, trial: Any) -> str | None:
-        """Why this worker must not train ``trial`` (every worker reaches the same answer), or None."""
-        view = self._view()
+    def _skip_reason(self, trial: Any, view: _View) -> str | None:
+        """Why this worker must not train ``trial`` (every worker reaches the same answer from a view
+        read after the trial was created), or None."""
         frozen = view.trials.get(trial.number)
         key = None if frozen is None else self._key(frozen)
         if key is None:
