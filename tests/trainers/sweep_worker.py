@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--epoch-sleep", type=float, default=0.0)
     parser.add_argument("--heartbeat", type=int, default=1)
-    parser.add_argument("--grace", type=int, default=5)
+    parser.add_argument("--grace", type=int, default=20)
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(1)

@@ -121,8 +121,9 @@ def test_three_workers_share_a_grid_and_run_each_point_once(postgres, workers):
 
 
 def test_a_killed_workers_run_is_marked_failed_and_run_again(postgres, workers):
-    victim = workers.start("--method", "grid", "--count", "6", "--epochs", "2", "--epoch-sleep", "0.5")
-    workers.start("--method", "grid", "--count", "6", "--epochs", "2", "--epoch-sleep", "0.5")
+    options = ("--method", "grid", "--count", "6", "--epochs", "2", "--epoch-sleep", "0.5", "--grace", "5")
+    victim = workers.start(*options)
+    workers.start(*options)
     workers.wait_until_training(victim)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
