@@ -33,6 +33,10 @@ SWEEPS = [
     "optuna>=4",    # the search engine of offline sweeps (random, grid, Gaussian-process bayes, hyperband)
 ]
 
+# Sweeps shared across machines on PostgreSQL (sweep_storage='postgresql://...'): psycopg 3 is the
+# driver, with its compiled libpq; SQLAlchemy 2.0 is the first with a psycopg 3 dialect.
+POSTGRESQL = ["psycopg[binary]>=3.1", "sqlalchemy>=2.0"]
+
 # cvxpylayers (it brings cvxpy) is the differentiable projection of the cvxpy-layers tutorial.
 TUTORIALS = ["cvxpylayers>=0.1.6"]
 # nbclient, nbformat and ipykernel execute the tutorial notebooks in the tests.
@@ -40,8 +44,10 @@ NOTEBOOK_RUNNER = ["nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6.17"]  # ipyke
 
 EXTRAS = {
     "sweeps": SWEEPS,
-    # pytest runs the suite; pydot draws Problem/System graphs; the sweep tests need the sweep extras.
-    "tests": ["pytest>=7.4", "pydot>=1.4", *SWEEPS, *TUTORIALS, *NOTEBOOK_RUNNER],
+    "postgresql": [*SWEEPS, *POSTGRESQL],
+    # pytest runs the suite; pydot draws Problem/System graphs; the sweep tests need the sweep extras
+    # and the PostgreSQL driver (tests/trainers/test_sweep_postgres.py).
+    "tests": ["pytest>=7.4", "pydot>=1.4", *SWEEPS, *POSTGRESQL, *TUTORIALS, *NOTEBOOK_RUNNER],
     # pydot draws graphs in the tutorials.
     "examples": ["pydot>=1.4", *SWEEPS, *TUTORIALS],
     "docs": ["sphinx>=7", "sphinx-rtd-theme>=2", "myst-parser>=2"],

@@ -818,7 +818,8 @@ class LitTrainer(pl.Trainer):
         through a wandb agent; offline it runs the same config locally on Optuna, each run logged
         by wandb in offline mode. See `neuromancer.trainers.sweep.hyperparameter_sweep` for the
         config forms, the keyword options (``sweep_mode``, ``sweep_id``, ``sweep_storage``,
-        ``sweep_seed``) and the errors raised.
+        ``sweep_seed``, ``sweep_heartbeat_interval``, ``sweep_grace_period``, ``sweep_max_retry``)
+        and the errors raised.
 
         :param problem: the problem; every run starts from its current weights.
         :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.

@@ -26,9 +26,10 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from neuromancer.exceptions import NeuromancerError
+from neuromancer.vmap import unsafe_modules
 
 __all__ = ["StackedProblem", "MemberSettings", "PopulationOptimizer", "NotVectorisableError", "check_vectorisable",
-           "VECTORISABLE_OPTIMIZERS", "VECTORISED_SETTINGS", "unsafe_modules"]
+           "VECTORISABLE_OPTIMIZERS", "VECTORISED_SETTINGS"]
 
 # Optimizers whose update is the learning rate times a quantity that does not depend on it (their
 # state -- moments, momentum buffers, step counts -- is built from gradients and weights only). One
@@ -273,18 +274,6 @@ def _has_stepped(optimizer: torch.optim.Optimizer) -> bool:
     return False
 
 
-def unsafe_modules(problem: nn.Module) -> list[str]:
-    """Names of the problem's submodules that declare themselves unable to run under ``vmap``.
-
-    A module class says so with the class attribute ``vmap_safe = False``.
-
-    :param problem: the module to search.
-    :return: ``'name (ClassName)'`` of each such submodule, in module order.
-    """
-    return [f"{name or 'the problem'} ({type(module).__name__})" for name, module in problem.named_modules()
-            if getattr(module, "vmap_safe", True) is False]
-
-
 def check_vectorisable(problem: nn.Module, batch: Mapping[str, Any], train_metric: str, size: int = 2) -> None:
     """Raise unless ``problem`` can train as a population: declared safe, and one vmapped step on ``batch`` works.
 
@@ -296,13 +285,14 @@ def check_vectorisable(problem: nn.Module, batch: Mapping[str, Any], train_metri
     :param batch: one training batch (as the train loader gives it).
     :param train_metric: the output key training minimises.
     :param size: members in the probe.
-    :raises NotVectorisableError: a submodule declares ``vmap_safe = False``, the metric is not one
-        number per member, or the probe fails (the message names the module and the cause).
+    :raises NotVectorisableError: a submodule is not vmap-safe (`neuromancer.vmap.unsafe_modules`),
+        the metric is not one number per member, or the probe fails (the message names the module
+        and the cause).
     """
     declared = unsafe_modules(problem)
     if declared:
-        raise NotVectorisableError(f"{', '.join(declared)} cannot run under torch.func.vmap, so the runs of this "
-                                   "problem cannot train as one population; they train one at a time.")
+        raise NotVectorisableError(f"{'; '.join(declared)}: so the runs of this problem cannot train as one "
+                                   "population under torch.func.vmap; they train one at a time.")
     probe = copy.deepcopy(problem)
     running: list[str] = []
     with torch.random.fork_rng(devices=[]), _module_trace(probe, running):
@@ -313,9 +303,7 @@ def check_vectorisable(problem: nn.Module, batch: Mapping[str, Any], train_metri
                     f"{train_metric!r} has shape {tuple(loss.shape[1:])} per member; a population needs one number "
                     "per member (a scalar loss)")
             loss.sum().backward()
-        except NotVectorisableError:
-            raise
-        except KeyError:
+        except (NotVectorisableError, KeyError):
             raise
         except Exception as error:
             where = running[-1] if running else "the problem"

@@ -28,19 +28,13 @@ import torch
 from lightning.pytorch import Trainer as LightningTrainer
 from lightning.pytorch.callbacks import Callback
 
-from neuromancer.exceptions import NeuromancerError
 from neuromancer.trainers.common import check_positive_int, cpu_state_dict, hparam
 from neuromancer.trainers.lightning_callbacks import random_state, set_random_state
 from neuromancer.trainers.population import VECTORISED_SETTINGS
-from neuromancer.trainers.sweep_config import (
-    SweepParameter,
-    SweepPlan,
-    grid_values,
-    optuna_choices,
-    parse_sweep_config,
-    sample_value,
-)
+from neuromancer.trainers.sweep_config import SweepParameter, SweepPlan, parse_sweep_config, sample_value
+from neuromancer.trainers.sweep_driver import SweepDriver, TrialOutcome
 from neuromancer.trainers.sweep_population import PopulationReporter, group_by_population, member_settings
+from neuromancer.trainers.sweep_storage import HEARTBEAT_INTERVAL, StorageRetry, check_heartbeat_options, open_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -166,7 +160,9 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
                          sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
                          *, sweep_mode: str = "auto", sweep_id: str | None = None,
                          sweep_storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
-                         sweep_seed: int | None = None, sweep_vectorize: int = 1, **kwargs: Any) -> SweepResult:
+                         sweep_seed: int | None = None, sweep_heartbeat_interval: int = HEARTBEAT_INTERVAL,
+                         sweep_grace_period: int | None = None, sweep_max_retry: int = 3, sweep_vectorize: int = 1,
+                         **kwargs: Any) -> SweepResult:
     """Run a wandb-style hyperparameter sweep of ``problem`` with fresh copies of ``trainer``.
 
     Each run restores the weights ``problem`` had when the sweep began, builds a new
@@ -196,17 +192,25 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
         ``'grid'``, ``'bayes'``), ``parameters``, optional ``metric`` (default: the trainer's
         ``eval_metric``, minimized), ``early_terminate`` (hyperband), ``run_cap``, ``name``,
         ``description``, ``entity``.
-    :param count: runs this call makes (fewer when a grid is exhausted, the
-        metric's target is reached or ``run_cap`` is hit).
+    :param count: runs the sweep makes (fewer when a grid has fewer points, the metric's target
+        is reached or ``run_cap`` is lower). Offline, it counts the runs of the whole study, all
+        processes sharing its ``sweep_storage`` together, and runs already in the storage; a run
+        lost with its worker does not count, since its configuration is run again.
     :param project_name: the wandb project; offline, also the name of
         the Optuna study unless the config has a ``name``.
     :param sweep_mode: ``'auto'``, ``'online'`` or ``'offline'``.
     :param sweep_id: online: join this existing wandb sweep instead of creating one.
     :param sweep_storage: offline: where
         the Optuna study lives. ``None`` keeps it in memory; a database URL
-        (``'sqlite:///sweep.db'``) or any other path (an Optuna journal file) lets several
-        processes or machines share one sweep.
+        (``'postgresql://user:password@host/db'``, ``'sqlite:///sweep.db'``), any other path (an
+        Optuna journal file) or an Optuna storage lets several processes or machines share one
+        sweep (see :mod:`neuromancer.trainers.sweep_driver`).
     :param sweep_seed: offline: seed of the sampler, for a repeatable sweep.
+    :param sweep_heartbeat_interval: offline, database URL: seconds between the heartbeats a
+        worker records for its running trials.
+    :param sweep_grace_period: offline, database URL: seconds without a heartbeat after which
+        a run counts as lost with its worker and is run again elsewhere; None: twice the interval.
+    :param sweep_max_retry: offline: how many times a lost run's configuration is run again.
     :param sweep_vectorize: offline: train up to this many runs at a time as one population
         (see :mod:`neuromancer.trainers.sweep_population`): runs whose configs differ only in
         ``learning_rate``, ``clip``, ``patience`` and ``warmup`` train together, each exactly as it
@@ -217,8 +221,9 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
     :return: one row per run, best first.
     :raises ValueError: for a bad ``sweep_config`` (see
         :func:`~neuromancer.trainers.sweep_config.parse_sweep_config`), a metric goal other than
-        ``'minimize'``, ``count < 1``, ``sweep_vectorize < 1`` or above 1 for an online sweep, an
-        unknown ``sweep_mode``, a ``sweep_id`` for a sweep that
+        ``'minimize'``, ``count < 1``, bad ``sweep_*`` heartbeat or retry options,
+        ``sweep_vectorize < 1`` or above 1 for an online sweep, an unknown ``sweep_mode``, a
+        ``sweep_id`` for a sweep that
         runs offline, a trainer argument ``LitTrainer`` refuses, or a parameter that is neither a
         data setup keyword, a ``LitTrainer`` argument, ``learning_rate`` nor ``batch_size``; all
         before any training.
@@ -226,6 +231,7 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
     :raises ImportError: when wandb (or, offline, optuna) is not installed.
     """
     _check_count(count)
+    check_heartbeat_options(sweep_heartbeat_interval, sweep_grace_period, sweep_max_retry)
     check_positive_int(sweep_vectorize, "sweep_vectorize")
     mode = resolve_sweep_mode(sweep_mode)
     if sweep_vectorize > 1 and mode == "online":
@@ -252,7 +258,9 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
         sweep_name = _run_online(wandb, runner, count, project_name, sweep_id, fallback=sweep_mode == "auto")
     if sweep_name is None:
         mode = "offline"
-        sweep_name = _run_offline(wandb, runner, count, project_name, sweep_storage, sweep_seed, sweep_vectorize)
+        sweep_name = _run_offline(wandb, runner, count, project_name, _OfflineOptions(
+            storage=sweep_storage, seed=sweep_seed, heartbeat_interval=sweep_heartbeat_interval,
+            grace_period=sweep_grace_period, max_retry=sweep_max_retry, vectorize=sweep_vectorize))
     return SweepResult(runs=runner.finish(), metric_name=plan.metric_name, goal=plan.goal, method=plan.method,
                        mode=mode, sweep_id=sweep_name)
 
@@ -385,108 +393,54 @@ def _run_online(wandb: Any, runner: _RunTrainer, count: int, project_name: str, 
     return sweep_id
 
 
-def _run_offline(wandb: Any, runner: _RunTrainer, count: int, project_name: str, storage: Any,
-                 seed: int | None, vectorize: int = 1) -> str:
-    """Run ``count`` runs locally, sampled by an Optuna study; returns the study's name."""
+@dataclass(frozen=True)
+class _OfflineOptions:
+    """The ``sweep_*`` options of an offline sweep (see `hyperparameter_sweep`)."""
+
+    storage: Any
+    seed: int | None
+    heartbeat_interval: int
+    grace_period: int | None
+    max_retry: int
+    vectorize: int = 1
+
+
+def _run_offline(wandb: Any, runner: _RunTrainer, count: int, project_name: str, options: _OfflineOptions) -> str:
+    """Run this process's share of ``count`` runs sampled by an Optuna study; returns the study's name.
+
+    The driver hands out up to ``options.vectorize`` trials at a time; each is its own offline
+    wandb run, and the runner trains them, as populations where they can share a fit.
+    """
     optuna = _require("optuna")
     plan = runner.plan
     study_name = plan.name or project_name
-    sampler = _make_sampler(optuna, plan, seed)
-    study = optuna.create_study(storage=_optuna_storage(optuna, storage), sampler=sampler,
-                                pruner=_make_pruner(optuna, plan), study_name=study_name,
-                                direction=plan.goal, load_if_exists=True)
+    retry = StorageRetry()
+    storage = open_storage(optuna, options.storage, options.heartbeat_interval, options.grace_period, retry)
+    study = retry.call(optuna.create_study, storage=storage, sampler=_make_sampler(optuna, plan, options.seed),
+                       pruner=_make_pruner(optuna, plan), study_name=study_name, direction=plan.goal,
+                       load_if_exists=True, what="create or load the sweep's study")
     wandb_mode = _offline_wandb_mode()
 
-    def objective(trial: Any) -> float:
-        config = _sample_config(plan.parameters, trial, grid=plan.method == "grid")
-        run = wandb.init(project=project_name, config=config, name=f"{study_name}-{trial.number}", group=study_name,
-                         dir=os.environ.get("WANDB_DIR"), job_type="sweep", mode=wandb_mode, reinit="create_new")
-        row = _train_and_finish(runner, run, config, trial)
-        trial.set_user_attr("wandb_run", row.name)
-        trial.set_user_attr("checkpoint", row.checkpoint)
-        if row.state == "failed":
-            raise _RunFailed(row.error)
-        if row.state == "pruned":
-            raise optuna.TrialPruned(f"stopped by hyperband at {plan.metric_name}={row.metric}")
-        return _ranked_metric(row)
-
-    budget = _remaining_runs(optuna, study, sampler, plan, count)
-    if budget and vectorize > 1:
-        _optimize_in_populations(optuna, wandb, runner, study, budget, vectorize, project_name)
-    elif budget:
-        study.optimize(objective, n_trials=budget, catch=(_RunFailed,),
-                       callbacks=[_stop_at_target(plan)] + _run_cap_callbacks(optuna, plan))
-    return study_name
-
-
-def _optimize_in_populations(optuna: Any, wandb: Any, runner: _RunTrainer, study: Any, budget: int, vectorize: int,
-                             project_name: str) -> None:
-    """Ask the study for up to ``vectorize`` runs at a time, train them (as populations where they can), tell it.
-
-    Each run is its own trial and its own offline wandb run, named as a run of a one-by-one sweep.
-    The sweep ends after ``budget`` runs, when a grid has no unvisited point, when a run reached
-    the metric's target, or at ``run_cap``.
-    """
-    plan = runner.plan
-    study_name, wandb_mode = study.study_name, _offline_wandb_mode()
-    while budget > 0:
-        size = int(min(vectorize, budget, _unvisited_grid_points(optuna, study, plan)))
-        if size <= 0:
-            return
-        trials = [study.ask() for _ in range(size)]
+    def train(trials: list[Any]) -> list[TrialOutcome]:
         configs = [_sample_config(plan.parameters, trial, grid=plan.method == "grid") for trial in trials]
         runs: list[Any] = []
+        rows: list[SweepRun] | None = None
         try:
             for trial, config in zip(trials, configs, strict=True):
                 runs.append(wandb.init(project=project_name, config=config, name=f"{study_name}-{trial.number}",
                                        group=study_name, dir=os.environ.get("WANDB_DIR"), job_type="sweep",
                                        mode=wandb_mode, reinit="create_new"))
             rows = runner.train_batch(list(zip(runs, configs, trials, strict=True)))
-        except BaseException:
-            for run in runs:
-                run.finish(exit_code=1)
-            for trial in trials:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        for trial, run, row in zip(trials, runs, rows, strict=True):
-            run.finish(exit_code=1 if row.state == "failed" else 0)
-            trial.set_user_attr("wandb_run", row.name)
-            trial.set_user_attr("checkpoint", row.checkpoint)
-            _tell(optuna, study, trial, row)
-        budget -= size
-        if plan.run_cap is not None:
-            budget = min(budget, plan.run_cap - len(study.trials))
-        if plan.target is not None and any(row.succeeded and not plan.better(plan.target, _ranked_metric(row))
-                                           for row in rows):
-            logger.info("a run reached the target %s=%s; stopping the sweep", plan.metric_name, plan.target)
-            return
+        finally:  # every wandb run is closed, marked failed (exit code 1) unless it trained
+            for index, run in enumerate(runs):
+                run.finish(exit_code=1 if rows is None or rows[index].state == "failed" else 0)
+        return [TrialOutcome(state=row.state, value=row.metric, checkpoint=row.checkpoint, run_name=row.name,
+                             error=row.error) for row in rows]
 
-
-def _unvisited_grid_points(optuna: Any, study: Any, plan: SweepPlan) -> int | float:
-    """Grid points no trial has started yet (infinite for other methods): how many runs a grid can still give."""
-    if plan.method != "grid":
-        return math.inf
-    points = math.prod(len(grid_values(p)) for p in plan.parameters if p.distribution != "constant")
-    started = {trial.system_attrs.get("grid_id") for trial in study.get_trials(deepcopy=False)
-               if trial.state != optuna.trial.TrialState.WAITING}
-    return max(0, points - len(started - {None}))
-
-
-def _tell(optuna: Any, study: Any, trial: Any, row: SweepRun) -> None:
-    """Close ``trial`` with a run's outcome: its metric, pruned, or failed."""
-    states = optuna.trial.TrialState
-    if row.state == "failed":
-        logger.warning("Trial %d failed: %s", trial.number, row.error)
-    outcome = {"failed": {"state": states.FAIL}, "pruned": {"state": states.PRUNED}}.get(
-        row.state, {"values": _ranked_metric(row)})
-    try:
-        study.tell(trial, **outcome)
-    except RuntimeError:
-        # A GridSampler asks the study to stop once its last point is told, which Optuna allows only
-        # inside optimize(); the trial's outcome is stored before that request, and the caller stops
-        # by counting unvisited points.
-        if not isinstance(study.sampler, optuna.samplers.GridSampler):
-            raise
+    driver = SweepDriver(optuna, study, storage, plan, count, max_batch=options.vectorize,
+                         max_retry=options.max_retry, seed=options.seed, retry=retry)
+    driver.run(train)
+    return study_name
 
 
 def _train_and_finish(runner: _RunTrainer, run: Any, config: dict[str, Any], trial: Any) -> SweepRun:
@@ -497,10 +451,6 @@ def _train_and_finish(runner: _RunTrainer, run: Any, config: dict[str, Any], tri
     finally:
         run.finish(exit_code=0 if row is not None and row.state != "failed" else 1)
     return row
-
-
-class _RunFailed(NeuromancerError, RuntimeError):
-    """A run ended in an error; the sweep records it and goes on."""
 
 
 def _sample_config(parameters: Sequence[SweepParameter], trial: Any, grid: bool) -> dict[str, Any]:
@@ -515,12 +465,10 @@ def _sample_config(parameters: Sequence[SweepParameter], trial: Any, grid: bool)
 
 
 def _make_sampler(optuna: Any, plan: SweepPlan, seed: int | None) -> Any:
-    """random: independent uniform draws; grid: every grid point once; bayes: a Gaussian process."""
-    if plan.method == "random":
+    """random: independent uniform draws; bayes: a Gaussian process. A grid's points are queued by
+    the sweep driver with their values, so its sampler draws nothing."""
+    if plan.method in ("random", "grid"):
         return optuna.samplers.RandomSampler(seed=seed)
-    if plan.method == "grid":
-        space = {p.name: optuna_choices(grid_values(p)) for p in plan.parameters if p.distribution != "constant"}
-        return optuna.samplers.GridSampler(space, seed=seed)
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=BAYES_RANDOM_RUNS)
 
 
@@ -531,45 +479,6 @@ def _make_pruner(optuna: Any, plan: SweepPlan) -> Any:
     return optuna.pruners.HyperbandPruner(min_resource=hyperband.min_iter,
                                           max_resource=hyperband.max_iter or "auto",
                                           reduction_factor=hyperband.eta)
-
-
-def _optuna_storage(optuna: Any, storage: Any) -> Any:
-    """None (in memory), a database URL, an Optuna storage, or a path to a journal file."""
-    if storage is None or isinstance(storage, optuna.storages.BaseStorage):
-        return storage
-    if isinstance(storage, str) and "://" in storage:
-        return storage
-    if isinstance(storage, (str, os.PathLike)):
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(os.fspath(storage)))
-    raise TypeError(f"sweep_storage must be None, a database URL, a journal file path or an Optuna storage; "
-                    f"got {storage!r}")
-
-
-def _remaining_runs(optuna: Any, study: Any, sampler: Any, plan: SweepPlan, count: int) -> int:
-    """How many of ``count`` runs to start, given a shared study's grid and ``run_cap``."""
-    if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
-        return 0
-    if plan.run_cap is not None:
-        return max(0, min(count, plan.run_cap - len(study.trials)))
-    return count
-
-
-def _run_cap_callbacks(optuna: Any, plan: SweepPlan) -> list:
-    if plan.run_cap is None:
-        return []
-    return [optuna.study.MaxTrialsCallback(plan.run_cap, states=None)]
-
-
-def _stop_at_target(plan: SweepPlan) -> Callable:
-    def stop_if_reached(study: Any, trial: Any) -> None:
-        if plan.target is not None and trial.value is not None and not plan.better(plan.target, trial.value):
-            logger.info("run %s reached the target %s=%s; stopping the sweep", trial.number, plan.metric_name,
-                        trial.value)
-            study.stop()
-
-    return stop_if_reached
 
 
 class _RunTrainer:
@@ -755,7 +664,7 @@ class _RunTrainer:
     @staticmethod
     def _run_directory(arguments: dict[str, Any], run_name: str) -> str:
         """Where a run's checkpoints go: its own folder under the trainer's ``weight_path``."""
-        return os.path.join(arguments.get("weight_path", "./"), run_name)
+        return os.path.abspath(os.path.join(arguments.get("weight_path", "./"), run_name))
 
     def _data_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
         return {**self.data_kwargs, **{name: config[name] for name in self.routes.data}}
@@ -772,8 +681,11 @@ def _ranked_metric(row: SweepRun) -> float:
 
 
 def _best_checkpoint(trainer: Any) -> str | None:
+    """The absolute path of the run's best checkpoint, so that other machines sharing the file
+    system find it from the sweep's storage; None without one."""
     callback = getattr(trainer, "checkpoint_callback", None)
-    return getattr(callback, "best_model_path", None) or None
+    path = getattr(callback, "best_model_path", None)
+    return os.path.abspath(path) if path else None
 
 
 def _wandb_dir(run: Any) -> str | None:

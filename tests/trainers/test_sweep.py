@@ -392,6 +392,7 @@ GOOD = {"method": "random", "parameters": {"learning_rate": {"min": 0.01, "max":
     ({"count": 2.5}, TypeError, "count must be an integer"),
     ({"sweep_mode": "cloud"}, ValueError, "sweep_mode is 'cloud'"),
     ({"sweep_id": "abc"}, ValueError, "sweep_id='abc' joins an online wandb sweep, but this sweep would run offline"),
+    ({"sweep_grace_period": 30, "sweep_heartbeat_interval": 60}, ValueError, "sweep_grace_period=30 must be longer"),
 ])
 def test_bad_input_is_rejected_before_any_training(change, error, match, tmp_path):
     calls = []
