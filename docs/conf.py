@@ -1,7 +1,7 @@
 """Sphinx configuration for the NeuroMANCER documentation.
 
-Build it as CI does, with warnings as errors and every cross-reference checked:
-``sphinx-build -W -n docs docs/_build/html``. The tutorials are the executed notebooks of
+Build it as CI does, with warnings as errors: ``sphinx-build -W docs docs/_build/html``; every
+cross-reference must resolve (``nitpicky``, below). The tutorials are the executed notebooks of
 ``examples/lightning_integration_examples`` (``docs/tutorials`` links to them), shown with the outputs
 they were saved with: the build runs no notebook.
 """
@@ -42,10 +42,11 @@ autodoc_typehints = "signature"
 maximum_signature_line_length = 100
 autodoc_member_order = "bysource"
 
-# ``sphinx-build -n``: every reference to a name of this project must resolve. Names of other
-# projects are shown as code, without a link: the build runs offline (CI has no network), so there
-# are no intersphinx inventories to link them to. The short names are imported only for type
-# checking (off the import path), so autodoc shows them as written.
+# Every reference to a name of this project must resolve, in every build (Read the Docs included).
+nitpicky = True
+# Names of other projects are shown as code, without a link: the build runs offline (CI has no
+# network), so there are no intersphinx inventories to link them to. The short names are imported
+# only for type checking (off the import path), so autodoc shows them as written.
 nitpick_ignore_regex = [
     ("py:.*", r"(torch|numpy|lightning|optuna|pydot|collections|argparse|os|types|numbers)\..+"),
     ("py:class", r"ArrayLike|DataLoader|Dataset|LRScheduler|ReduceLROnPlateau"),
