@@ -54,4 +54,4 @@ nitpick_ignore_regex = [
 
 html_theme = "sphinx_rtd_theme"
 html_static_path = ["_static"]
-html_css_files = ["tutorial_gallery.css"]
+html_css_files = ["neuromancer.css"]

@@ -29,7 +29,7 @@ THUMBNAIL_SIZE = (480, 300)  # the largest width and height of a thumbnail, in p
 THUMBNAIL_FOLDER = "tutorial_thumbnails"  # under the build's doctree folder, never in the sources
 
 
-class tutorial_card(nodes.General, nodes.Element):  # noqa: N801 (docutils names node classes in lower case)
+class tutorial_card(nodes.General, nodes.Element):  # lower case, as docutils names its node classes
     """A card waiting for its link and title, which are known only once every document has been read."""
 
 
