@@ -16,6 +16,7 @@ from neuromancer.version import __version__  # noqa: E402
 
 project = "NeuroMANCER"
 author = "NeuroMANCER developers"
+copyright = "2026, the NeuroMANCER-Lightning authors"  # as in LICENSE
 release = __version__
 version = __version__
 
