@@ -292,7 +292,7 @@ def test_littrainer_api_page_lists_every_parameter(browser, base_url):
         "dt[id='neuromancer.trainers.lightning.LitTrainer'] em.sig-param",
         "params => params.map(p => (p.querySelector('.n') || p).innerText.trim())")
     page.close()
-    expected = [name for name in inspect.signature(LitTrainer).parameters]
+    expected = list(inspect.signature(LitTrainer).parameters)
     assert [name for name in shown if name.isidentifier()] == expected
 
 
