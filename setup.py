@@ -41,16 +41,23 @@ POSTGRESQL = ["psycopg[binary]>=3.1", "sqlalchemy>=2.0"]
 TUTORIALS = ["cvxpylayers>=0.1.6"]
 # nbclient, nbformat and ipykernel execute the tutorial notebooks in the tests.
 NOTEBOOK_RUNNER = ["nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6.17"]  # ipykernel 6.0's metadata breaks pip
+# Sphinx builds the documentation site; MyST-NB reads its Markdown pages and shows the tutorial
+# notebooks with the outputs they were saved with (it brings myst-parser); sphinx-mathjax-offline
+# serves MathJax with the site, so formulas render without a network (CI has none, nor do many clusters).
+DOCS = ["sphinx>=7.1", "sphinx-rtd-theme>=2", "myst-nb>=1", "sphinx-mathjax-offline>=0.0.2"]
+# Playwright drives a real Chromium (Debian's, which .ci/services installs) through the built site.
+SITE_TEST = ["playwright>=1.40"]
 
 EXTRAS = {
     "sweeps": SWEEPS,
     "postgresql": [*SWEEPS, *POSTGRESQL],
     # pytest runs the suite; pydot draws Problem/System graphs; the sweep tests need the sweep extras
-    # and the PostgreSQL driver (tests/trainers/test_sweep_postgres.py).
-    "tests": ["pytest>=7.4", "pydot>=1.4", *SWEEPS, *POSTGRESQL, *TUTORIALS, *NOTEBOOK_RUNNER],
+    # and the PostgreSQL driver (tests/trainers/test_sweep_postgres.py); tests/docs builds the
+    # documentation site and reads it in a browser.
+    "tests": ["pytest>=7.4", "pydot>=1.4", *SWEEPS, *POSTGRESQL, *TUTORIALS, *NOTEBOOK_RUNNER, *DOCS, *SITE_TEST],
     # pydot draws graphs in the tutorials.
     "examples": ["pydot>=1.4", *SWEEPS, *TUTORIALS],
-    "docs": ["sphinx>=7", "sphinx-rtd-theme>=2", "myst-parser>=2"],
+    "docs": DOCS,
     # The lint checks of .ci/run and pre-commit; pinned because each release finds new things.
     "dev": ["ruff==0.17.6", "mypy==2.4.1", "pre-commit>=3"],
 }

@@ -68,7 +68,7 @@ class ArgParser(argparse.ArgumentParser):
 
     add = add
 
-    def add_argument_group(self, *args: Any, **kwargs: Any) -> _PrefixedGroup:
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> argparse._ArgumentGroup:
         """Create an argument group that has ``add`` and this parser's prefix."""
         group = _PrefixedGroup(self, *args, **kwargs)
         self._action_groups.append(group)

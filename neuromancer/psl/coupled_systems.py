@@ -7,7 +7,7 @@ edge at once, the contribution of the sender's state to the receiver's derivativ
 nodes hold several features (position, velocity, ...) are decorated with :func:`multidim` so that
 ``simulate`` takes and returns ``[nodes, features]`` states while the solver sees a flat vector.
 
-The registry :data:`systems` holds the resistor-capacitor building network (``'RCNet'``), the
+The registry ``systems`` holds the resistor-capacitor building network (``'RCNet'``), the
 N-body problem (``'Gravitational'``) and Reynolds' flocking boids (``'Boids'``). These systems are
 numpy-only: their right-hand sides scatter messages with ``np.add.at``.
 """
@@ -143,7 +143,7 @@ def multidim(is_autonomous: bool) -> Callable[[type], type]:
 class Coupled_ODE(_Network, ODE_Autonomous):
     """Base class of autonomous networked systems: ``dx_i/dt = sum over edges (i, j) of message(x_i, x_j, t)``.
 
-    Subclasses implement :meth:`message_passing` and :meth:`get_x0` (the default state of all nodes).
+    Subclasses implement :meth:`message_passing` and ``get_x0`` (the default state of all nodes).
 
     :param exclude_norms: keys ``normalize`` leaves untouched, default ``['Time']``
     :param backend: only ``'numpy'`` is supported
@@ -188,7 +188,7 @@ class Coupled_NonAutonomous(_Network, ODE_NonAutonomous):
     """Base class of networked systems with inputs: ``dx_i/dt = sum over edges (i, j) of message(x_i, x_j, t, u)``.
 
     Parameters are those of :class:`Coupled_ODE`; ``nu`` is the number of nodes unless a subclass
-    sets it. Subclasses implement :meth:`message_passing`, :meth:`get_x0` and ``get_U``.
+    sets it. Subclasses implement :meth:`message_passing`, ``get_x0`` and ``get_U``.
     """
 
     def __init__(self, exclude_norms: list[str] = ['Time'],  # noqa: B006 - the published signature's default

@@ -6,7 +6,7 @@ bounded walks) and takes bounds ``min`` and ``max`` plus a numpy ``Generator`` `
 seeded generator reproduces the same signal. Every bound (``min``, ``max``, and ``max_step`` and ``x0``
 of the walks) is a scalar shared by all dimensions or a length-``d`` array. The emulators in
 :mod:`neuromancer.psl` draw their default control inputs from these functions; the registry
-:data:`signals` maps a name to a generator so that ``get_U(nsim, signal='walk')`` can pick one by name.
+``signals`` maps a name to a generator so that ``get_U(nsim, signal='walk')`` can pick one by name.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Each map builds an effective weight ``W`` of shape ``[insize, outsize]`` with a 
 property (non-negativity, stochasticity, symmetry, bounded spectrum, sparsity, ...) and applies
 ``x @ W + bias``. Maps are interchangeable wherever a block takes a ``linear_map`` class.
 ``square_maps`` lists the maps that need ``insize == outsize``. The abstract bases live in
-:mod:`neuromancer.slim.base` and the Householder/SVD family in :mod:`neuromancer.slim.spectral`;
+``neuromancer.slim.base`` and the Householder/SVD family in ``neuromancer.slim.spectral``;
 both are re-exported here.
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ makes the shared sweep exact:
   Bayesian draw and its reruns. The sweep owns ``min(count, run_cap)`` configurations, ranked by
   the trial that first held them; a worker that asks for a trial beyond them, or for a
   configuration that a lower-numbered trial already runs or ran, marks its trial skipped
-  (state FAIL, system attribute :data:`SKIPPED`) and never trains it. Optuna numbers trials in
+  (state FAIL, system attribute ``neuromancer:skipped``) and never trains it. Optuna numbers trials in
   the order it creates them and a configuration is known when its trial is created, so every
   worker takes the same decision.
 * **Grid points** are queued as WAITING trials with their parameters, and workers pop them

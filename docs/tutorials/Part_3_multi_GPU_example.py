@@ -1,0 +1,1 @@
+../../examples/lightning_integration_examples/Part_3_multi_GPU_example.py
