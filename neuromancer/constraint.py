@@ -1015,7 +1015,8 @@ class Constraint(_WeightedTerm):
                  name: str | None = None) -> None:
         super().__init__()
         if not isinstance(comparator, _Comparator):
-            raise TypeError(f"comparator must be Eq(), LT() or GT(), got {comparator!r:.60}.")
+            raise TypeError(f"comparator must be Eq(), LT() or GT(), got {comparator!r:.60}; for another penalty, "
+                            f"subclass one of them and override forward(left, right) -> (loss, value, violation).")
         self.left = _as_variable(left, "constrain")
         self.right = _as_variable(right, "constrain")
         self.comparator = comparator

@@ -58,7 +58,8 @@ def _as_term_list(terms: Any, kinds: tuple, what: str) -> list[nn.Module]:
         if not isinstance(term, kinds):
             raise TypeError(f"{what}[{position}] is a {type(term).__name__} ({term!r:.60}), not "
                             f"{' or '.join(k.__name__ for k in kinds)}. Build constraints with comparisons "
-                            "of variables (x <= 1) and objectives with x.minimize().")
+                            "of variables (x <= 1) and objectives with x.minimize(), or wrap a function of "
+                            "data keys as Loss(input_keys, function, name=...).")
     return list(terms)
 
 
