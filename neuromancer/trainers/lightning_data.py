@@ -59,10 +59,10 @@ def validate_batch_size(batch_size: Any, source: str = "data_setup_function") ->
 def validate_data_splits(result: Any) -> tuple[DictDataset, DictDataset | None, DictDataset | None, int]:
     """Check what a data setup function returned: ``(train_data, dev_data, test_data, batch_size)``.
 
-    :param result: the function's return value.
     A test split given as a plain dict (upstream's tutorials return one) is set aside with a
     `neuromancer.exceptions.LenientInputWarning`: fit never reads it, and the split becomes None.
 
+    :param result: the function's return value.
     :return: the three datasets (dev and test may be None) and the batch size.
     :raises ValueError: not four items, a dataset named other than its slot, an empty dataset, a
         missing train split, or a batch size that is not positive.
