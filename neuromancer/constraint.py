@@ -37,6 +37,7 @@ from neuromancer.evaluation import (
     missing_key_error,
     slot,
 )
+from neuromancer.exceptions import warn_lenient_input
 
 TensorDict = dict[str, torch.Tensor]
 
@@ -99,6 +100,31 @@ def _tensor_from_array(array: np.ndarray) -> torch.Tensor:
     if tensor.is_floating_point():
         tensor = tensor.to(torch.get_default_dtype())
     return tensor
+
+
+def _parameter_from_computed(tensor: torch.Tensor) -> nn.Parameter:
+    """A new leaf parameter holding a copy of ``tensor``, a tensor computed from parameters.
+
+    Upstream 1.5 wraps such a tensor in a new ``nn.Parameter``: the link to the parameters it was
+    computed from is cut, and the optimiser trains the copy instead. That is kept, with a
+    `LenientInputWarning`. A view into a parameter (``layer.weight[0, 1]``) is refused: upstream's
+    new parameter shares that parameter's memory, so each optimiser step on the copy also
+    changes the parameter, unseen.
+
+    :raises ValueError: ``tensor`` is a view into a parameter.
+    """
+    base = tensor._base
+    if base is not None and base.is_leaf and base.requires_grad:
+        raise ValueError("A view into a parameter (it has a grad_fn) cannot be a Variable's value: its "
+                         "gradient would be cut. Wrap the parameter itself, e.g. "
+                         "variable(layer.weight)[0, 1] instead of variable(layer.weight[0, 1]).")
+    warn_lenient_input(f"A tensor computed from parameters (grad_fn {type(tensor.grad_fn).__name__}) becomes "
+                       "a new trainable parameter initialised from its value, as in upstream 1.5: gradients "
+                       "do not reach the parameters it was computed from, and the optimiser trains the "
+                       "copy. To train those parameters, let the expression compute the value: "
+                       "variable([], lambda: <the computation>), e.g. variable([], K.reg_error) in place "
+                       "of variable(K.reg_error()).")
+    return nn.Parameter(tensor.detach().clone())
 
 
 def _unsupported(obj: Any, action: str) -> TypeError:
@@ -191,6 +217,8 @@ class Variable(nn.Module):
     :param display_name: name shown in graphs and used in default objective/constraint names.
     :param value: the value of a leaf.
     :raises TypeError: ``func`` is not callable, a key is not a str, or a value has an unsupported type.
+        A ``display_name`` that is not a str is used as ``str(display_name)``, with a
+        `LenientInputWarning`.
     :raises ValueError: inputs are given without ``func``, ``key`` repeats a key of the graph, or
         ``value`` is a tensor computed from parameters (wrap the parameter instead).
     """
@@ -216,7 +244,9 @@ class Variable(nn.Module):
         if key is not None and not isinstance(key, str):
             raise TypeError(f"Variable key must be a str, got {type(key).__name__} {key!r}.")
         if display_name is not None and not isinstance(display_name, str):
-            raise TypeError(f"display_name must be a str, got {type(display_name).__name__}.")
+            warn_lenient_input(f"display_name {display_name!r} is a {type(display_name).__name__}, not a str; "
+                               f"it is used as {str(display_name)!r}. Pass a str.")
+            display_name = str(display_name)
         inputs = list(input_variables) if input_variables is not None else []
         if func is not None:
             self._init_derived(inputs, func, key, display_name)
@@ -254,9 +284,7 @@ class Variable(nn.Module):
             raise _unsupported(value, "make a Variable from")
         trainable = isinstance(value, nn.Parameter) or value.requires_grad
         if trainable and not isinstance(value, nn.Parameter) and value.grad_fn is not None:
-            raise ValueError("A tensor computed from parameters (it has a grad_fn) cannot be a Variable's "
-                             "value: its gradient would be cut. Wrap the parameter itself, e.g. "
-                             "variable(layer.weight)[0, 1] instead of variable(layer.weight[0, 1]).")
+            value = _parameter_from_computed(value)
         base = display_name or ("param" if trainable else "const")
         own_key = key or _new_key(base)
         self._set_identity("trainable" if trainable else "constant", own_key,
@@ -783,7 +811,8 @@ def _weight_parts(weight: Any) -> WeightParts:
     """Split a term weight into ``(number, tensor or None)``, their product being the weight.
 
     Numbers stay numbers; tensors (and arrays, converted) are kept whole, so that an
-    ``nn.Parameter`` weight remains the very parameter the user created.
+    ``nn.Parameter`` weight remains the very parameter the user created. A bool is taken as 1.0
+    or 0.0, with a `LenientInputWarning`.
 
     :raises TypeError: ``weight`` is neither a real number nor a tensor/array.
     """
@@ -791,7 +820,10 @@ def _weight_parts(weight: Any) -> WeightParts:
         return 1.0, weight
     if isinstance(weight, np.ndarray):
         return 1.0, _tensor_from_array(weight)
-    if isinstance(weight, bool) or not isinstance(weight, (numbers.Real, np.floating, np.integer)):
+    if isinstance(weight, (bool, np.bool_)):
+        warn_lenient_input(f"A weight of {weight!r} is used as {float(weight)}, as upstream 1.5 multiplies by it; "
+                           f"pass the number {float(weight)} instead.")
+    elif not isinstance(weight, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"A weight must be a real number or a tensor, got {type(weight).__name__} "
                         f"{weight!r:.60}.")
     return float(weight), None
@@ -994,7 +1026,8 @@ class Constraint(_WeightedTerm):
                  name: str | None = None) -> None:
         super().__init__()
         if not isinstance(comparator, _Comparator):
-            raise TypeError(f"comparator must be Eq(), LT() or GT(), got {comparator!r:.60}.")
+            raise TypeError(f"comparator must be Eq(), LT() or GT(), got {comparator!r:.60}; for another penalty, "
+                            f"subclass one of them and override forward(left, right) -> (loss, value, violation).")
         self.left = _as_variable(left, "constrain")
         self.right = _as_variable(right, "constrain")
         self.comparator = comparator
@@ -1005,10 +1038,13 @@ class Constraint(_WeightedTerm):
     def update_name(self, name: str) -> None:
         """Rename the constraint (its output keys follow).
 
-        :raises TypeError: ``name`` is not a str.
+        A name that is not a str is used as ``str(name)``, the output keys upstream 1.5 gives it,
+        with a `LenientInputWarning`.
         """
         if not isinstance(name, str):
-            raise TypeError(f"A constraint name must be a str, got {type(name).__name__}.")
+            warn_lenient_input(f"Constraint name {name!r} is a {type(name).__name__}, not a str; it is used as "
+                               f"{str(name)!r}, as in upstream 1.5's output keys. Pass a str.")
+            name = str(name)
         self.name = name
 
     @property
@@ -1099,14 +1135,22 @@ class Loss(_WeightedTerm):
     :param loss: returns a scalar tensor.
     :param weight: multiplies the loss.
     :param name: the output key (also `key`).
-    :raises TypeError: keys not strings, ``loss`` not callable, or a weight that is neither a
-        number nor a tensor.
+    :raises TypeError: keys not strings (a one-character str is read as that one key, with a
+        `LenientInputWarning`), ``loss`` not callable, or a weight that is neither a number nor a
+        tensor.
     """
 
     def __init__(self, input_keys: list[str], loss: Callable[..., torch.Tensor], weight: float = 1.0,
                  name: str = "loss") -> None:
         super().__init__()
-        if isinstance(input_keys, str) or not all(isinstance(k, str) for k in input_keys):
+        if isinstance(input_keys, str) and len(input_keys) == 1:
+            warn_lenient_input(f"Loss input_keys is the str {input_keys!r}; it is read as the one key "
+                               f"[{input_keys!r}], as upstream 1.5 reads it. Pass a list: [{input_keys!r}].")
+            input_keys = [input_keys]
+        if isinstance(input_keys, str):
+            raise TypeError(f"Loss input_keys must be a list of str, got the str {input_keys!r}, which upstream "
+                            f"1.5 reads as one key per character; pass [{input_keys!r}].")
+        if not all(isinstance(k, str) for k in input_keys):
             raise TypeError(f"Loss input_keys must be a list of str, got {input_keys!r}.")
         if not callable(loss):
             raise TypeError(f"Loss needs a callable loss, got {loss!r:.60}.")
@@ -1152,8 +1196,8 @@ def variable(*args: Any, display_name: str | None = None) -> Variable:
     * ``variable(tensor)`` / ``variable(array)``: a constant, or a trainable variable where the
       tensor is an ``nn.Parameter`` or requires grad;
     * ``variable([x, y], func)``: ``func(x, y)`` evaluated on the inputs' values;
-    * ``variable(2, 3)`` / ``variable((2, 3))`` / ``variable(torch.Size([2, 3]))``: a trainable
-      tensor of that shape initialised from a standard normal;
+    * ``variable(2, 3)`` / ``variable((2, 3))`` / ``variable([2, 3])`` / ``variable(torch.Size([2, 3]))``:
+      a trainable tensor of that shape initialised from a standard normal;
     * ``variable()``: a trainable scalar (shape ``[1]``) initialised from a standard normal;
     * ``variable(None)``: a placeholder without a value.
 
@@ -1174,7 +1218,7 @@ def variable(*args: Any, display_name: str | None = None) -> Variable:
             return Variable(key=first, display_name=display_name)
         if isinstance(first, (torch.Tensor, np.ndarray)):
             return Variable(value=first, display_name=display_name)
-        if isinstance(first, (torch.Size, tuple)) and all(_is_int(size) for size in first):
+        if isinstance(first, (torch.Size, tuple, list)) and all(_is_int(size) for size in first):
             return Variable(value=nn.Parameter(torch.randn(*first)), display_name=display_name)
         if _is_int(first):
             return Variable(value=nn.Parameter(torch.randn(first)), display_name=display_name)

@@ -13,6 +13,7 @@ importing this module never imports Lightning.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data._utils.collate import default_collate
 
 from neuromancer._lazy import lazy_exports
+from neuromancer.exceptions import warn_lenient_input
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -47,15 +49,21 @@ class DictDataset(Dataset):
     with ``DataLoader(ds, batch_size=..., collate_fn=ds.collate_fn)`` it yields batches
     ``{'x': x[idx], 'p': p[idx], 'name': 'train'}``.
 
-    :param datadict: the data; every value a tensor with the same first dim.
+    Numpy arrays are accepted, as upstream 1.5 accepts them: each becomes a tensor of the array's
+    own dtype on the CPU (a float64 array gives float64 batches, as upstream's did), sharing the
+    array's memory where torch can, and a `LenientInputWarning` names the keys converted. Pass
+    tensors (``torch.as_tensor(array, dtype=torch.float32)``) to choose the dtype yourself.
+
+    :param datadict: the data; every value a tensor (or numpy array) with the same first dim.
     :param name: the split's name, added to every batch as ``'name'``.
     :raises ValueError: ``datadict`` is empty or its tensors differ in length.
-    :raises TypeError: a value is not a torch.Tensor (the message names the key and its type).
+    :raises TypeError: a value is neither a torch.Tensor nor a numeric numpy array (the message
+        names the key and its type).
     """
 
     def __init__(self, datadict: dict[str, torch.Tensor], name: str = "train") -> None:
         super().__init__()
-        self.datadict = dict(datadict)
+        self.datadict = _tensors_from_arrays(dict(datadict), name)
         self.name = name
         self.length = self._validated_length(self.datadict)
 
@@ -68,7 +76,8 @@ class DictDataset(Dataset):
         for key, value in datadict.items():
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"DictDataset value for key {key!r} is a {type(value).__name__}, not a "
-                                f"torch.Tensor; convert it, e.g. torch.as_tensor(value, dtype=torch.float32).")
+                                f"torch.Tensor or numpy array; convert it, e.g. torch.as_tensor(value, "
+                                f"dtype=torch.float32).")
             if value.dim() == 0:
                 raise ValueError(f"DictDataset value for key {key!r} is a 0-d tensor; give one row "
                                  f"per sample (shape [nsamples, ...]).")
@@ -113,13 +122,46 @@ class DictDataset(Dataset):
         return f"DictDataset(name={self.name!r}, nsamples={self.length}, {shapes})"
 
 
-def _as_float_tensor(value: Any, key: str, dataset: str) -> torch.Tensor:
-    """Convert a 2-D array-like to a float32 tensor, raising a ValueError naming ``key`` otherwise."""
+def _tensors_from_arrays(datadict: dict[str, Any], name: str) -> dict[str, Any]:
+    """Replace the numpy arrays among ``datadict``'s values by tensors of the same dtype, warning once.
+
+    Upstream 1.5 keeps the arrays and turns each batch into tensors in ``default_collate``, which
+    keeps the dtype; converting once here gives the same batches. Memory is shared with the array
+    unless torch cannot share it (read-only or negatively strided arrays are copied).
+
+    :raises TypeError: an array of a dtype torch has no tensor for (strings, objects).
+    """
+    converted = {}
+    for key, value in datadict.items():
+        if not isinstance(value, np.ndarray):
+            continue
+        array = value if value.flags.writeable and min(value.strides, default=0) >= 0 else value.copy()
+        try:
+            datadict[key] = torch.from_numpy(array)
+        except TypeError:
+            raise TypeError(f"DictDataset value for key {key!r} is a numpy array of dtype {value.dtype}, "
+                            f"which has no torch dtype; give numbers, e.g. torch.as_tensor(value, "
+                            f"dtype=torch.float32).") from None
+        converted[key] = str(value.dtype)
+    if converted:
+        warn_lenient_input(f"DictDataset {name!r}: the values of {sorted(converted)} are numpy arrays; they are "
+                           f"used as tensors of the same dtype ({converted}), on the CPU, as upstream 1.5 "
+                           f"batches them. Pass tensors to choose the dtype yourself, e.g. "
+                           f"torch.as_tensor(array, dtype=torch.float32).")
+    return datadict
+
+
+def _as_float_tensor(value: Any, key: str, dataset: str, more_dims: bool = False) -> torch.Tensor:
+    """Convert a 2-D array-like (at least 2-D with ``more_dims``) to a float32 tensor.
+
+    :raises ValueError: the array has another number of dimensions (the message names ``key``).
+    """
     tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value,
                              dtype=torch.float32)
-    if tensor.dim() != 2:
-        raise ValueError(f"{dataset}: data[{key!r}] has shape {tuple(tensor.shape)}; expected 2-D "
-                         f"[samples, dim] (reshape 1-D data with x.reshape(-1, 1)).")
+    if tensor.dim() != 2 and not (more_dims and tensor.dim() > 2):
+        expected = "at least 2-D [samples, dim, ...]" if more_dims else "2-D [samples, dim]"
+        raise ValueError(f"{dataset}: data[{key!r}] has shape {tuple(tensor.shape)}; expected {expected} "
+                         f"(reshape 1-D data with x.reshape(-1, 1)).")
     return tensor
 
 
@@ -133,11 +175,13 @@ def _column_slices(dims: Mapping[str, int]) -> dict[str, slice]:
 
 
 class StaticDataset(Dataset):
-    """A dataset of static (non-sequential) samples from a dict of 2-D arrays.
+    """A dataset of static (non-sequential) samples from a dict of 2-D (or higher) arrays.
 
-    :param data: ``[nsamples, dim]`` numpy arrays or tensors, stored as float32.
+    :param data: ``[nsamples, dim]`` numpy arrays or tensors, stored as float32; arrays of more
+        dimensions, ``[nsamples, dim, ...]``, need the same sizes after ``dim`` as every other.
     :param name: the split's name, added to batches as ``'name'``.
-    :raises ValueError: empty ``data``, a value that is not 2-D, or arrays of different lengths.
+    :raises ValueError: empty ``data``, a value of fewer than 2 dimensions, arrays of different
+        lengths, or arrays that differ in a size after ``dim``.
 
     Samples are ``{key: row, 'index': i}``; use ``collate_fn`` with a DataLoader.
     """
@@ -148,10 +192,14 @@ class StaticDataset(Dataset):
             raise ValueError("StaticDataset needs at least one array, got an empty dict.")
         self.name = name
         self.variables = list(data.keys())
-        tensors = {k: _as_float_tensor(data[k], k, "StaticDataset") for k in self.variables}
+        tensors = {k: _as_float_tensor(data[k], k, "StaticDataset", more_dims=True) for k in self.variables}
         lengths = {k: t.shape[0] for k, t in tensors.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"StaticDataset arrays must have the same number of samples; got {lengths}.")
+        trailing = {k: tuple(t.shape[2:]) for k, t in tensors.items()}
+        if len(set(trailing.values())) > 1:
+            raise ValueError(f"StaticDataset arrays are joined along their second dimension, so their "
+                             f"later sizes must agree; got shapes {({k: tuple(t.shape) for k, t in tensors.items()})}.")
         self.full_data = torch.cat([tensors[k] for k in self.variables], dim=1)
         self.nsamples = self.full_data.shape[0]
         self._vslices = _column_slices({k: t.shape[1] for k, t in tensors.items()})
@@ -247,8 +295,9 @@ class SequenceDataset(Dataset):
     def __init__(self, data: SequenceData, nsteps: int = 1, moving_horizon: bool = False,
                  name: str = "data") -> None:
         super().__init__()
-        if not isinstance(nsteps, int) or nsteps < 1:
+        if isinstance(nsteps, bool) or not isinstance(nsteps, numbers.Integral) or nsteps < 1:
             raise ValueError(f"SequenceDataset nsteps must be a positive int, got {nsteps!r}.")
+        nsteps = int(nsteps)
         self.name = name
         self.multisequence = isinstance(data, list)
         sequences = _sequence_list(data, "SequenceDataset")
@@ -475,10 +524,19 @@ def normalize_data(data: SequenceData, norm_type: str, stats: dict[str, np.ndarr
 
 
 def _ratio_slices(n: int, split_ratio: Sequence[float]) -> tuple[slice, slice, slice]:
-    """Train/dev/test slices from percentages of ``n`` (train and dev rounded up)."""
-    if len(split_ratio) != 2 or sum(split_ratio) > 100:
+    """Train/dev/test slices from percentages of ``n`` (train and dev rounded up).
+
+    Items after the first two are ignored, as upstream 1.5 ignores them (with a
+    `LenientInputWarning`): the test part is always what train and dev leave.
+    """
+    if len(split_ratio) < 2 or sum(split_ratio[:2]) > 100:
         raise ValueError(f"split_ratio must be two percentages (train, dev) summing to at most 100, "
                          f"got {split_ratio!r}.")
+    if len(split_ratio) > 2:
+        warn_lenient_input(f"split_ratio {list(split_ratio)!r} has {len(split_ratio)} items; only the first two "
+                           f"(train {split_ratio[0]}%, dev {split_ratio[1]}%) are read, as upstream 1.5 reads "
+                           f"them, and the test part is the remaining {100 - sum(split_ratio[:2])}%. Pass "
+                           f"split_ratio=[train, dev].")
     dev_start = math.ceil(split_ratio[0] * n / 100.0)
     test_start = dev_start + math.ceil(split_ratio[1] * n / 100.0)
     return slice(0, dev_start), slice(dev_start, test_start), slice(test_start, n)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from torch import nn
 
 from neuromancer.constraint import Constraint, Eq, Loss, Objective
 from neuromancer.evaluation import EvaluationPlan, dropped_cache
+from neuromancer.exceptions import warn_lenient_input
 from neuromancer.vmap import is_transformed
 
 if TYPE_CHECKING:
@@ -36,20 +37,30 @@ _CONSTRAINT_SUMMARY_KEYS = ["C_violations", "C_values", "C_eq_violations", "C_in
 
 
 def _as_term_list(terms: Any, kinds: tuple, what: str) -> list[nn.Module]:
-    """Check that ``terms`` is a list of ``kinds`` instances and return it as a list.
+    """Check that ``terms`` is a collection of ``kinds`` instances and return it as a list.
 
-    :raises TypeError: ``terms`` is not a list/tuple, or an item has another type.
+    Any iterable of terms is read into a list, as upstream 1.5 reads it; a set, whose order is
+    arbitrary, also gets a `LenientInputWarning`.
+
+    :raises TypeError: ``terms`` is a single term, not an iterable (or a str or dict), or an item
+        has another type.
     """
     if isinstance(terms, nn.Module) and not isinstance(terms, nn.ModuleList):
         raise TypeError(f"{what} must be a list, got a single {type(terms).__name__}: wrap it as [{what[:-1]}].")
-    if not isinstance(terms, (list, tuple, nn.ModuleList)):
+    if isinstance(terms, (str, bytes, Mapping, torch.Tensor)) or not isinstance(terms, Iterable):
         raise TypeError(f"{what} must be a list of {' or '.join(k.__name__ for k in kinds)}, "
                         f"got {type(terms).__name__}.")
+    if isinstance(terms, (set, frozenset)):
+        warn_lenient_input(f"{what} is a {type(terms).__name__}; its terms are read in the set's order, which is "
+                           f"arbitrary, so term outputs and the columns of the C_* summaries may come in "
+                           f"another order in every run. Pass a list.")
+    terms = list(terms)
     for position, term in enumerate(terms):
         if not isinstance(term, kinds):
             raise TypeError(f"{what}[{position}] is a {type(term).__name__} ({term!r:.60}), not "
                             f"{' or '.join(k.__name__ for k in kinds)}. Build constraints with comparisons "
-                            "of variables (x <= 1) and objectives with x.minimize().")
+                            "of variables (x <= 1) and objectives with x.minimize(), or wrap a function of "
+                            "data keys as Loss(input_keys, function, name=...).")
     return list(terms)
 
 
@@ -194,11 +205,18 @@ class AggregateLoss(nn.Module, ABC):
     def __add__(self, other: AggregateLoss) -> AggregateLoss:
         """A loss with the terms of both losses (same-named terms get distinct output keys).
 
-        :raises TypeError: ``other`` is not a loss of the same class.
+        A loss of a subclass (``PenaltyLoss() + BarrierLoss()``) is taken as upstream 1.5 takes it:
+        the result is of this loss's class, and a `LenientInputWarning` says so.
+
+        :raises TypeError: ``other`` is not a loss of this class or a subclass.
         """
-        if type(other) is not type(self):
+        if not isinstance(other, type(self)):
             raise TypeError(f"Only losses of the same kind can be added: {type(self).__name__} + "
                             f"{type(other).__name__}.")
+        if type(other) is not type(self):
+            warn_lenient_input(f"{type(self).__name__} + {type(other).__name__} is a {type(self).__name__} with the "
+                               f"terms of both, as in upstream 1.5: the {type(other).__name__}'s own settings are "
+                               f"dropped. Build one {type(other).__name__} with all the terms to keep them.")
         return self._with_terms([*self.objectives, *other.objectives],
                                 [*self.constraints, *other.constraints])
 

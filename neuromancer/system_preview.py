@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from neuromancer.exceptions import warn_lenient_input
 from neuromancer.system import System, TensorDict
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -36,7 +37,8 @@ class SystemPreview(System):
     :param nsteps: roll-out length
     :raises ValueError: unknown ``pad_mode``, a negative preview length, or a preview length given
         for a key that is not previewed
-    :raises TypeError: ``preview_keys_map`` is not a dict of lists of node names
+    :raises TypeError: ``preview_keys_map`` is not a dict of lists of node names (a one-character str
+        is read as that one name, with a `LenientInputWarning`)
     """
 
     def __init__(self, nodes: Sequence[nn.Module], preview_keys_map: dict[str, list[str]] | None = None,
@@ -46,7 +48,15 @@ class SystemPreview(System):
         super().__init__(nodes, name=name, nstep_key=nstep_key, init_func=init_func, nsteps=nsteps)
         preview_keys_map = dict(preview_keys_map or {})
         for key, node_names in preview_keys_map.items():
-            if isinstance(node_names, str) or not all(isinstance(n, str) for n in node_names):
+            if isinstance(node_names, str) and len(node_names) == 1:
+                warn_lenient_input(f"preview_keys_map[{key!r}] is the str {node_names!r}; it is read as the one node "
+                                   f"name [{node_names!r}], as upstream 1.5 reads it. Pass a list: [{node_names!r}].")
+                preview_keys_map[key] = node_names = [node_names]
+            if isinstance(node_names, str):
+                raise TypeError(f"preview_keys_map[{key!r}] must be a list of node names, got the str "
+                                f"{node_names!r}, which upstream 1.5 reads as one name per character; pass "
+                                f"[{node_names!r}]")
+            if not all(isinstance(n, str) for n in node_names):
                 raise TypeError(f"preview_keys_map[{key!r}] must be a list of node names, got {node_names!r}")
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode={pad_mode!r}; use one of {PAD_MODES}")

@@ -474,4 +474,4 @@ def test_loss_term(data):
     with pytest.raises(KeyError, match=r"\['y'\]"):
         term({"x": data["x"]})
     with pytest.raises(TypeError, match="list of str"):
-        Loss("x", torch.sum)
+        Loss("xy", torch.sum)

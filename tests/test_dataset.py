@@ -20,7 +20,8 @@ def test_dictdataset_items_and_len():
 
 @pytest.mark.parametrize("datadict, error, pattern", [
     ({}, ValueError, "empty"),
-    ({"x": torch.ones(5, 1), "y": np.ones((5, 1))}, TypeError, r"'y' is a ndarray"),
+    ({"x": torch.ones(5, 1), "y": [[1.0]] * 5}, TypeError, r"'y' is a list"),
+    ({"x": np.array([object()] * 5)}, TypeError, r"dtype object"),
     ({"x": torch.ones(5, 1), "y": torch.ones(4, 1)}, ValueError, r"\{'x': 5, 'y': 4\}"),
     ({"x": torch.tensor(1.0)}, ValueError, "0-d"),
 ])

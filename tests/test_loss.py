@@ -127,7 +127,7 @@ def test_adding_and_scaling_losses():
     scaled = 2 * PenaltyLoss(*make_terms())
     assert scaled(batch())["loss"].item() == pytest.approx(2 * PenaltyLoss(*make_terms())(batch())["loss"].item())
     with pytest.raises(TypeError, match="same kind"):
-        first + BarrierLoss([], [])
+        BarrierLoss([], []) + first
     augmented = 0.5 * AugmentedLagrangeLoss(*make_terms(), train_data=4, inner_loop=3)
     assert isinstance(augmented, AugmentedLagrangeLoss) and augmented.inner_loop == 3
     assert int(augmented.nsamples) == 4 and augmented.constraints[0].weight == 0.5

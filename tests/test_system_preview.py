@@ -72,6 +72,6 @@ def test_invalid_configurations_raise():
     with pytest.raises(ValueError, match="does not preview"):
         SystemPreview([node], preview_keys_map={"R": ["n"]}, preview_length={"S": 2})
     with pytest.raises(TypeError, match="list of node names"):
-        SystemPreview([node], preview_keys_map={"R": "n"})
+        SystemPreview([node], preview_keys_map={"R": "nn"})
     with pytest.raises(KeyError, match="'R'"):
         SystemPreview([node], preview_keys_map={"R": ["n"]}, nsteps=2)({"X": torch.zeros(1, 2, 1)})

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 
 import torch
 
+from neuromancer.exceptions import warn_lenient_input
+
 
 class Interpolation(ABC):
     """Base class: ``interp(tq, t=None, u=None)`` returns the signal at the query times ``tq``."""
@@ -31,10 +33,12 @@ class Interpolation(ABC):
 class LinInterp_Offline(Interpolation):
     """Linear interpolation of one uniformly sampled signal.
 
-    :param t: [T, 1] ascending sample times with a fixed spacing
+    :param t: [T, 1] ascending sample times with a fixed spacing; strictly descending times are
+        taken in ascending order, samples with them (with a `LenientInputWarning`), as upstream 1.5
+        interpolates them
     :param u: [T, nu] samples, ``u[k]`` taken at ``t[k]``
     :raises ValueError: if ``t`` or ``u`` is not 2-D, their lengths differ, fewer than two samples
-        are given, or ``t`` is not strictly ascending
+        are given, or ``t`` is not strictly monotonic
     """
 
     def __init__(self, t: torch.Tensor, u: torch.Tensor) -> None:
@@ -46,6 +50,10 @@ class LinInterp_Offline(Interpolation):
             raise ValueError(f"need as many times as samples, at least two; got {t.shape[0]} times and "
                              f"{u.shape[0]} samples")
         steps = torch.diff(t[:, 0].to(torch.float64))
+        if bool((steps < 0).all()):
+            warn_lenient_input("LinInterp_Offline: t is descending; the samples are used in ascending time order, "
+                               "as upstream 1.5 interpolates them. Pass ascending t (t.flip(0), u.flip(0)).")
+            t, u, steps = t.flip(0), u.flip(0), -steps.flip(0)
         if not bool((steps > 0).all()):
             raise ValueError("t must be strictly ascending")
         self.t, self.u = t, u

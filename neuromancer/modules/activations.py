@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from neuromancer.exceptions import warn_lenient_input
 from neuromancer.vmap import population_values
 
 __all__ = [
@@ -197,19 +198,22 @@ class APLU(nn.Module):
     ``f(x) = relu(x) + sum_s alpha_s * relu(-x + beta_s)``: a ReLU plus ``nsegments`` learnable
     hinges (slopes ``alpha``, hinge locations ``beta``, both initialised uniformly on [0, 1)).
 
-    :param nsegments: number of hinges.
+    :param nsegments: number of hinges; 0 leaves a plain ReLU (with a `LenientInputWarning`).
     :param alpha_reg_weight: weight of the L2 norm of ``alpha`` in :meth:`reg_error`.
     :param beta_reg_weight: weight of the L2 norm of ``beta`` in :meth:`reg_error`.
     :param tune_alpha: whether the slopes are trained.
     :param tune_beta: whether the hinge locations are trained.
-    :raises ValueError: if ``nsegments`` is not a positive integer.
+    :raises ValueError: if ``nsegments`` is not a non-negative integer.
     """
 
     def __init__(self, nsegments: int = 2, alpha_reg_weight: float = 1e-3, beta_reg_weight: float = 1e-3,
                  tune_alpha: bool = True, tune_beta: bool = True):
         super().__init__()
-        if int(nsegments) != nsegments or nsegments < 1:
+        if int(nsegments) != nsegments or nsegments < 0:
             raise ValueError(f"APLU nsegments must be a positive integer, got {nsegments!r}")
+        if nsegments == 0:
+            warn_lenient_input("APLU(nsegments=0) has no hinges: it is a plain ReLU, as in upstream 1.5. Use "
+                               "torch.nn.ReLU, or nsegments >= 1 for learnable hinges.")
         self.nsegments = int(nsegments)
         self.alpha_reg_weight = alpha_reg_weight
         self.beta_reg_weight = beta_reg_weight

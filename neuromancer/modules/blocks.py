@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neuromancer import slim
+from neuromancer.exceptions import warn_lenient_input
 from neuromancer.modules.activations import SmoothedReLU, SoftExponential
 from neuromancer.modules.functions import bounds_clamp, bounds_scaling, window_functions
 from neuromancer.vmap import VmapUnsupportedError, is_transformed
@@ -185,8 +186,12 @@ class MLPDropout(MLP):
                  linargs: dict | None = None, dropout: float = 0.0):
         super().__init__(insize, outsize, bias=bias, linear_map=linear_map, nonlin=nonlin, hsizes=hsizes,
                          linargs=linargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout must be in [0, 1], got {dropout!r}")
+        if dropout == 1.0:
+            warn_lenient_input("MLPDropout(dropout=1.0) zeroes every hidden unit in training, so the output "
+                               "ignores the input until eval(); torch allows it and upstream 1.5 runs it. Use a "
+                               "dropout below 1.")
         hidden_dropout = [nn.Dropout(dropout) if dropout > 0 else nn.Identity() for _ in range(self.nhidden)]
         self.dropout = nn.ModuleList(hidden_dropout + [nn.Identity()])
 
@@ -598,7 +603,8 @@ class StackedMLP(Block):
     :param alpha_init: initial blend weight.
     :param verbose: log each stage's blend weight at INFO level (not inside
         ``torch.func.vmap``, where every member has its own).
-    :raises ValueError: if ``n_stacked_mf_layers < 1``.
+    :raises ValueError: if ``n_stacked_mf_layers < 0``; 0 leaves the single-fidelity MLP alone
+        (with a `LenientInputWarning`).
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = True, linear_map: type = Linear,
@@ -607,8 +613,12 @@ class StackedMLP(Block):
                  h_nonlinear_sizes: Sequence[int] = [20, 20], linargs: dict | None = None,
                  alpha_init: float = 0.1, verbose: bool = False):
         super().__init__()
-        if n_stacked_mf_layers < 1:
+        if n_stacked_mf_layers < 0:
             raise ValueError(f"n_stacked_mf_layers must be a positive integer, got {n_stacked_mf_layers!r}")
+        if n_stacked_mf_layers == 0:
+            warn_lenient_input("StackedMLP(n_stacked_mf_layers=0) has no refinement stages: it is its "
+                               "single-fidelity MLP, as in upstream 1.5. Use blocks.MLP, or a positive "
+                               "n_stacked_mf_layers.")
         self.in_features, self.out_features, self.verbose = insize, outsize, verbose
         common = dict(bias=bias, linear_map=linear_map, linargs=linargs)
         self.alpha = nn.ParameterList([nn.Parameter(torch.tensor(float(alpha_init)))
@@ -625,7 +635,7 @@ class StackedMLP(Block):
 
     def get_alpha_loss(self) -> torch.Tensor:
         """``sum_k alpha_k ** 4``, a penalty that favours the linear part of each stage."""
-        return torch.stack([alpha ** 4 for alpha in self.alpha]).sum()
+        return sum((alpha ** 4 for alpha in self.alpha), torch.zeros(()))
 
     def block_eval(self, x: torch.Tensor) -> torch.Tensor:
         """Single-fidelity prediction refined by every stage."""
@@ -793,8 +803,9 @@ class KANLinear(nn.Module):
 class KAN(nn.Module):
     """Stack of :class:`KANLinear` layers with sizes ``layers_hidden`` (e.g. ``[2, 5, 1]``).
 
-    :param layers_hidden: sizes from input to output, at least two entries.
-    :raises ValueError: if fewer than two sizes are given.
+    :param layers_hidden: sizes from input to output; a single size gives no layer, the identity
+        (with a `LenientInputWarning`).
+    :raises ValueError: if no size is given.
 
     Other parameters as for :class:`KANLinear`.
     """
@@ -804,8 +815,11 @@ class KAN(nn.Module):
                  base_activation: type = nn.SiLU, grid_eps: float = 0.02, grid_range: Sequence[float] = [-1, 1]):
         super().__init__()
         sizes = list(layers_hidden)
-        if len(sizes) < 2:
+        if not sizes:
             raise ValueError(f"layers_hidden needs input and output sizes, got {sizes!r}")
+        if len(sizes) == 1:
+            warn_lenient_input(f"KAN(layers_hidden={sizes!r}) has no layers: it returns its input, as in upstream "
+                               f"1.5. Give input and output sizes, e.g. [{sizes[0]}, {sizes[0]}].")
         self.grid_size, self.spline_order = grid_size, spline_order
         self.layers = nn.ModuleList([
             KANLinear(sizes[k], sizes[k + 1], grid_size=grid_size, spline_order=spline_order,
@@ -827,7 +841,8 @@ class KAN(nn.Module):
 
     def regularization_loss(self, regularize_activation: float = 1.0, regularize_entropy: float = 1.0) -> torch.Tensor:
         """Sum of the layers' regularisers."""
-        return sum(layer.regularization_loss(regularize_activation, regularize_entropy) for layer in self.layers)
+        return sum((layer.regularization_loss(regularize_activation, regularize_entropy) for layer in self.layers),
+                   torch.zeros(()))
 
 
 class KANBlock(Block):

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from neuromancer.exceptions import warn_lenient_input
 from neuromancer.vmap import transform_active
 
 TensorDict = dict[str, torch.Tensor]
@@ -99,7 +100,8 @@ class GradientProjection(Solver):
     :param energy_update: recompute the energy gradient after each step (default True); when
         False the gradient at the initial point is reused for every step
     :param name: node name
-    :raises ValueError: for bad keys, ``num_steps < 0``, ``step_size <= 0`` or ``decay`` outside [0, 1)
+    :raises ValueError: for bad keys, ``num_steps < 0``, ``step_size < 0`` or ``decay`` outside [0, 1);
+        ``step_size=0`` leaves the input unchanged, with a `LenientInputWarning`
     """
 
     def __init__(self, constraints: Sequence[nn.Module], input_keys: Sequence[str], output_keys: Sequence[str] | None = None,
@@ -108,8 +110,11 @@ class GradientProjection(Solver):
         super().__init__(constraints=constraints, input_keys=input_keys, output_keys=output_keys, name=name)
         if int(num_steps) != num_steps or num_steps < 0:
             raise ValueError(f"num_steps={num_steps!r} must be a non-negative integer")
-        if step_size <= 0:
+        if step_size < 0:
             raise ValueError(f"step_size={step_size!r} must be positive")
+        if step_size == 0:
+            warn_lenient_input("GradientProjection(step_size=0) takes no step: it returns its input unchanged, "
+                               "as in upstream 1.5. Give a positive step_size.")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay={decay!r} must lie in [0, 1)")
         self.num_steps, self.step_size, self.decay = int(num_steps), step_size, decay

@@ -10,9 +10,11 @@ initial state ``x0`` (and the reference input ``U``), constants hold the samplin
 parameters are the physical coefficients, which follow the numeric backend (numpy floats or torch
 tensors that may require gradients). Statistics of a reference simulation are kept in ``stats`` and
 used by ``normalize``/``denormalize`` and by ``get_x0`` to draw plausible initial conditions.
+``get_x0``, ``get_U`` and ``get_R`` return float32 arrays, or float32 tensors with the torch backend.
 """
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import ModuleType
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuromancer.exceptions import NeuromancerError
+from neuromancer.exceptions import NeuromancerError, warn_lenient_input
 from neuromancer.psl import signals as signal_library
 
 Array = np.ndarray | torch.Tensor
@@ -79,6 +81,8 @@ def integrate(rhs: Callable[[float, np.ndarray], np.ndarray], x0: np.ndarray, ti
 
     :raises SimulationError: if the solver fails (e.g. the state blows up).
     """
+    if len(time) == 1:
+        return np.asarray(x0, dtype=np.float64)[None]
     from scipy.integrate import solve_ivp
 
     solution = solve_ivp(rhs, (float(time[0]), float(time[-1])), x0, method="DOP853", t_eval=time,
@@ -86,6 +90,24 @@ def integrate(rhs: Callable[[float, np.ndarray], np.ndarray], x0: np.ndarray, ti
     if not solution.success:
         raise SimulationError(f"ODE integration failed between t={time[0]} and t={time[-1]}: {solution.message}")
     return solution.y.T
+
+
+_BACKEND_TYPED_METHODS = ("get_x0", "get_U", "get_R")
+
+
+def _in_backend_type(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a sampling method so that, with the torch backend, it returns a float32 tensor.
+
+    Scripts switch an emulator to ``backend='torch'`` to use it as a differentiable plant and then
+    feed ``get_x0()`` to torch modules, as upstream 1.5 allows.
+    """
+    @functools.wraps(method)
+    def in_backend_type(self: EmulatorBase, *args: Any, **kwargs: Any) -> Any:
+        value = method(self, *args, **kwargs)
+        if self.backend == "torch" and not isinstance(value, torch.Tensor):
+            return torch.as_tensor(np.asarray(value, dtype=np.float32))
+        return value
+    return in_backend_type
 
 
 class EmulatorBase(ABC, nn.Module):
@@ -103,6 +125,13 @@ class EmulatorBase(ABC, nn.Module):
 
     rtol: float = 1e-10
     atol: float = 1e-10
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Make the subclass's own ``get_x0``, ``get_U`` and ``get_R`` return the backend's type."""
+        super().__init_subclass__(**kwargs)
+        for name in _BACKEND_TYPED_METHODS:
+            if name in cls.__dict__:
+                setattr(cls, name, _in_backend_type(cls.__dict__[name]))
 
     def __init__(self, exclude_norms: list[str] = ['Time'],  # noqa: B006 - the published signature's default
                  backend: str | ModuleType = "numpy", requires_grad: bool = False,
@@ -155,7 +184,7 @@ class EmulatorBase(ABC, nn.Module):
     def _store_parameter(self, name: str, value: Any, requires_grad: bool, cast: bool = True) -> None:
         """Set a physical parameter; tensors become buffers so ``.to(device)`` moves them."""
         value = self._cast_parameter(value, requires_grad) if cast else value
-        if name in self._buffers:
+        if name in self._buffers or name in self.__dict__:
             delattr(self, name)
         if isinstance(value, torch.Tensor):
             self.register_buffer(name, value)
@@ -214,10 +243,12 @@ class EmulatorBase(ABC, nn.Module):
             raise ValueError("no random state to restore; call save_random_state() first or pass rng_state")
         self.rng.bit_generator.state = state
 
+    @_in_backend_type
     def get_x0(self) -> np.ndarray:
         """Draw a random initial state uniformly within the state range of the reference simulation.
 
-        Without statistics (``set_stats=False``) the default ``x0`` is returned.
+        Without statistics (``set_stats=False``) the default ``x0`` is returned. The state is a
+        float32 array, or a float32 tensor with the torch backend (so are ``get_U``'s and ``get_R``'s).
 
         :raises TypeError: if the system has neither statistics nor a default ``x0``
         """
@@ -230,7 +261,8 @@ class EmulatorBase(ABC, nn.Module):
     def _stats_simulation(self, x0: np.ndarray | None, U: np.ndarray | None, nsim: int | None) -> dict:
         """Run the reference simulation that ``set_stats`` summarizes."""
         if U is not None:
-            raise TypeError(f"{type(self).__name__} has no control input; call set_stats without U")
+            warn_lenient_input(f"{type(self).__name__} has no control input: set_stats ignores U, as upstream 1.5 "
+                               f"does. Call set_stats without U.")
         return self.simulate(nsim=nsim or self.nsim, x0=x0)
 
     def set_stats(self, x0: np.ndarray | None = None, U: np.ndarray | None = None, D: np.ndarray | None = None,
@@ -238,14 +270,16 @@ class EmulatorBase(ABC, nn.Module):
         """Compute ``min``, ``max``, ``mean``, ``var`` and ``std`` of every trajectory into ``self.stats``.
 
         :param x0: initial state of the reference simulation, default ``self.x0``
-        :param U: input sequence of the reference simulation (systems with inputs)
-        :param D: disturbances; these emulators have none, so it must be None
+        :param U: input sequence of the reference simulation (systems with inputs; a system
+            without input ignores it, as upstream 1.5 does, with a `LenientInputWarning`)
+        :param D: disturbances; these emulators have none, so it is ignored, as upstream 1.5
+            ignores it, with a `LenientInputWarning`
         :param nsim: length of the reference simulation, default ``self.nsim``
         :param sim: use these trajectories instead of simulating
-        :raises TypeError: if ``D`` is given, or ``U`` for a system without input
         """
         if D is not None:
-            raise TypeError(f"{type(self).__name__} has no disturbance input; call set_stats without D")
+            warn_lenient_input(f"{type(self).__name__} has no disturbance input: set_stats ignores D, as upstream 1.5 "
+                               f"does. Call set_stats without D.")
         if sim is None:
             sim = self._stats_simulation(x0, U, nsim)
         self.stats_data = sim
@@ -312,16 +346,26 @@ class EmulatorBase(ABC, nn.Module):
     def _time_grid(self, nsim: int | None, Time: Array | None, ts: float | None) -> np.ndarray:
         """Return the simulation time points: ``Time`` itself, or ``nsim + 1`` points spaced ``ts`` from 0.
 
-        :raises ValueError: for fewer than two time points or a non-increasing ``Time``
+        A single time point (``nsim=0``) gives a simulation without steps, whose trajectories are
+        empty, as upstream 1.5's are; a `LenientInputWarning` says so.
+
+        :raises ValueError: for no time points, a non-increasing ``Time``, a negative ``nsim`` or
+            a ``ts`` that is not positive
         """
         if Time is not None:
             time = to_numpy(Time).astype(np.float64).ravel()
-            if time.size < 2 or np.any(np.diff(time) <= 0):
+            if time.size < 1 or np.any(np.diff(time) <= 0):
                 raise ValueError("Time must hold at least two strictly increasing time points")
+            if time.size == 1:
+                warn_lenient_input("Time holds one time point: the simulation takes no step and returns empty "
+                                   "trajectories, as upstream 1.5's does. Give at least two time points.")
             return time
         nsim = self.nsim if nsim is None else nsim
-        if int(nsim) != nsim or nsim < 1:
+        if int(nsim) != nsim or nsim < 0:
             raise ValueError(f"nsim={nsim!r} must be a positive integer number of steps")
+        if nsim == 0:
+            warn_lenient_input("nsim=0: the simulation takes no step and returns empty trajectories, as upstream "
+                               "1.5's does. Give a positive nsim.")
         ts = self.ts if ts is None else ts
         if ts <= 0:
             raise ValueError(f"ts={ts!r} must be a positive sampling time")
@@ -502,7 +546,7 @@ class ODE_NonAutonomous(EmulatorBase):
             nsim = len(U) - 1
         time = self._time_grid(nsim, Time, ts)
         nsim = len(time) - 1
-        ts = float(time[1] - time[0])
+        ts = float(time[1] - time[0]) if len(time) > 1 else float(self.ts if ts is None else ts)
         x0 = self._initial_state(x0)
         U = self.get_U(nsim + 1) if U is None else U
         U = to_numpy(U).astype(np.float64)

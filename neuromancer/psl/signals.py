@@ -16,17 +16,26 @@ from collections.abc import Callable
 
 import numpy as np
 
+from neuromancer.exceptions import warn_lenient_input
+
 Bound = float | np.ndarray
 
 _PERIODIC_FORMS = ("sin", "square", "sawtooth")
 
 
-def _check_size(nsim: int, d: int) -> None:
-    """Raise ValueError unless ``nsim`` and ``d`` are positive integers."""
-    if int(nsim) != nsim or nsim < 1:
+def _check_size(nsim: int, d: int, min_nsim: int = 1) -> None:
+    """Raise ValueError unless ``nsim >= min_nsim`` and ``d >= 0`` are integers.
+
+    ``d=0`` (and ``nsim=0`` where ``min_nsim`` is 0) give an empty signal, as upstream 1.5's do,
+    with a `LenientInputWarning`.
+    """
+    if int(nsim) != nsim or nsim < min_nsim:
         raise ValueError(f"nsim={nsim!r} must be a positive integer number of time steps")
-    if int(d) != d or d < 1:
+    if int(d) != d or d < 0:
         raise ValueError(f"d={d!r} must be a positive integer signal dimension")
+    if nsim == 0 or d == 0:
+        warn_lenient_input(f"A signal of nsim={nsim} steps and d={d} dimensions is an empty [{nsim}, {d}] array, "
+                           f"as in upstream 1.5; check the sizes you passed.")
 
 
 def _bounds(min: Bound, max: Bound, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,9 +104,9 @@ def step(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, randsteps: int =
     :param values: if given, levels are drawn from these values instead of ``U[min, max]``
     :param rng: source of randomness; pass a seeded generator to reproduce a signal
     :return: [nsim, d] signal
-    :raises ValueError: for non-positive sizes, ``randsteps < 1``, ``min > max`` or empty ``values``
+    :raises ValueError: for negative sizes, ``randsteps < 1``, ``min > max`` or empty ``values``
     """
-    _check_size(nsim, d)
+    _check_size(nsim, d, min_nsim=0)
     if int(randsteps) != randsteps or randsteps < 1:
         raise ValueError(f"randsteps={randsteps!r} must be a positive integer number of segments")
     low, high = _bounds(min, max, d)
@@ -273,27 +282,33 @@ def arma(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, q: int = 10, p: 
     :param d: signal dimension
     :param min: lower bound, default 0.0
     :param max: upper bound, default 1.0
-    :param q: moving-average order, default 10
-    :param p: autoregressive order, default 10
+    :param q: moving-average order, default 10; 0 leaves the AR part alone
+    :param p: autoregressive order, default 10; 0 leaves the MA part alone
     :param bound: rescale each dimension to span exactly ``[min, max]``, default True
     :param rng: source of randomness
     :return: [nsim, d] signal
-    :raises ValueError: for non-positive sizes or orders, or ``min > max``
+    :raises ValueError: for non-positive sizes, negative orders, ``p = q = 0`` (no signal), or
+        ``min > max``
     """
     _check_size(nsim, d)
     for name, order in (("q", q), ("p", p)):
-        if int(order) != order or order < 1:
-            raise ValueError(f"{name}={order!r} must be a positive integer order")
+        if int(order) != order or order < 0:
+            raise ValueError(f"{name}={order!r} must be a non-negative integer order")
+    if p == 0 and q == 0:
+        raise ValueError("p=0 and q=0 leave no signal (upstream 1.5 returns NaN); give p >= 1 or q >= 1")
     low, high = _bounds(min, max, d)
     noise_samples = rng.normal(size=(nsim + builtins.max(p, q), d))
-    ma_weights = np_softmax(rng.uniform(size=q), dim=0)
-    windows = np.lib.stride_tricks.sliding_window_view(noise_samples[:nsim + q - 1], q, axis=0)
-    moving_average = windows @ ma_weights
-    ar_weights = np_softmax(rng.uniform(size=p), dim=0)
-    history = np.empty((nsim + p, d))
-    history[:p] = noise_samples[:p]
-    for i in range(nsim):
-        history[i + p] = ar_weights @ history[i:i + p]
+    moving_average = np.zeros((nsim, d))
+    if q:
+        ma_weights = np_softmax(rng.uniform(size=q), dim=0)
+        windows = np.lib.stride_tricks.sliding_window_view(noise_samples[:nsim + q - 1], q, axis=0)
+        moving_average = windows @ ma_weights
+    history = np.zeros((nsim + p, d))
+    if p:
+        ar_weights = np_softmax(rng.uniform(size=p), dim=0)
+        history[:p] = noise_samples[:p]
+        for i in range(nsim):
+            history[i + p] = ar_weights @ history[i:i + p]
     signal = history[p:] + moving_average
     return _rescale(signal, low, high) if bound else signal
 
@@ -312,12 +327,12 @@ def prbs(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, p: float = 0.9,
     :return: [nsim, d] signal taking only the values ``min`` and ``max``
     :raises ValueError: for non-positive sizes, ``min > max`` or ``p`` outside ``[0, 1]``
     """
-    _check_size(nsim, d)
+    _check_size(nsim, d, min_nsim=0)
     _check_probability("p", p)
     low, high = _bounds(min, max, d)
-    switches = rng.uniform(size=(nsim - 1, d)) > p
+    switches = rng.uniform(size=(builtins.max(nsim - 1, 0), d)) > p
     level = np.concatenate([np.zeros((1, d), dtype=np.int64), np.cumsum(switches, axis=0)]) % 2
-    return np.where(level == 1, high, low)
+    return np.where(level == 1, high, low)[:nsim]
 
 
 def beta(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, alpha: float = 2, beta: float = 2,
@@ -336,7 +351,7 @@ def beta(nsim: int, d: int, min: Bound = 0.0, max: Bound = 1.0, alpha: float = 2
     :return: [nsim, d] samples within ``[min, max]``
     :raises ValueError: for non-positive sizes or shapes, or ``min > max``
     """
-    _check_size(nsim, d)
+    _check_size(nsim, d, min_nsim=0)
     _check_positive(alpha=alpha, beta=beta)
     low, high = _bounds(min, max, d)
     return low + (high - low) * rng.beta(alpha, beta, size=(nsim, d))
@@ -348,14 +363,18 @@ def _walk_setup(nsim: int, d: int, min: Bound, max: Bound, max_step: Bound | Non
 
     ``x0`` defaults to a uniform draw in ``[min, max]``; ``max_step`` stays None when not given.
 
-    :raises ValueError: for non-positive sizes, ``min > max``, a non-positive ``max_step`` or ``x0`` out of bounds
+    :raises ValueError: for non-positive sizes, ``min > max``, a negative ``max_step`` or ``x0`` out of bounds;
+        a ``max_step`` of 0 keeps its dimension constant, with a `LenientInputWarning`
     """
     _check_size(nsim, d)
     low, high = (bound.astype(dtype) for bound in _bounds(min, max, d))
     if max_step is not None:
         max_step = np.broadcast_to(np.asarray(max_step, dtype=dtype), (d,))
-        if np.any(max_step <= 0):
+        if np.any(max_step < 0):
             raise ValueError(f"max_step={max_step!r} must be positive")
+        if np.any(max_step == 0):
+            warn_lenient_input("max_step=0: the walk never moves in those dimensions, a constant signal, as in "
+                               "upstream 1.5. Give a positive max_step.")
     start = rng.uniform(low, high) if x0 is None else np.broadcast_to(np.asarray(x0, dtype=np.float64), (d,))
     if np.any(start < low) or np.any(start > high):
         raise ValueError(f"x0={x0!r} lies outside [min, max]; pass a starting value within the bounds")

@@ -14,19 +14,29 @@ from abc import ABC, abstractmethod
 import torch
 import torch.nn as nn
 
+from neuromancer.exceptions import warn_lenient_input
+
 __all__ = ["LinearBase", "SquareLinear", "uniform_weight"]
 
 
 def uniform_weight(insize: int, outsize: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
-    """An ``[insize, outsize]`` tensor uniform on ``[low, high] / sqrt(insize)`` (the ``nn.Linear`` scale)."""
-    scale = 1.0 / math.sqrt(insize)
+    """An ``[insize, outsize]`` tensor uniform on ``[low, high] / sqrt(insize)`` (the ``nn.Linear`` scale;
+    ``[low, high]`` where ``insize`` is 0)."""
+    scale = 1.0 / math.sqrt(max(insize, 1))
     return torch.empty(insize, outsize).uniform_(low * scale, high * scale)
 
 
 def _check_size(name: str, value: int) -> int:
-    """Return ``value`` as an int, raising ``ValueError`` unless it is a positive integer."""
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    """Return ``value`` as an int, raising ``ValueError`` unless it is a non-negative integer.
+
+    A size of 0 (a map from or to nothing, which upstream 1.5 builds) is kept with a
+    `LenientInputWarning`.
+    """
+    if isinstance(value, bool) or int(value) != value or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if value == 0:
+        result = "returns zeros (or its bias)" if name == "insize" else "returns a [batch, 0] tensor"
+        warn_lenient_input(f"A linear map with {name}=0 {result}, as in upstream 1.5; check the size you passed.")
     return int(value)
 
 
@@ -38,7 +48,7 @@ class LinearBase(nn.Module, ABC):
     :param bias: whether to learn a bias of shape ``[1, outsize]``.
     :param provide_weights: whether to create a free ``weight`` parameter of
         shape ``[insize, outsize]``; subclasses that build ``W`` from other parameters pass False.
-    :raises ValueError: if a size is not a positive integer.
+    :raises ValueError: if a size is not a non-negative integer (0 warns: see `_check_size`).
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, provide_weights: bool = True):
@@ -49,7 +59,7 @@ class LinearBase(nn.Module, ABC):
         if provide_weights:
             self.weight = nn.Parameter(uniform_weight(self.in_features, self.out_features))
         if self.use_bias:
-            self.bias = nn.Parameter(uniform_weight(self.in_features, self.out_features)[:1].clone())
+            self.bias = nn.Parameter(uniform_weight(max(self.in_features, 1), self.out_features)[:1].clone())
 
     @property
     def device(self) -> torch.device:

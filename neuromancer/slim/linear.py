@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from neuromancer.exceptions import warn_lenient_input
 from neuromancer.slim.base import LinearBase, SquareLinear, uniform_weight
 from neuromancer.slim.spectral import (
     Hprod,
@@ -563,9 +564,10 @@ class TrivialNullSpaceLinear(LinearBase):
     :param insize: input dimension.
     :param outsize: output dimension, at least ``insize``.
     :param bias: must be False: a bias would move the null space.
-    :param rank: number of rows of ``G``.
+    :param rank: number of rows of ``G``; 0 fixes the leading block at ``epsilon I`` (with a
+        `LenientInputWarning` where ``insize > 0``).
     :param epsilon: lower bound of the singular values, positive.
-    :raises ValueError: if ``outsize < insize``, ``bias`` is True, ``epsilon <= 0`` or ``rank < 1``.
+    :raises ValueError: if ``outsize < insize``, ``bias`` is True, ``epsilon <= 0`` or ``rank < 0``.
     """
 
     def __init__(self, insize: int, outsize: int, bias: bool = False, rank: int | None = None,
@@ -577,8 +579,11 @@ class TrivialNullSpaceLinear(LinearBase):
         if epsilon <= 0:
             raise ValueError(f"epsilon must be positive, got {epsilon!r}")
         rank = insize if rank is None else rank
-        if rank < 1:
+        if rank < 0:
             raise ValueError(f"rank must be a positive integer, got {rank!r}")
+        if rank == 0 and insize > 0:
+            warn_lenient_input("TrivialNullSpaceLinear(rank=0) has no G: its leading block stays epsilon * I, as "
+                               "in upstream 1.5. Give a positive rank to train it.")
         super().__init__(insize, outsize, bias=False, provide_weights=False)
         self.epsilon = epsilon
         self.Gl1 = nn.Parameter(uniform_weight(rank, insize))

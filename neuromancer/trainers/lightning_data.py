@@ -9,7 +9,7 @@ turns it into Lightning's train/dev/test loaders; the train loader shuffles with
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from neuromancer.dataset import DictDataset
+from neuromancer.exceptions import warn_lenient_input
 from neuromancer.trainers.common import check_non_negative_int, hparam
 
 __all__ = ["LitDataModule", "EpochShuffleSampler", "validate_data_splits", "validate_batch_size", "SPLITS"]
@@ -58,6 +59,9 @@ def validate_batch_size(batch_size: Any, source: str = "data_setup_function") ->
 def validate_data_splits(result: Any) -> tuple[DictDataset, DictDataset | None, DictDataset | None, int]:
     """Check what a data setup function returned: ``(train_data, dev_data, test_data, batch_size)``.
 
+    A test split given as a plain dict (upstream's tutorials return one) is set aside with a
+    `neuromancer.exceptions.LenientInputWarning`: fit never reads it, and the split becomes None.
+
     :param result: the function's return value.
     :return: the three datasets (dev and test may be None) and the batch size.
     :raises ValueError: not four items, a dataset named other than its slot, an empty dataset, a
@@ -68,11 +72,17 @@ def validate_data_splits(result: Any) -> tuple[DictDataset, DictDataset | None, 
         got = f"{len(result)} items" if isinstance(result, (tuple, list)) else type(result).__name__
         raise ValueError("data_setup_function must return (train_data, dev_data, test_data, batch_size); "
                          f"it returned {got}.")
-    for dataset, slot in zip(result[:3], SPLITS, strict=True):
+    test_data = result[2]
+    if isinstance(test_data, Mapping):
+        warn_lenient_input("data_setup_function returned test_data as a dict, not a DictDataset; fit does not "
+                           "use the test split, so it is set aside, as upstream 1.5 does. Return "
+                           "DictDataset(test_dict, name='test') to evaluate it with LitTrainer.test.")
+        test_data = None
+    for dataset, slot in zip((result[0], result[1], test_data), SPLITS, strict=True):
         error = _split_error(dataset, slot)
         if error is not None:
             raise error
-    return result[0], result[1], result[2], validate_batch_size(result[3])
+    return result[0], result[1], test_data, validate_batch_size(result[3])
 
 
 class EpochShuffleSampler(RandomSampler):

@@ -73,7 +73,7 @@ def test_aplu_formula_and_reg_error():
     assert act(torch.randn(2, 5, 4)).shape == (2, 5, 4)
     assert act.reg_error().item() == pytest.approx(0.1 * math.sqrt(14) + 0.01 * math.sqrt(5.25), rel=1e-5)
     with pytest.raises(ValueError, match="nsegments"):
-        A.APLU(nsegments=0)
+        A.APLU(nsegments=-1)
 
 
 def test_prelu_slopes_on_each_side():

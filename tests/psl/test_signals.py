@@ -69,11 +69,11 @@ def test_registry_names_generators():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(nsim=0, d=1), "nsim"), (dict(nsim=5, d=0), "d=0"), (dict(nsim=5, d=1, min=2.0, max=1.0), "exceeds max"),
+    (dict(nsim=0, d=1), "nsim"), (dict(nsim=5, d=-1), "d=-1"), (dict(nsim=5, d=1, min=2.0, max=1.0), "exceeds max"),
 ])
 def test_invalid_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        signals.step(**kwargs)
+        signals.walk(**kwargs)
 
 
 def test_unknown_waveform_raises():
@@ -107,8 +107,10 @@ def test_arma_unbounded_is_a_weighted_running_average_plus_filtered_noise():
     assert 0.2 < late.std(axis=0).min() and late.std(axis=0).max() < 1.0
     lag_one = [np.corrcoef(late[1:, k], late[:-1, k])[0, 1] for k in range(2)]
     assert min(lag_one) > 0.3  # the moving average correlates neighbouring samples
-    with pytest.raises(ValueError, match="q=0"):
-        signals.arma(10, 1, q=0)
+    with pytest.raises(ValueError, match="p=0 and q=0"):
+        signals.arma(10, 1, p=0, q=0)
+    with pytest.raises(ValueError, match="q=-1"):
+        signals.arma(10, 1, q=-1)
 
 
 def test_prbs_switches_between_the_two_levels_at_rate_one_minus_p():

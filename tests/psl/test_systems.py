@@ -210,6 +210,19 @@ def test_torch_backend_returns_tensors_and_trainable_parameters():
     assert isinstance(system.g, float) and isinstance(system.simulate(nsim=3)["X"], np.ndarray)
 
 
+def test_switching_to_torch_recasts_float_parameters_and_samplers_return_tensors():
+    plant = systems["Actuator"]()  # numpy backend: its physical parameters are plain floats
+    plant.change_backend("torch")
+    assert all(isinstance(getattr(plant, name), torch.Tensor) for name in plant.parameter_names)
+    x0, U, R = plant.get_x0(), plant.get_U(5), plant.get_R(4)
+    assert isinstance(x0, torch.Tensor) and x0.dtype == torch.float32 and x0.shape == (3,)
+    assert isinstance(U, torch.Tensor) and U.dtype == torch.float32 and U.shape == (5, 3)
+    assert isinstance(R, torch.Tensor) and R.shape == (4, 3)
+    assert plant(x0.reshape(1, 3), U[:1]).shape == (1, 3)
+    plant.change_backend("numpy")
+    assert isinstance(plant.get_x0(), np.ndarray) and isinstance(plant.K_delta_u, float)
+
+
 def test_normalize_roundtrip_and_exclusions():
     system = systems["VanDerPol"]()
     data = system.simulate(nsim=10)

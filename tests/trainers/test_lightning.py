@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from neuromancer.dataset import DictDataset
+from neuromancer.exceptions import LenientInputWarning
 from neuromancer.trainers.lightning import LitTrainer
 
 # The helpers live beside this file in modules that spawned DDP workers must import by name.
@@ -477,6 +478,17 @@ def test_bad_data_setup_results_raise_clear_errors(result, error, match):
     trainer = LitTrainer(epochs=1, eval_metric="train_loss", logger=False, **QUIET)
     with pytest.raises(error, match=match):
         trainer.fit(scalar_problem(), lambda: result)
+
+
+def test_a_test_split_given_as_a_dict_is_set_aside():
+    def setup():
+        return split("train", 4), split("dev", 4), {"a": torch.ones(1, 1), "name": "test"}, 4
+    trainer = LitTrainer(epochs=1, logger=False, **QUIET)
+    with pytest.warns(LenientInputWarning, match="test_data as a dict"):
+        trainer.fit(scalar_problem(), setup)
+    assert trainer.data_module.test_data is None
+    with pytest.raises(ValueError, match="test_data=None"):
+        trainer.test()
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
