@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 from neuromancer.exceptions import NeuromancerError
 from neuromancer.vmap import unsafe_modules
@@ -84,6 +84,7 @@ class StackedProblem(nn.Module):
         for index, buffer in enumerate(buffers.values()):
             self.register_buffer(f"stacked_buffer_{index}", _stacked(buffer, size))
         self._state_sources = _state_sources(problem, parameters, buffers)
+        self._locations = _tensor_locations(problem, [*parameters.values(), *buffers.values()])
 
     @property
     def problem(self) -> nn.Module:
@@ -112,16 +113,27 @@ class StackedProblem(nn.Module):
         """
         tensors = {key: value for key, value in batch.items() if isinstance(value, torch.Tensor)}
         others = {key: value for key, value in batch.items() if not isinstance(value, torch.Tensor)}
-        members = vmap(self._member_outputs, in_dims=(0, 0, None, None), randomness="different")
-        return members(tuple(self.stacked_parameters), tuple(self.stacked_buffers()), tensors, (others, tuple(keys)))
+        members = vmap(self._member_outputs, in_dims=(0, None, None), randomness="different")
+        return members(tuple(self.stacked_tensors()), tensors, (others, tuple(keys)))
 
-    def _member_outputs(self, parameters: tuple[torch.Tensor, ...], buffers: tuple[torch.Tensor, ...],
-                        tensors: dict[str, torch.Tensor], fixed: tuple[dict[str, Any], tuple[str, ...]]
-                        ) -> dict[str, torch.Tensor]:
+    def _member_outputs(self, state: tuple[torch.Tensor, ...], tensors: dict[str, torch.Tensor],
+                        fixed: tuple[dict[str, Any], tuple[str, ...]]) -> dict[str, torch.Tensor]:
+        """One member's outputs: the problem run with ``state`` (its parameters, then buffers) in place of its own.
+
+        Like `torch.func.functional_call`, it puts the member's tensors where the problem keeps its
+        parameters and buffers (every name of a tied tensor included) for the call and puts the
+        problem's own back afterwards; the places are found once, when the population is made,
+        which spares the per-call module walk of ``functional_call`` on this hot path.
+        """
         others, keys = fixed
-        state = {**dict(zip(self.parameter_names, parameters, strict=True)),
-                 **dict(zip(self.buffer_names, buffers, strict=True))}
-        output = functional_call(self.problem, state, ({**tensors, **others},))
+        originals = [store[name] for store, name, _ in self._locations]
+        for store, name, index in self._locations:
+            store[name] = state[index]
+        try:
+            output = self.problem({**tensors, **others})
+        finally:
+            for (store, name, _), original in zip(self._locations, originals, strict=True):
+                store[name] = original
         missing = [key for key in keys if key not in output]
         if missing:
             raise KeyError(f"metric(s) {missing} are not among the problem's outputs {sorted(output)}; outputs are "
@@ -148,6 +160,18 @@ class StackedProblem(nn.Module):
         with torch.no_grad():
             for key, source in self._state_sources:
                 tensors[source][member].copy_(state[key])
+
+
+def _tensor_locations(problem: nn.Module, tensors: Sequence[torch.Tensor]) -> tuple[tuple[dict, str, int], ...]:
+    """Every place ``problem`` holds one of ``tensors``: (a module's ``_parameters`` or ``_buffers``, the name,
+    the tensor's index), tied tensors at each of their names."""
+    index_of = {id(tensor): index for index, tensor in enumerate(tensors)}
+    locations: list[tuple[dict, str, int]] = []
+    for module in problem.modules():
+        for store in (module._parameters, module._buffers):
+            locations.extend((store, name, index_of[id(value)]) for name, value in store.items()
+                             if value is not None and id(value) in index_of)
+    return tuple(locations)
 
 
 def _state_sources(problem: nn.Module, parameters: Mapping[str, torch.Tensor],
@@ -198,11 +222,14 @@ class PopulationOptimizer:
         into the problem's parameters, of the group's parameters.
     :param group_learning_rates: each group's own learning rate, used by members without a
         learning rate of their own.
+    :param default: whether this is `LitTrainer`'s default optimizer (not a user's), whose kernel
+        may be chosen for speed.
     """
 
     optimizer_class: type[torch.optim.Optimizer]
     groups: tuple[tuple[dict[str, Any], tuple[int, ...]], ...]
     group_learning_rates: tuple[float, ...] = field(default=())
+    default: bool = False
 
     @classmethod
     def from_settings(cls, problem: nn.Module, custom_optimizer: torch.optim.Optimizer | None,
@@ -219,7 +246,7 @@ class PopulationOptimizer:
         indices = {id(p): index for index, p in enumerate(problem.parameters())}
         if custom_optimizer is None:
             every = tuple(indices.values())
-            return cls(torch.optim.Adam, ((dict(default_settings), every),), (default_learning_rate,))
+            return cls(torch.optim.Adam, ((dict(default_settings), every),), (default_learning_rate,), default=True)
         optimizer_class = type(custom_optimizer)
         if optimizer_class not in VECTORISABLE_OPTIMIZERS:
             raise NotVectorisableError(
@@ -238,11 +265,21 @@ class PopulationOptimizer:
         return cls(optimizer_class, tuple(groups), tuple(rates))
 
     def build(self, stacked: StackedProblem) -> torch.optim.Optimizer:
-        """The population's optimizer: this class and these settings, at learning rate 1, over the stacked weights."""
+        """The population's optimizer: this class and these settings, at learning rate 1, over the stacked weights.
+
+        The default Adam runs its fused kernel where torch has one for the device (one pass over
+        each stacked tensor instead of one per operation), its multi-tensor one otherwise; both
+        compute Adam's step, so members still step as their runs do, to rounding.
+        """
         parameters = list(stacked.stacked_parameters)
         groups = [{"params": [parameters[index] for index in indices], **settings, "lr": 1.0}
                   for settings, indices in self.groups]
-        return self.optimizer_class(groups)  # type: ignore[call-arg]  # the groups carry every setting
+        if not self.default:
+            return self.optimizer_class(groups)  # type: ignore[call-arg]  # the groups carry every setting
+        try:
+            return self.optimizer_class(groups, fused=True)  # type: ignore[call-arg]
+        except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch version
+            return self.optimizer_class(groups, foreach=True)  # type: ignore[call-arg]
 
     def update_scales(self, stacked: StackedProblem, member_learning_rates: Sequence[float | None]
                       ) -> list[torch.Tensor]:
