@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -147,9 +148,10 @@ class EpochTimer(pl.Callback):
         self.starts.append(time.perf_counter())
 
     def seconds_per_epoch(self) -> float:
-        """Median epoch time, leaving out the first epoch (warm-up) when there are others."""
+        """Median epoch time, leaving out the first epoch (warm-up) when there are others; NaN when no
+        epoch ran (a resumed run that had already finished)."""
         durations = np.diff(self.starts).tolist()
-        return statistics.median(durations[1:] or durations)
+        return statistics.median(durations[1:] or durations) if durations else math.nan
 
 
 def parse_devices(values: Sequence[str]) -> int | list[int]:
@@ -164,10 +166,16 @@ def device_count(devices: int | list[int]) -> int:
 
 
 def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int | None, out: Path,
-          num_nodes: int = 1, profiler: str | None = None) -> dict[str, float]:
+          num_nodes: int = 1, profiler: str | None = None, resume: bool = False) -> dict[str, float]:
     """Train once on ``devices`` of each of ``num_nodes`` machines; return the time per epoch, the best
-    dev loss, the number of processes and this process's rank."""
+    dev loss, the number of processes and this process's rank.
+
+    The run writes under ``out/run_<processes>``: its checkpoints in ``weights/``, its logs and, in a
+    SLURM job that is requeued, the requeue checkpoint. With ``resume`` it continues from the latest
+    checkpoint there, or starts afresh (with a warning) when there is none.
+    """
     processes = device_count(devices) * num_nodes
+    run_directory = out / f"run_{processes}"
     if accelerator == "cpu":
         torch.set_num_threads(1)
     nsim, hidden, default_epochs = (1024, (128, 128), 8) if quick else (8192, (512, 512, 512), 150)
@@ -176,10 +184,10 @@ def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int |
     trainer = LitTrainer(epochs=epochs or default_epochs, accelerator=accelerator, devices=devices,
                          strategy="ddp" if processes > 1 else "auto", num_nodes=num_nodes, profiler=profiler,
                          custom_optimizer=torch.optim.Adam(problem.parameters(), lr=1e-3),
-                         weight_path=str(out / f"weights_{processes}"), weight_name="best",
-                         default_root_dir=str(out), callbacks=[timer], enable_progress_bar=False,
+                         weight_path=str(run_directory / "weights"), weight_name="best",
+                         default_root_dir=str(run_directory), callbacks=[timer], enable_progress_bar=False,
                          enable_model_summary=False, log_every_n_steps=1)
-    trainer.fit(problem, data_setup_function, nsim=nsim, processes=processes)
+    trainer.fit(problem, data_setup_function, ckpt_path="last" if resume else None, nsim=nsim, processes=processes)
     return {"processes": processes, "seconds_per_epoch": timer.seconds_per_epoch(),
             "best_dev_loss": float(trainer.checkpoint_callback.best_model_score),
             "epochs": trainer.current_epoch, "rank": trainer.global_rank}
@@ -204,6 +212,8 @@ def reference_run(args: argparse.Namespace) -> dict[str, float]:
             command.append("--quick")
         if args.epochs:
             command += ["--epochs", str(args.epochs)]
+        if args.resume:
+            command.append("--resume")
         subprocess.run(command, env=env, check=True)
         return json.loads(report.read_text())
 
@@ -240,16 +250,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="profile the run on --devices with this Lightning profiler; the report is "
                              "printed when training ends")
     parser.add_argument("--out", type=Path, default=Path("part3_out"), help="checkpoints and logs (default part3_out)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue each run from its latest checkpoint in --out when there is one (after a "
+                             "pre-emption, a requeue or a restart), start afresh when there is none")
     parser.add_argument("--report", type=Path, default=None,
                         help="internal: train on one device only and write the result to this JSON file")
     args = parser.parse_args(argv)
     devices = parse_devices(args.devices)
 
     if args.report is not None:
-        result = train(args.accelerator, one_device(args.accelerator, devices), args.quick, args.epochs, args.out)
+        result = train(args.accelerator, one_device(args.accelerator, devices), args.quick, args.epochs, args.out,
+                       resume=args.resume)
         args.report.write_text(json.dumps(result))
         return
-    result = train(args.accelerator, devices, args.quick, args.epochs, args.out, args.num_nodes, args.profiler)
+    result = train(args.accelerator, devices, args.quick, args.epochs, args.out, args.num_nodes, args.profiler,
+                   args.resume)
     if result["rank"] != 0:
         return  # the other processes are done; the first one runs the reference and reports
     if result["processes"] == 1:

@@ -31,6 +31,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
@@ -55,6 +57,13 @@ from neuromancer.trainers.lightning_callbacks import (
     NeuromancerCallbackAdapter,
     RandomState,
     WarmupEarlyStopping,
+)
+from neuromancer.trainers.lightning_cluster import (
+    SlurmRequeue,
+    join_restarted_process_group,
+    latest_checkpoint,
+    newest_hpc_checkpoint,
+    scheduler_signals_kept,
 )
 from neuromancer.trainers.lightning_data import SPLITS, LitDataModule, validate_batch_size, validate_data_splits
 from neuromancer.trainers.lightning_hooks import (
@@ -620,6 +629,7 @@ class LitTrainer(pl.Trainer):
                                    monitor=self.eval_metric, mode="min", save_top_k=1,
                                    enable_version_counter=self.weight_name is None, save_on_train_epoch_end=True)
             callbacks += [best, LastCheckpoint(self.weight_path, best=best)]
+        callbacks.append(SlurmRequeue())  # last: the epoch's state is complete when it saves
         return callbacks
 
     @property
@@ -676,6 +686,7 @@ class LitTrainer(pl.Trainer):
         self._check_output_directories()
         home = _module_device(problem)
         try:
+            join_restarted_process_group(self.strategy)
             self._fit_until_done_or_interrupted(lit_problem, resume_from)
         finally:
             _release_process_group_at_exit()
@@ -699,17 +710,26 @@ class LitTrainer(pl.Trainer):
             callback.load_state_dict(saved)
 
     def _resolve_ckpt_path(self, ckpt_path: str | os.PathLike | None) -> str | None:
-        """The checkpoint file to resume from (checked to load safely), or None to start afresh."""
+        """The checkpoint file to resume from (checked to load safely), or None to start afresh.
+
+        'last' is the latest of ``<weight_path>/last.ckpt`` and, in a SLURM job, the newest requeue
+        checkpoint in ``default_root_dir``; with neither, the run starts afresh with a warning, so
+        that one command line serves the first start and every restart.
+        """
         if ckpt_path is None:
             return None
         if not isinstance(ckpt_path, (str, os.PathLike)):
             raise TypeError(f"ckpt_path must be 'last', a path or None, got {type(ckpt_path).__name__}.")
         if ckpt_path == LAST_CHECKPOINT:
-            path = LastCheckpoint(self.weight_path).path
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"ckpt_path='last' resumes from {path!r}, which does not exist; it is written "
-                                        f"after every epoch of a run with save_weights=True and weight_path="
-                                        f"{self.weight_path!r}. Pass that run's weight_path, or a checkpoint's path.")
+            last = LastCheckpoint(self.weight_path).path
+            requeued = newest_hpc_checkpoint(self.default_root_dir) if SLURMEnvironment.detect() else None
+            found = latest_checkpoint([last, requeued])
+            if found is None:
+                if getattr(rank_zero_only, "rank", 0) == 0:  # before fit, from the launcher's environment
+                    logger.warning("ckpt_path='last': there is no %s yet, so training starts afresh (it is written "
+                                   "after every epoch while save_weights=True).", os.path.abspath(last))
+                return None
+            path = found
         else:
             path = os.fspath(ckpt_path)
         read_checkpoint(path)  # refuse an unsafe or corrupt file here, in this process, before any setup
@@ -738,11 +758,11 @@ class LitTrainer(pl.Trainer):
         """Call a Lightning entry point; return None if Ctrl-C interrupted it (see `_interrupted_by_ctrl_c`).
 
         Lightning 2.4 and later answer Ctrl-C with ``sys.exit(1)``, earlier versions return None;
-        either way the handler of SIGINT is put back afterwards.
+        either way the handlers of SIGINT, SIGTERM, SIGUSR1 and SIGUSR2 are put back afterwards.
         """
         self._best_weights_keeper().interruption = None
         try:
-            with sigint_handler_kept():
+            with sigint_handler_kept(), scheduler_signals_kept():
                 return entry_point(*args, **kwargs)
         except SystemExit:
             if not self._interrupted_by_ctrl_c():
