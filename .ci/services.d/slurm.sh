@@ -24,6 +24,8 @@ SlurmctldHost=$1
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# A requeued job waits for the credential lifetime before it starts again: 120 s by default.
+AuthInfo=cred_expire=20
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -50,9 +52,13 @@ PartitionName=ci Nodes=$1 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 }
 
-# _slurm_running NAME: whether a process of that exact name runs.
+# _slurm_running munged|slurmctld|slurmd: whether that daemon answers.
 _slurm_running() {
-    pgrep -x "$1" >/dev/null
+    case "$1" in
+        munged) munge -n 2>/dev/null | unmunge >/dev/null 2>&1 ;;
+        slurmctld) scontrol ping 2>/dev/null | grep -q "is UP" ;;
+        slurmd) scontrol show slurmd >/dev/null 2>&1 ;;
+    esac
 }
 
 _slurm_start() {

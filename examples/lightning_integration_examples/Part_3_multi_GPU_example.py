@@ -50,15 +50,17 @@ seconds. Checkpoints and logs go to ``--out`` (default ``part3_out``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -214,8 +216,30 @@ def reference_run(args: argparse.Namespace) -> dict[str, float]:
             command += ["--epochs", str(args.epochs)]
         if args.resume:
             command.append("--resume")
-        subprocess.run(command, env=env, check=True)
+        with requeue_signal_left_to_child():
+            subprocess.run(command, env=env, check=True)
+        if not report.exists():
+            raise SystemExit("the one-process reference run stopped before its end (its SLURM job was requeued); "
+                             "run the same command again, with --resume, to continue it.")
         return json.loads(report.read_text())
+
+
+@contextlib.contextmanager
+def requeue_signal_left_to_child() -> Iterator[None]:
+    """While the reference run trains in a child process, let SLURM's requeue warning (SIGUSR1) reach only it.
+
+    SLURM signals every process of the job step; without a handler this process would end on
+    SIGUSR1. A Python handler is not inherited by the child, which starts with the default and
+    whose trainer then saves its state and requeues the job.
+    """
+    if not hasattr(signal, "SIGUSR1"):
+        yield
+        return
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def compare(parallel: dict[str, float], reference: dict[str, float]) -> None:
