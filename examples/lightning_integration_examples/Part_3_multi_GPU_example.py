@@ -40,12 +40,20 @@ Usage::
     python Part_3_multi_GPU_example.py --accelerator cpu --devices 2 [--quick]
     python Part_3_multi_GPU_example.py --accelerator gpu --devices 0 1
     torchrun --nproc_per_node 2 Part_3_multi_GPU_example.py --accelerator cpu --devices 2
+    torchrun --standalone --nproc-per-node 2 --max-restarts 3 Part_3_multi_GPU_example.py --devices 2 --resume
 
 On several machines, start it on each (with torchrun, or with ``srun`` under SLURM) and add
-``--num-nodes N``; ``--devices`` is then the number of devices per machine.
+``--num-nodes N``; ``--devices`` is then the number of devices per machine. ``Part_3_slurm.sh``
+beside this script is the sbatch script for SLURM (``sbatch Part_3_slurm.sh --quick``).
+
+``--resume`` makes one command line serve the first start and every restart: each run continues
+from its latest checkpoint in ``--out`` when there is one (a requeued SLURM job, torchrun's
+``--max-restarts``, a plain re-run) and starts afresh when there is none; a resumed run ends with
+the best dev loss of an uninterrupted one. The docs page "Clusters" says more.
 
 ``--quick`` (or ``NEUROMANCER_QUICK=1``) shrinks the data, the network and the epochs to run in
-seconds. Checkpoints and logs go to ``--out`` (default ``part3_out``).
+seconds. Checkpoints and logs go to ``--out`` (default ``part3_out``): ``run_<processes>/weights``
+holds a run's best checkpoint and ``last.ckpt``, ``run_<processes>`` its logs.
 """
 from __future__ import annotations
 
@@ -258,8 +266,8 @@ def compare(parallel: dict[str, float], reference: dict[str, float]) -> None:
     print(f"same best dev loss: relative difference {relative:.1e} <= {RELATIVE_TOLERANCE:g}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Train on the devices given, then (first process only) compare with a one-device run."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
                         help="cpu or gpu (default cpu)")
@@ -279,7 +287,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                              "pre-emption, a requeue or a restart), start afresh when there is none")
     parser.add_argument("--report", type=Path, default=None,
                         help="internal: train on one device only and write the result to this JSON file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Train on the devices given, then (first process only) compare with a one-device run."""
+    args = build_parser().parse_args(argv)
     devices = parse_devices(args.devices)
 
     if args.report is not None:

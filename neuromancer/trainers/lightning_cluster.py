@@ -7,14 +7,14 @@ checkpoint such a restart continues from: ``last.ckpt`` of ``weight_path`` or, i
 newest ``hpc_ckpt_<n>.ckpt`` in the trainer's root directory (the name and place Lightning's own
 SLURM support uses), whichever was written last.
 
-`join_restarted_process_group` works around a hang of torchrun's elastic restarts. Since torch 2.4
-the workers of every restart attempt share the rendezvous's TCPStore with the attempts before
-(``TORCHELASTIC_USE_AGENT_STORE=True``) and create the process group under the same keys, so a
-restarted worker can read the addresses the workers of the failed attempt published: it connects
-to a process that no longer exists and, depending on timing, fails ("connection refused") or waits
-forever. Before Lightning sets up the process group of a restarted attempt, it is set up here on a
-namespace of the store that belongs to that attempt (``/neuromancer/attempt_<n>/``), which is what
-torch did before 2.4.
+`join_restarted_process_group` works around a hang of torchrun's elastic restarts. The workers of
+every restart attempt share the rendezvous's TCPStore with the attempts before
+(``TORCHELASTIC_USE_AGENT_STORE=True``; checked with torch 2.13) and torch creates the process group
+under the same keys every time, so a restarted worker can read the addresses the workers of the
+failed attempt published: it connects to a process that no longer exists and, depending on timing,
+fails ("connection refused") or waits forever. Before Lightning sets up the process group of a
+restarted attempt, it is set up here on a namespace of the store that belongs to that attempt
+(``/neuromancer/attempt_<n>/``).
 
 `SlurmRequeue` replaces Lightning's answer to SLURM's requeue signal (SIGUSR1 by default, sent
 ``--signal=USR1@<seconds>`` before the time limit, or by ``scancel --signal=USR1``). Lightning
