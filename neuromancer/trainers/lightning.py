@@ -500,7 +500,11 @@ class LitTrainer(pl.Trainer):
     the latest epoch: weights, optimizer, epoch, early-stopping, best-weights and random-generator
     state) are written to ``weight_path`` atomically (a killed run never leaves a half-written
     file), and ``fit(..., ckpt_path='last')`` continues an interrupted run exactly where it
-    stopped. Ctrl-C ends `fit` cleanly with the best weights in the problem. Checkpoints are only
+    stopped. Ctrl-C ends `fit` cleanly with the best weights in the problem. On clusters (see
+    `neuromancer.trainers.lightning_cluster`): in a SLURM job, the requeue signal (SIGUSR1) saves
+    the state at the end of the current epoch, requeues the job and ends `fit` with Lightning's
+    SIGTERMException; after a torchrun restart the process group is set up afresh, so the
+    restarted workers resume from ``last.ckpt`` instead of hanging. Checkpoints are only
     ever read with ``weights_only=True``, so a file from an untrusted source runs no code. An
     unwritable ``weight_path`` or log directory is reported before the first epoch.
 
@@ -660,14 +664,18 @@ class LitTrainer(pl.Trainer):
         :param problem: the `Problem` to train; it ends on the device it started on.
         :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
         :param ckpt_path: checkpoint to resume from: 'last'
-            for ``<weight_path>/last.ckpt``, or a path; None trains from the problem's weights.
-            It is not passed to ``data_setup_function``.
+            for ``<weight_path>/last.ckpt`` (in a SLURM job, or the requeue checkpoint
+            ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` when that is newer; with neither, training
+            starts afresh with a warning, so one command line serves the first start and every
+            restart), or a path; None trains from the problem's weights (except in a SLURM job
+            with a requeue checkpoint, which Lightning resumes from). It is not passed to
+            ``data_setup_function``.
         :param kwargs: passed to ``data_setup_function``.
         :raises TypeError | ValueError | KeyError: bad data (see `validate_data_splits`), a problem
             that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, a
             problem with ``grad_inference=True`` under Lightning's inference mode, or metric names
             missing from the problem's outputs.
-        :raises FileNotFoundError: ``ckpt_path`` names no file ('last': no ``last.ckpt`` in ``weight_path``).
+        :raises FileNotFoundError: ``ckpt_path`` is a path that names no file.
         :raises neuromancer.utils.CheckpointError: (a ValueError) the checkpoint is unsafe to
             unpickle, truncated or corrupt; the message names the file.
         :raises UnwritableDirectoryError: (a PermissionError and ValueError) ``weight_path`` or a
