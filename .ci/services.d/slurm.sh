@@ -1,16 +1,14 @@
 # shellcheck shell=bash
-# A one-node SLURM cluster on this machine, for the cluster tests (tests/trainers/test_clusters.py):
+# A one-node SLURM cluster on this machine, for the cluster tests (tests/trainers/test_lightning_cluster.py):
 # Debian's slurm-wlm and munge, a slurm.conf written for this host, and munged, slurmctld and slurmd
 # started as daemons. Jobs run as root. Sourced by .ci/services (which provides need_packages and SUDO).
 #
-# Safe to run again and beside a second run of the suite: one lock serialises the set-up, the
-# configuration is rewritten only when it changed, and a daemon is started only when it is not
-# running, so two suites share one cluster. The node announces SLURM_NODE_CPUS CPU slots (16 by
-# default, more than this machine's cores, through SlurmdParameters=config_overrides) so that the
-# jobs of two suites can run at the same time; the tests' processes use one thread each.
+# Safe to run again and beside a second run of the suite: one lock serialises the set-up (the
+# install included), the configuration is rewritten only when it changed, and a daemon is started
+# only when it does not answer, so two suites share one cluster. The node announces SLURM_NODE_CPUS
+# CPU slots (16 by default, more than this machine's cores, through SlurmdParameters=config_overrides)
+# so that the jobs of two suites can run at the same time; the tests' processes use one thread each.
 # proctrack/linuxproc and task/none need no cgroups, so the daemons start in seconds in a container.
-
-need_packages slurm-wlm munge
 
 _slurm_node_cpus="${SLURM_NODE_CPUS:-16}"
 _slurm_lock=/run/lock/neuromancer-ci-slurm.lock
@@ -63,6 +61,7 @@ _slurm_running() {
 
 _slurm_start() {
     local host config
+    need_packages slurm-wlm munge
     host="$(hostname -s)"
     config="$(_slurm_config "$host")"
 

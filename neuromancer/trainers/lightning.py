@@ -606,7 +606,8 @@ class LitTrainer(pl.Trainer):
         self.lit_problem: LitProblem | None = None
         self.data_module: LitDataModule | None = None
         self._best_weights: dict[str, torch.Tensor] | None = None
-        callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or [])
+        # The requeue callback comes after the user's: every checkpointing callback has seen the epoch when it saves.
+        callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or []) + [SlurmRequeue()]
         super().__init__(max_epochs=epochs, devices=devices, strategy=strategy, accelerator=accelerator,
                          profiler=profiler, logger=True if logger is None else logger,
                          gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
@@ -633,7 +634,6 @@ class LitTrainer(pl.Trainer):
                                    monitor=self.eval_metric, mode="min", save_top_k=1,
                                    enable_version_counter=self.weight_name is None, save_on_train_epoch_end=True)
             callbacks += [best, LastCheckpoint(self.weight_path, best=best)]
-        callbacks.append(SlurmRequeue())  # last: the epoch's state is complete when it saves
         return callbacks
 
     @property

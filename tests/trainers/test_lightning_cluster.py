@@ -223,6 +223,8 @@ def test_a_requeued_slurm_job_resumes_and_ends_with_the_uninterrupted_best_dev_l
     assert job_state(job)[1] == 1, text[-4000:]  # requeued once
     assert ", start 2," in text and requeue_checkpoint.exists()
     assert f"Restoring states from the checkpoint path at {requeue_checkpoint}" in text
+    # rank 0 alone wrote, atomically: no second copy, no temporary file left behind
+    assert sorted(os.listdir(tmp_path / "out" / "run_2" / "weights")) == ["best.ckpt", "last.ckpt"]
     saved_epoch = read_checkpoint(requeue_checkpoint)["epoch"]
     assert 0 <= saved_epoch < EPOCHS - 1  # saved at the end of an epoch, before the run was over
     losses = losses_by_processes(text)
@@ -251,7 +253,7 @@ def test_torchrun_restarts_a_killed_worker_and_the_group_resumes_to_the_uninterr
                    alive=lambda: agent.poll() is None)
         workers = worker_pids(agent.pid)
         assert len(workers) == 2
-        os.kill(workers[0], signal.SIGKILL)  # the worker of local rank 0, which also hosts no store
+        os.kill(workers[0], signal.SIGKILL)  # rank 0, the one that writes the checkpoints
         returncode = agent.wait(timeout=JOB_TIMEOUT)
     finally:
         if agent.poll() is None:
