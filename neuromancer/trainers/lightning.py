@@ -504,7 +504,7 @@ class LitTrainer(pl.Trainer):
     `neuromancer.trainers.lightning_cluster`): in a SLURM job, the requeue signal (SIGUSR1) saves
     the state at the end of the current epoch, requeues the job and ends `fit` with Lightning's
     SIGTERMException; after a torchrun restart the process group is set up afresh, so the
-    restarted workers resume from ``last.ckpt`` instead of hanging. Checkpoints are only
+    restarted workers (with ``ckpt_path='last'``) resume from ``last.ckpt`` instead of hanging. Checkpoints are only
     ever read with ``weights_only=True``, so a file from an untrusted source runs no code. An
     unwritable ``weight_path`` or log directory is reported before the first epoch.
 

@@ -51,8 +51,9 @@ from neuromancer.trainers.compat import cluster_environment
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HPC_CHECKPOINT_PREFIX", "SlurmRequeue", "elastic_restart_attempt", "join_restarted_process_group", "latest_checkpoint",
-           "newest_hpc_checkpoint", "next_hpc_checkpoint", "scheduler_signals_kept", "slurm_job_id"]
+__all__ = ["HPC_CHECKPOINT_PREFIX", "SlurmRequeue", "elastic_restart_attempt", "join_restarted_process_group",
+           "latest_checkpoint", "newest_hpc_checkpoint", "next_hpc_checkpoint", "scheduler_signals_kept",
+           "slurm_job_id"]
 
 HPC_CHECKPOINT_PREFIX = "hpc_ckpt_"
 _HPC_NAME = re.compile(rf"^{HPC_CHECKPOINT_PREFIX}(\d+)\.ckpt$")
