@@ -40,24 +40,35 @@ Usage::
     python Part_3_multi_GPU_example.py --accelerator cpu --devices 2 [--quick]
     python Part_3_multi_GPU_example.py --accelerator gpu --devices 0 1
     torchrun --nproc_per_node 2 Part_3_multi_GPU_example.py --accelerator cpu --devices 2
+    torchrun --standalone --nproc-per-node 2 --max-restarts 3 Part_3_multi_GPU_example.py --devices 2 --resume
 
 On several machines, start it on each (with torchrun, or with ``srun`` under SLURM) and add
-``--num-nodes N``; ``--devices`` is then the number of devices per machine.
+``--num-nodes N``; ``--devices`` is then the number of devices per machine. ``Part_3_slurm.sh``
+beside this script is the sbatch script for SLURM (``sbatch Part_3_slurm.sh --quick``).
+
+``--resume`` makes one command line serve the first start and every restart: each run continues
+from its latest checkpoint in ``--out`` when there is one (a requeued SLURM job, torchrun's
+``--max-restarts``, a plain re-run) and starts afresh when there is none; a resumed run ends with
+the best dev loss of an uninterrupted one. The docs page "Clusters" says more.
 
 ``--quick`` (or ``NEUROMANCER_QUICK=1``) shrinks the data, the network and the epochs to run in
-seconds. Checkpoints and logs go to ``--out`` (default ``part3_out``).
+seconds. Checkpoints and logs go to ``--out`` (default ``part3_out``): ``run_<processes>/weights``
+holds a run's best checkpoint and ``last.ckpt``, ``run_<processes>`` its logs.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -147,9 +158,10 @@ class EpochTimer(pl.Callback):
         self.starts.append(time.perf_counter())
 
     def seconds_per_epoch(self) -> float:
-        """Median epoch time, leaving out the first epoch (warm-up) when there are others."""
+        """Median epoch time, leaving out the first epoch (warm-up) when there are others; NaN when no
+        epoch ran (a resumed run that had already finished)."""
         durations = np.diff(self.starts).tolist()
-        return statistics.median(durations[1:] or durations)
+        return statistics.median(durations[1:] or durations) if durations else math.nan
 
 
 def parse_devices(values: Sequence[str]) -> int | list[int]:
@@ -164,10 +176,16 @@ def device_count(devices: int | list[int]) -> int:
 
 
 def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int | None, out: Path,
-          num_nodes: int = 1, profiler: str | None = None) -> dict[str, float]:
+          num_nodes: int = 1, profiler: str | None = None, resume: bool = False) -> dict[str, float]:
     """Train once on ``devices`` of each of ``num_nodes`` machines; return the time per epoch, the best
-    dev loss, the number of processes and this process's rank."""
+    dev loss, the number of processes and this process's rank.
+
+    The run writes under ``out/run_<processes>``: its checkpoints in ``weights/``, its logs and, in a
+    SLURM job that is requeued, the requeue checkpoint. With ``resume`` it continues from the latest
+    checkpoint there, or starts afresh (with a warning) when there is none.
+    """
     processes = device_count(devices) * num_nodes
+    run_directory = out / f"run_{processes}"
     if accelerator == "cpu":
         torch.set_num_threads(1)
     nsim, hidden, default_epochs = (1024, (128, 128), 8) if quick else (8192, (512, 512, 512), 150)
@@ -176,10 +194,10 @@ def train(accelerator: str, devices: int | list[int], quick: bool, epochs: int |
     trainer = LitTrainer(epochs=epochs or default_epochs, accelerator=accelerator, devices=devices,
                          strategy="ddp" if processes > 1 else "auto", num_nodes=num_nodes, profiler=profiler,
                          custom_optimizer=torch.optim.Adam(problem.parameters(), lr=1e-3),
-                         weight_path=str(out / f"weights_{processes}"), weight_name="best",
-                         default_root_dir=str(out), callbacks=[timer], enable_progress_bar=False,
+                         weight_path=str(run_directory / "weights"), weight_name="best",
+                         default_root_dir=str(run_directory), callbacks=[timer], enable_progress_bar=False,
                          enable_model_summary=False, log_every_n_steps=1)
-    trainer.fit(problem, data_setup_function, nsim=nsim, processes=processes)
+    trainer.fit(problem, data_setup_function, ckpt_path="last" if resume else None, nsim=nsim, processes=processes)
     return {"processes": processes, "seconds_per_epoch": timer.seconds_per_epoch(),
             "best_dev_loss": float(trainer.checkpoint_callback.best_model_score),
             "epochs": trainer.current_epoch, "rank": trainer.global_rank}
@@ -204,8 +222,32 @@ def reference_run(args: argparse.Namespace) -> dict[str, float]:
             command.append("--quick")
         if args.epochs:
             command += ["--epochs", str(args.epochs)]
-        subprocess.run(command, env=env, check=True)
+        if args.resume:
+            command.append("--resume")
+        with requeue_signal_left_to_child():
+            subprocess.run(command, env=env, check=True)
+        if not report.exists():
+            raise SystemExit("the one-process reference run stopped before its end (its SLURM job was requeued); "
+                             "run the same command again, with --resume, to continue it.")
         return json.loads(report.read_text())
+
+
+@contextlib.contextmanager
+def requeue_signal_left_to_child() -> Iterator[None]:
+    """While the reference run trains in a child process, let SLURM's requeue warning (SIGUSR1) reach only it.
+
+    SLURM signals every process of the job step; without a handler this process would end on
+    SIGUSR1. A Python handler is not inherited by the child, which starts with the default and
+    whose trainer then saves its state and requeues the job.
+    """
+    if not hasattr(signal, "SIGUSR1"):
+        yield
+        return
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def compare(parallel: dict[str, float], reference: dict[str, float]) -> None:
@@ -224,8 +266,8 @@ def compare(parallel: dict[str, float], reference: dict[str, float]) -> None:
     print(f"same best dev loss: relative difference {relative:.1e} <= {RELATIVE_TOLERANCE:g}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Train on the devices given, then (first process only) compare with a one-device run."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
                         help="cpu or gpu (default cpu)")
@@ -240,16 +282,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="profile the run on --devices with this Lightning profiler; the report is "
                              "printed when training ends")
     parser.add_argument("--out", type=Path, default=Path("part3_out"), help="checkpoints and logs (default part3_out)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue each run from its latest checkpoint in --out when there is one (after a "
+                             "pre-emption, a requeue or a restart), start afresh when there is none")
     parser.add_argument("--report", type=Path, default=None,
                         help="internal: train on one device only and write the result to this JSON file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Train on the devices given, then (first process only) compare with a one-device run."""
+    args = build_parser().parse_args(argv)
     devices = parse_devices(args.devices)
 
     if args.report is not None:
-        result = train(args.accelerator, one_device(args.accelerator, devices), args.quick, args.epochs, args.out)
+        result = train(args.accelerator, one_device(args.accelerator, devices), args.quick, args.epochs, args.out,
+                       resume=args.resume)
         args.report.write_text(json.dumps(result))
         return
-    result = train(args.accelerator, devices, args.quick, args.epochs, args.out, args.num_nodes, args.profiler)
+    result = train(args.accelerator, devices, args.quick, args.epochs, args.out, args.num_nodes, args.profiler,
+                   args.resume)
     if result["rank"] != 0:
         return  # the other processes are done; the first one runs the reference and reports
     if result["processes"] == 1:

@@ -10,8 +10,9 @@ import inspect
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.fabric.plugins.environments import ClusterEnvironment
 
-__all__ = ["FIT_TAKES_WEIGHTS_ONLY", "fit_keywords"]
+__all__ = ["FIT_TAKES_WEIGHTS_ONLY", "cluster_environment", "fit_keywords"]
 
 FIT_TAKES_WEIGHTS_ONLY: bool = "weights_only" in inspect.signature(pl.Trainer.fit).parameters
 """Whether ``Trainer.fit`` takes ``weights_only`` (Lightning 2.6 and later; 2.5 does not)."""
@@ -26,3 +27,18 @@ def fit_keywords() -> dict[str, Any]:
     training, so an unsafe file is refused on every version.
     """
     return {"weights_only": True} if FIT_TAKES_WEIGHTS_ONLY else {}
+
+
+def cluster_environment(trainer: pl.Trainer) -> ClusterEnvironment | None:
+    """The cluster environment Lightning detected or was given for ``trainer`` (e.g. ``SLURMEnvironment``).
+
+    Multi-process strategies expose it as ``trainer.strategy.cluster_environment``; a single-device
+    strategy does not, although Lightning still chose one (a one-task SLURM job has a
+    ``SLURMEnvironment`` whose requeue signal Lightning handles). Every Lightning version the
+    package admits keeps it on the trainer's accelerator connector, which is read when the strategy
+    has none.
+    """
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if environment is None:
+        environment = getattr(getattr(trainer, "_accelerator_connector", None), "cluster_environment", None)
+    return environment if isinstance(environment, ClusterEnvironment) else None

@@ -27,6 +27,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
@@ -51,6 +53,13 @@ from neuromancer.trainers.lightning_callbacks import (
     NeuromancerCallbackAdapter,
     RandomState,
     WarmupEarlyStopping,
+)
+from neuromancer.trainers.lightning_cluster import (
+    SlurmRequeue,
+    join_restarted_process_group,
+    latest_checkpoint,
+    newest_hpc_checkpoint,
+    scheduler_signals_kept,
 )
 from neuromancer.trainers.lightning_data import SPLITS, LitDataModule, validate_batch_size, validate_data_splits
 from neuromancer.trainers.lightning_hooks import (
@@ -486,7 +495,11 @@ class LitTrainer(pl.Trainer):
     the latest epoch: weights, optimizer, epoch, early-stopping, best-weights and random-generator
     state) are written to ``weight_path`` atomically (a killed run never leaves a half-written
     file), and ``fit(..., ckpt_path='last')`` continues an interrupted run exactly where it
-    stopped. Ctrl-C ends `fit` cleanly with the best weights in the problem. Checkpoints are only
+    stopped. Ctrl-C ends `fit` cleanly with the best weights in the problem. On clusters (see
+    `neuromancer.trainers.lightning_cluster`): in a SLURM job, the requeue signal (SIGUSR1) saves
+    the state at the end of the current epoch, requeues the job and ends `fit` with Lightning's
+    SIGTERMException; after a torchrun restart the process group is set up afresh, so the
+    restarted workers (with ``ckpt_path='last'``) resume from ``last.ckpt`` instead of hanging. Checkpoints are only
     ever read with ``weights_only=True``, so a file from an untrusted source runs no code. An
     unwritable ``weight_path`` or log directory is reported before the first epoch.
 
@@ -588,7 +601,8 @@ class LitTrainer(pl.Trainer):
         self.lit_problem: LitProblem | None = None
         self.data_module: LitDataModule | None = None
         self._best_weights: dict[str, torch.Tensor] | None = None
-        callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or [])
+        # The requeue callback comes after the user's: every checkpointing callback has seen the epoch when it saves.
+        callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or []) + [SlurmRequeue()]
         super().__init__(max_epochs=epochs, devices=devices, strategy=strategy, accelerator=accelerator,
                          profiler=profiler, logger=True if logger is None else logger,
                          gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
@@ -645,14 +659,18 @@ class LitTrainer(pl.Trainer):
         :param problem: the `Problem` to train; it ends on the device it started on.
         :param data_setup_function: returns ``(train_data, dev_data, test_data, batch_size)``.
         :param ckpt_path: checkpoint to resume from: 'last'
-            for ``<weight_path>/last.ckpt``, or a path; None trains from the problem's weights.
-            It is not passed to ``data_setup_function``.
+            for ``<weight_path>/last.ckpt`` (in a SLURM job, or the requeue checkpoint
+            ``<default_root_dir>/hpc_ckpt_<n>.ckpt`` when that is newer; with neither, training
+            starts afresh with a warning, so one command line serves the first start and every
+            restart), or a path; None trains from the problem's weights (except in a SLURM job
+            with a requeue checkpoint, which Lightning resumes from). It is not passed to
+            ``data_setup_function``.
         :param kwargs: passed to ``data_setup_function``.
         :raises TypeError | ValueError | KeyError: bad data (see `validate_data_splits`), a problem
             that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, a
             problem with ``grad_inference=True`` under Lightning's inference mode, or metric names
             missing from the problem's outputs.
-        :raises FileNotFoundError: ``ckpt_path`` names no file ('last': no ``last.ckpt`` in ``weight_path``).
+        :raises FileNotFoundError: ``ckpt_path`` is a path that names no file.
         :raises neuromancer.utils.CheckpointError: (a ValueError) the checkpoint is unsafe to
             unpickle, truncated or corrupt; the message names the file.
         :raises UnwritableDirectoryError: (a PermissionError and ValueError) ``weight_path`` or a
@@ -671,6 +689,7 @@ class LitTrainer(pl.Trainer):
         self._check_output_directories()
         home = _module_device(problem)
         try:
+            join_restarted_process_group(self.strategy)
             self._fit_until_done_or_interrupted(lit_problem, resume_from)
         finally:
             _release_process_group_at_exit()
@@ -694,17 +713,26 @@ class LitTrainer(pl.Trainer):
             callback.load_state_dict(saved)
 
     def _resolve_ckpt_path(self, ckpt_path: str | os.PathLike | None) -> str | None:
-        """The checkpoint file to resume from (checked to load safely), or None to start afresh."""
+        """The checkpoint file to resume from (checked to load safely), or None to start afresh.
+
+        'last' is the latest of ``<weight_path>/last.ckpt`` and, in a SLURM job, the newest requeue
+        checkpoint in ``default_root_dir``; with neither, the run starts afresh with a warning, so
+        that one command line serves the first start and every restart.
+        """
         if ckpt_path is None:
             return None
         if not isinstance(ckpt_path, (str, os.PathLike)):
             raise TypeError(f"ckpt_path must be 'last', a path or None, got {type(ckpt_path).__name__}.")
         if ckpt_path == LAST_CHECKPOINT:
-            path = LastCheckpoint(self.weight_path).path
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"ckpt_path='last' resumes from {path!r}, which does not exist; it is written "
-                                        f"after every epoch of a run with save_weights=True and weight_path="
-                                        f"{self.weight_path!r}. Pass that run's weight_path, or a checkpoint's path.")
+            last = LastCheckpoint(self.weight_path).path
+            requeued = newest_hpc_checkpoint(self.default_root_dir) if SLURMEnvironment.detect() else None
+            found = latest_checkpoint([last, requeued])
+            if found is None:
+                if getattr(rank_zero_only, "rank", 0) == 0:  # before fit, from the launcher's environment
+                    logger.warning("ckpt_path='last': there is no %s yet, so training starts afresh (it is written "
+                                   "after every epoch while save_weights=True).", os.path.abspath(last))
+                return None
+            path = found
         else:
             path = os.fspath(ckpt_path)
         read_checkpoint(path)  # refuse an unsafe or corrupt file here, in this process, before any setup
@@ -733,11 +761,11 @@ class LitTrainer(pl.Trainer):
         """Call a Lightning entry point; return None if Ctrl-C interrupted it (see `_interrupted_by_ctrl_c`).
 
         Lightning 2.4 and later answer Ctrl-C with ``sys.exit(1)``, earlier versions return None;
-        either way the handler of SIGINT is put back afterwards.
+        either way the handlers of SIGINT, SIGTERM, SIGUSR1 and SIGUSR2 are put back afterwards.
         """
         self._best_weights_keeper().interruption = None
         try:
-            with sigint_handler_kept():
+            with sigint_handler_kept(), scheduler_signals_kept():
                 return entry_point(*args, **kwargs)
         except SystemExit:
             if not self._interrupted_by_ctrl_c():

@@ -204,12 +204,26 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
     assert {"RandomState", "BestWeights[monitor=dev_loss]"} <= set(last["callbacks"])
 
 
-def test_ckpt_path_last_without_a_checkpoint_names_the_missing_file(tmp_path):
-    trainer = sgd_trainer(scalar_problem(), epochs=1, weight_path=str(tmp_path / "nowhere"))
-    expected = re.escape(str(tmp_path / "nowhere" / "last.ckpt"))
-    with pytest.raises(FileNotFoundError, match=expected):
-        trainer.fit(scalar_problem(), data_setup, ckpt_path="last")
-    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+def test_ckpt_path_last_without_a_checkpoint_starts_afresh_with_a_warning_and_then_resumes(tmp_path, caplog):
+    # One command line for the first start and every restart, as in Lightning: no last.ckpt yet is no error.
+    weights = expected_trajectory(5, 1, 0.1)[0]
+    first, recorder = scalar_problem(), EpochRecorder()
+    with caplog.at_level(logging.WARNING):
+        sgd_trainer(first, epochs=3, weight_path=str(tmp_path / "nowhere"), callbacks=[recorder]).fit(
+            first, data_setup, ckpt_path="last")
+    assert recorder.epochs == [0, 1, 2] and recorder.weights == pytest.approx(weights[:3], rel=1e-5)
+    missing = tmp_path / "nowhere" / "last.ckpt"
+    assert f"ckpt_path='last': there is no {missing} yet, so training starts afresh" in caplog.text
+
+    again, recorder = scalar_problem(w0=5.0), EpochRecorder()
+    sgd_trainer(again, epochs=5, weight_path=str(tmp_path / "nowhere"), callbacks=[recorder]).fit(
+        again, data_setup, ckpt_path="last")
+    assert recorder.epochs == [3, 4] and recorder.weights == pytest.approx(weights[3:], rel=1e-5)
+
+
+def test_ckpt_path_naming_a_missing_file_raises(tmp_path):
+    trainer = sgd_trainer(scalar_problem(), epochs=1)
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "missing.ckpt"))):
         trainer.fit(scalar_problem(), data_setup, ckpt_path=tmp_path / "missing.ckpt")
 
 

@@ -1,0 +1,1 @@
+../../examples/lightning_integration_examples/Part_3_slurm.sh
