@@ -211,3 +211,21 @@ def test_member_settings_come_from_the_run_then_from_the_trainer():
     assert (settings.learning_rate, settings.clip, settings.patience, settings.warmup) == (0.01, 5.0, 4, 2)
     assert member_settings({}, arguments).learning_rate == 0.3
     assert member_settings({}, trainer().init_arguments).learning_rate is None
+
+
+@pytest.mark.slow
+def test_hyperband_prunes_members_of_a_population_one_by_one(tmp_path):
+    config = {"method": "grid", "early_terminate": {"type": "hyperband", "min_iter": 1, "max_iter": 6, "eta": 2},
+              "parameters": {"learning_rate": {"values": [0.0, 1e-5, 1e-4, 3e-3, 1e-2, 2e-2]}}}
+    journal = tmp_path / "hyperband.journal"
+    torch.manual_seed(0)
+    result = trainer(epochs=6).hyperparameter_sweep(rosenbrock(), rosenbrock_data, config, count=6,
+                                                   project_name="hyperband", sweep_vectorize=6, sweep_storage=journal)
+    pruned = [run for run in result if run.state == "pruned"]
+    assert pruned and len(pruned) < len(result)
+    assert all(len(run.history) < 6 and run.metric == min(run.history) for run in pruned)
+    assert all(len(run.history) == 6 for run in result if run.state == "finished")
+    study = optuna.load_study(study_name="hyperband",
+                              storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    states = {trial.user_attrs["wandb_run"]: trial.state for trial in study.trials}
+    assert all(states[run.name] == optuna.trial.TrialState.PRUNED for run in pruned)
