@@ -296,8 +296,12 @@ class LitPopulation(pl.LightningModule):
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: Any = None,
                                     gradient_clip_algorithm: Any = None) -> None:
-        """Clip each member's gradients by their own norm, as ``torch.nn.utils.clip_grad_norm_`` clips a run's."""
-        if not bool(torch.isfinite(self.clip_thresholds).any()):
+        """Clip each member's gradients by their own norm, as ``torch.nn.utils.clip_grad_norm_`` clips a run's.
+
+        Where no member's factor is below 1 the gradients are left as they are (multiplying them by 1,
+        as ``clip_grad_norm_`` does, would change nothing).
+        """
+        if all(member.clip is None for member in self.members):
             return
         gradients = [p.grad for p in self.population.stacked_parameters if p.grad is not None]
         if not gradients:
@@ -305,7 +309,8 @@ class LitPopulation(pl.LightningModule):
         norms = torch.stack([torch.linalg.vector_norm(g.reshape(self.size, -1), dim=1) for g in gradients])
         total = torch.linalg.vector_norm(norms, dim=0)
         factors = torch.clamp(self.clip_thresholds.to(total.dtype) / (total + 1e-6), max=1.0)
-        torch._foreach_mul_(gradients, [factors.to(g.dtype).reshape(_member_shape(g)) for g in gradients])
+        if bool((factors < 1.0).any()):
+            torch._foreach_mul_(gradients, [factors.to(g.dtype).reshape(_member_shape(g)) for g in gradients])
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any,
                        optimizer_closure: Callable[[], Any] | None = None) -> None:
