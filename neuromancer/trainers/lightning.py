@@ -74,7 +74,7 @@ from neuromancer.utils import read_checkpoint
 logger = logging.getLogger(__name__)
 
 # The names defined here, then those re-exported from the data and hook modules they were split into.
-__all__ = ["LitTrainer", "LitProblem", "UnwritableDirectoryError",
+__all__ = ["LitTrainer", "LitProblem", "UnwritableDirectoryError", "InferenceModeError",
            "LitDataModule", "hparam", "validate_data_splits", "validate_batch_size", "SPLITS",
            "validate_custom_hooks", "bind_custom_hooks", "BINDABLE_HOOKS", "CHAINED_HOOKS", "EPOCH_END_HOOKS"]
 
@@ -483,9 +483,11 @@ class LitTrainer(pl.Trainer):
     are saved, and lives on the device it lived on before. Training stops early on ``patience``
     epochs without improvement (never within the first ``warmup`` epochs) and, with a warning
     naming the epoch, step and metric, at the first step whose loss is NaN or infinite (or skips
-    such steps, with ``nonfinite='skip'``). Every keyword not listed below goes to Lightning's
-    `Trainer` (``enable_progress_bar``, ``precision``, ``num_nodes``, ``deterministic``,
-    ``callbacks``, ``plugins``...).
+    such steps, with ``nonfinite='skip'``). A problem with ``grad_inference=True`` is evaluated
+    (validation, test, predict) with autograd, as the classic `Trainer` does: Lightning's inference
+    mode is off for it, and stays on for other problems unless ``inference_mode=False`` is given.
+    Every keyword not listed below goes to Lightning's `Trainer` (``enable_progress_bar``,
+    ``precision``, ``num_nodes``, ``deterministic``, ``callbacks``, ``plugins``...).
 
     Fault tolerance: with ``save_weights`` the best checkpoint and ``last.ckpt`` (the state after
     the latest epoch: weights, optimizer, epoch, early-stopping, best-weights and random-generator
@@ -589,7 +591,8 @@ class LitTrainer(pl.Trainer):
         self.custom_training_step, self.custom_hooks = custom_training_step, custom_hooks
         self.hparam_config, self.automatic_optimization = hparam_config, automatic_optimization
         self.callback, self.num_workers, self.nonfinite = callback, num_workers, nonfinite
-        self._inference_mode = kwargs.get("inference_mode", True)
+        # None (not given): Lightning's inference mode, switched off for problems that need autograd.
+        self._requested_inference_mode: bool | None = kwargs.get("inference_mode")
         self.lit_problem: LitProblem | None = None
         self.data_module: LitDataModule | None = None
         self._best_weights: dict[str, torch.Tensor] | None = None
@@ -654,9 +657,11 @@ class LitTrainer(pl.Trainer):
             It is not passed to ``data_setup_function``.
         :param kwargs: passed to ``data_setup_function``.
         :raises TypeError | ValueError | KeyError: bad data (see `validate_data_splits`), a problem
-            that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, a
-            problem with ``grad_inference=True`` under Lightning's inference mode, or metric names
+            that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, or metric names
             missing from the problem's outputs.
+        :raises InferenceModeError: (a ValueError) the problem has ``grad_inference=True`` and the
+            trainer was created with ``inference_mode=True``; left unset, such a problem is
+            evaluated with autograd (validation, test and predict), like the classic `Trainer` does.
         :raises FileNotFoundError: ``ckpt_path`` names no file ('last': no ``last.ckpt`` in ``weight_path``).
         :raises neuromancer.utils.CheckpointError: (a ValueError) the checkpoint is unsafe to
             unpickle, truncated or corrupt; the message names the file.
@@ -788,6 +793,7 @@ class LitTrainer(pl.Trainer):
         :param kwargs: passed to ``data_setup_function``.
         :return: metric name -> value for the test split.
         :raises ValueError: nothing to test (no problem or data and no earlier `fit`), or no test split.
+        :raises InferenceModeError: see `fit`.
         :raises KeyboardInterrupt: Ctrl-C interrupted the test (Ctrl-C keeps working afterwards).
         """
         if data_setup_function is not None:
@@ -796,6 +802,7 @@ class LitTrainer(pl.Trainer):
         lit_problem = self.lit_problem if problem is None else self._lit_problem(problem)
         if lit_problem is None or self.data_module is None:
             raise ValueError("nothing to test: call fit first, or pass test(problem, data_setup_function, ...).")
+        self._evaluate_as_needed_by(lit_problem.problem)
         self.data_module.setup("test")
         if self.data_module.test_data is None:
             raise ValueError("data_setup_function returned test_data=None; return a DictDataset named 'test'.")
@@ -805,14 +812,29 @@ class LitTrainer(pl.Trainer):
         return {name: float(value) for name, value in results[0].items()}
 
     def validate(self, *args: Any, **kwargs: Any) -> Any:
-        """Lightning's ``validate``, leaving Ctrl-C working afterwards (see `sigint_handler_kept`)."""
+        """Lightning's ``validate``, with autograd for a problem that needs it, leaving Ctrl-C working afterwards.
+
+        :raises InferenceModeError: see `fit`.
+        """
+        self._evaluate_as_needed_by(self._problem_of(args, kwargs))
         with sigint_handler_kept():
             return super().validate(*args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """Lightning's ``predict``, leaving Ctrl-C working afterwards (see `sigint_handler_kept`)."""
+        """Lightning's ``predict``, with autograd for a problem that needs it, leaving Ctrl-C working afterwards.
+
+        :raises InferenceModeError: see `fit`.
+        """
+        self._evaluate_as_needed_by(self._problem_of(args, kwargs))
         with sigint_handler_kept():
             return super().predict(*args, **kwargs)
+
+    def _problem_of(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """The NeuroMANCER problem a ``validate``/``predict`` call evaluates: the given model's, else the fitted one."""
+        model = kwargs.get("model", args[0] if args else None)
+        if model is None:
+            model = self.lit_problem
+        return model.problem if isinstance(model, LitProblem) else model
 
     def hyperparameter_sweep(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any],
                              sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
@@ -863,16 +885,50 @@ class LitTrainer(pl.Trainer):
         bind_custom_hooks(model, self.custom_hooks, chained=CHAINED_HOOKS if isinstance(model, LitProblem) else ())
 
     def _lit_problem(self, problem: torch.nn.Module) -> LitProblem:
-        """Wrap ``problem`` in a LitProblem configured like this trainer."""
-        if getattr(problem, "grad_inference", False) and self._inference_mode:
-            raise ValueError("problem.grad_inference=True needs autograd during evaluation, which Lightning's "
-                             "inference mode forbids; create LitTrainer(..., inference_mode=False).")
+        """Wrap ``problem`` in a LitProblem configured like this trainer, and evaluate it as it needs.
+
+        :raises InferenceModeError: the problem needs autograd in evaluation but ``inference_mode=True`` was given.
+        """
+        self._evaluate_as_needed_by(problem)
         lit_problem = LitProblem(problem, self.train_metric, self.dev_metric, self.test_metric,
                                  custom_optimizer=self.custom_optimizer, custom_training_step=self.custom_training_step,
                                  custom_hooks=self.custom_hooks, hparam_config=self.hparam_config,
                                  nonfinite=self.nonfinite)
         lit_problem.automatic_optimization = self.automatic_optimization
         return lit_problem
+
+    def _evaluate_as_needed_by(self, problem: Any) -> None:
+        """Run validation, test and predict under inference mode, or with autograd available, as ``problem`` needs.
+
+        Lightning runs these loops under ``torch.inference_mode`` (``inference_mode=True``, its
+        default) or ``torch.no_grad``. A problem with ``grad_inference=True`` (a projected-gradient
+        solution map, say) differentiates during evaluation, which inference mode forbids, so for it
+        the loops use ``no_grad``, inside which `LitProblem` switches autograd back on, as the
+        classic `Trainer` does. Each loop reads its ``inference_mode`` when it runs, so setting it
+        here, before every fit, test, validate and predict, decides it for the problem about to run;
+        other problems keep the mode this trainer was created with. (The validation inside `fit`
+        always runs under ``no_grad`` in Lightning.)
+
+        :param problem: the problem about to be evaluated (anything without ``grad_inference``
+            counts as not needing autograd).
+        :raises InferenceModeError: the problem needs autograd but ``inference_mode=True`` was given.
+        """
+        needs_autograd = bool(getattr(problem, "grad_inference", False))
+        if needs_autograd and self._requested_inference_mode:
+            raise InferenceModeError("problem.grad_inference=True needs autograd during evaluation, which "
+                                     "inference_mode=True forbids; leave inference_mode unset (LitTrainer then "
+                                     "turns it off for such problems) or pass inference_mode=False.")
+        enabled = self._requested_inference_mode is not False and not needs_autograd
+        for loop in (self.validate_loop, self.test_loop, self.predict_loop):
+            loop.inference_mode = enabled
+
+
+class InferenceModeError(NeuromancerError, ValueError):
+    """``inference_mode=True`` was given for a problem that needs autograd in evaluation (``grad_inference=True``).
+
+    Raised by `LitTrainer.fit`, `LitTrainer.test`, ``validate`` and ``predict`` before anything
+    runs. Leave ``inference_mode`` unset, and `LitTrainer` evaluates such a problem with autograd.
+    """
 
 
 class UnwritableDirectoryError(NeuromancerError, PermissionError, ValueError):

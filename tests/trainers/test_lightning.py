@@ -501,11 +501,12 @@ def test_wrong_problem_and_missing_metric_raise_clear_errors():
                    **QUIET).fit(scalar_problem(), data_setup)
 
 
-def test_grad_inference_problems_need_inference_mode_off():
+def test_grad_inference_problems_train_unless_inference_mode_is_forced_on():
     problem = scalar_problem()
     problem.grad_inference = True
-    with pytest.raises(ValueError, match="inference_mode=False"):
-        LitTrainer(epochs=1, logger=False, **QUIET).fit(problem, data_setup)
+    with pytest.raises(ValueError, match="inference_mode unset"):
+        LitTrainer(epochs=1, logger=False, inference_mode=True, **QUIET).fit(problem, data_setup)
+    LitTrainer(epochs=1, logger=False, **QUIET).fit(problem, data_setup)
     LitTrainer(epochs=1, logger=False, inference_mode=False, **QUIET).fit(problem, data_setup)
 
 

@@ -1,0 +1,158 @@
+"""LitTrainer trains what the classic Trainer trains, to the same numbers.
+
+The problems here are trained both ways from the same weights on full-batch data, so the two
+trainers take the very same optimizer steps and must report the same losses.
+"""
+import copy
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from neuromancer.constraint import variable
+from neuromancer.dataset import DictDataset
+from neuromancer.exceptions import NeuromancerError
+from neuromancer.loss import PenaltyLoss
+from neuromancer.modules import blocks, solvers
+from neuromancer.problem import Problem
+from neuromancer.system import Node
+from neuromancer.trainers.lightning import InferenceModeError, LitTrainer
+from neuromancer.trainers.trainer import Trainer
+
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
+
+QUIET = dict(accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False, logger=False)
+NSIM = 64
+
+
+def parametric_data(nsim=NSIM):
+    """Train, dev and test splits of the parameters ``a`` and ``p`` of a constrained Rosenbrock problem."""
+    generator = torch.Generator().manual_seed(7)
+
+    def split(name):
+        return DictDataset({"a": torch.empty(nsim, 1).uniform_(0.2, 1.2, generator=generator),
+                            "p": torch.empty(nsim, 1).uniform_(0.5, 2.0, generator=generator)}, name=name)
+
+    return split("train"), split("dev"), split("test")
+
+
+def full_batch_setup(nsim=NSIM):
+    """The data setup function LitTrainer takes: the three splits and one batch holding all samples."""
+    return (*parametric_data(nsim), nsim)
+
+
+def projected_gradient_problem(seed=0):
+    """A solution map corrected by a projected-gradient layer; evaluating it differentiates the constraints."""
+    torch.manual_seed(seed)
+    solution_map = Node(blocks.MLP(2, 2, hsizes=[16, 16]), ["a", "p"], ["x"], name="map")
+    x1, x2 = variable("x")[:, [0]], variable("x")[:, [1]]
+    a, p = variable("a"), variable("p")
+    objective = ((1 - x1) ** 2 + a * (x2 - x1 ** 2) ** 2).minimize(name="obj")
+    inner, outer = (p / 2) ** 2 <= x1 ** 2 + x2 ** 2, x1 ** 2 + x2 ** 2 <= p ** 2
+    inner.name, outer.name = "inner", "outer"
+    projection = solvers.GradientProjection([inner, outer], input_keys=["x"], num_steps=3, step_size=0.1,
+                                            name="proj")
+    return Problem([solution_map, projection], PenaltyLoss([objective], [x1 >= x2, inner, outer]),
+                   grad_inference=True)
+
+
+def train_classic(problem, epochs=1):
+    """Train with the classic Trainer on full batches; return the trainer (its best dev loss, its test)."""
+    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
+    trainer = Trainer(problem, *loaders, optimizer=torch.optim.Adam(problem.parameters(), lr=0.01),
+                      epochs=epochs, patience=None)
+    trainer.train()
+    return trainer
+
+
+def train_lit(problem, epochs=1, **options):
+    """Train with LitTrainer on full batches with the classic trainer's settings; return the trainer."""
+    trainer = LitTrainer(epochs=epochs, custom_optimizer=torch.optim.Adam(problem.parameters(), lr=0.01),
+                         save_weights=False, **QUIET | options)
+    trainer.fit(problem, full_batch_setup)
+    return trainer
+
+
+def test_a_projected_gradient_problem_ends_its_first_epoch_with_the_classic_dev_loss():
+    classic_problem = projected_gradient_problem()
+    lit_problem = copy.deepcopy(classic_problem)
+
+    classic = train_classic(classic_problem)
+    lit = train_lit(lit_problem)
+
+    assert float(lit.callback_metrics["dev_loss"]) == pytest.approx(classic.best_devloss, rel=1e-5)
+    for name, value in classic_problem.state_dict().items():
+        torch.testing.assert_close(lit_problem.state_dict()[name], value, rtol=1e-5, atol=1e-7)
+
+
+def test_testing_a_fitted_projected_gradient_problem_gives_the_classic_test_loss():
+    classic_problem = projected_gradient_problem()
+    lit_problem = copy.deepcopy(classic_problem)
+    classic = train_classic(classic_problem, epochs=2)
+    lit = train_lit(lit_problem, epochs=2)
+
+    expected = classic.test(classic.best_model)["mean_test_loss"]
+    assert lit.test(verbose=False)["test_loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+class GradModeProbe(torch.nn.Module):
+    """A node that records, at every call, whether autograd and inference mode were on."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+        self.calls = []
+
+    def forward(self, p):
+        self.calls.append((torch.is_grad_enabled(), torch.is_inference_mode_enabled()))
+        return p * self.weight
+
+
+def probed_problem(grad_inference):
+    probe = GradModeProbe()
+    x = variable("x")
+    problem = Problem([Node(probe, ["p"], ["x"], name="probe")],
+                      PenaltyLoss([(x ** 2).minimize(name="obj")], []), grad_inference=grad_inference)
+    return problem, probe
+
+
+@pytest.mark.parametrize("grad_inference", [True, False])
+def test_evaluation_runs_with_autograd_only_for_problems_that_ask_for_it(grad_inference):
+    problem, probe = probed_problem(grad_inference)
+    trainer = train_lit(problem, num_sanity_val_steps=0)
+    validated = len(probe.calls)
+    trainer.test(verbose=False)
+    trainer.validate(trainer.lit_problem, datamodule=trainer.data_module, verbose=False)
+
+    # One training step, one dev pass in fit, then test and validate: autograd in evaluation exactly
+    # when the problem asks for it; other problems keep Lightning's inference mode outside fit.
+    assert probe.calls[0] == (True, False)
+    assert probe.calls[1] == (grad_inference, False)
+    assert probe.calls[validated:] == [(grad_inference, not grad_inference)] * 2
+
+
+def test_one_trainer_evaluates_each_problem_as_it_needs():
+    trainer = LitTrainer(epochs=1, save_weights=False, **QUIET)
+    plain, plain_probe = probed_problem(grad_inference=False)
+    needing, needing_probe = probed_problem(grad_inference=True)
+    trainer.test(needing, full_batch_setup)
+    trainer.test(plain, full_batch_setup)
+    assert needing_probe.calls == [(True, False)] and plain_probe.calls == [(False, True)]
+
+
+def test_inference_mode_true_with_a_problem_that_needs_autograd_is_refused_before_training():
+    problem, probe = probed_problem(grad_inference=True)
+    trainer = LitTrainer(epochs=1, inference_mode=True, save_weights=False, **QUIET)
+    with pytest.raises(InferenceModeError, match="inference_mode unset") as raised:
+        trainer.fit(problem, full_batch_setup)
+    assert isinstance(raised.value, NeuromancerError) and isinstance(raised.value, ValueError)
+    assert probe.calls == []
+    with pytest.raises(InferenceModeError):
+        trainer.test(problem, full_batch_setup)
+
+
+def test_inference_mode_false_evaluates_every_problem_without_inference_mode():
+    problem, probe = probed_problem(grad_inference=False)
+    trainer = train_lit(problem, inference_mode=False, num_sanity_val_steps=0)
+    trainer.test(verbose=False)
+    assert probe.calls[-1] == (False, False)
