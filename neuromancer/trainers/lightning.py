@@ -259,11 +259,15 @@ class LitProblem(pl.LightningModule):
     def training_step(self, batch: TensorDict, batch_idx: int) -> torch.Tensor | None:
         """Run the problem (or the custom step) on a training batch and return ``train_metric``.
 
+        Like the classic `Trainer`, it adds the current epoch to the batch as ``batch['epoch']``
+        (an int), which epoch-dependent losses such as `neuromancer.loss.AugmentedLagrangeLoss` read.
+
         :param batch: a batch named 'train'.
         :param batch_idx: index of the batch in the epoch.
         :return: the loss Lightning back-propagates (None: skip the step).
         :raises KeyError: ``train_metric`` is not among the outputs.
         """
+        batch["epoch"] = self.current_epoch
         loss: torch.Tensor | None
         if self.custom_training_step is None:
             output = self.problem(batch)
@@ -673,7 +677,7 @@ class LitTrainer(pl.Trainer):
         self.data_module = LitDataModule(data_setup_function, self.hparam_config, num_workers=self.num_workers,
                                          **kwargs)
         self.data_module.setup("fit")
-        if self.data_module.dev_data is None and self.eval_metric == self.dev_metric:
+        if self.data_module.dev_data is None and self.eval_metric == self.dev_metric != self.train_metric:
             raise ValueError(f"eval_metric {self.eval_metric!r} is computed on the dev split, but data_setup_function "
                              f"returned dev_data=None; return a dev DictDataset or set "
                              f"eval_metric={self.train_metric!r}.")

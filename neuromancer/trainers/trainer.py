@@ -163,7 +163,7 @@ class Trainer:
     ) -> None:
         eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         _check_settings(train_data, dev_data, epochs, epoch_verbose, patience, warmup, clip,
-                        dev_metric, eval_metric, eval_mode)
+                        train_metric, dev_metric, eval_metric, eval_mode)
         self.device = device
         self.model = _on_device(problem, device)
         self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(
@@ -368,7 +368,8 @@ class Trainer:
 
 
 def _check_settings(train_data: Any, dev_data: Any, epochs: int, epoch_verbose: int, patience: int | None,
-                    warmup: int, clip: float | None, dev_metric: str, eval_metric: str, eval_mode: str) -> None:
+                    warmup: int, clip: float | None, train_metric: str, dev_metric: str, eval_metric: str,
+                    eval_mode: str) -> None:
     """Reject Trainer settings that cannot work, with a message that says how to fix them."""
     if not isinstance(train_data, Iterable):
         raise TypeError(f"train_data must be an iterable of batches such as a DataLoader, got {type(train_data).__name__}.")
@@ -381,7 +382,8 @@ def _check_settings(train_data: Any, dev_data: Any, epochs: int, epoch_verbose: 
         raise ValueError(f"epoch_verbose={epoch_verbose!r} must be a positive integer (log every N epochs).")
     if clip is not None and not clip > 0:
         raise ValueError(f"clip={clip!r} must be a positive gradient norm, or None to disable clipping.")
-    if dev_data is None and eval_metric in (dev_metric, f"mean_{dev_metric}"):
+    on_train_split = eval_metric in (train_metric, f"mean_{train_metric}")
+    if dev_data is None and eval_metric in (dev_metric, f"mean_{dev_metric}") and not on_train_split:
         raise ValueError(
             f"eval_metric={eval_metric!r} is computed on dev_data, which is None. Pass dev_data, or select "
             f"the best weights on the training metric, e.g. eval_metric='train_loss'.")

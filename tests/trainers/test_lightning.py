@@ -342,6 +342,12 @@ def test_dev_eval_metric_without_dev_data_raises():
         LitTrainer(epochs=1, logger=False, **QUIET).fit(scalar_problem(), train_only)
 
 
+def test_without_dev_data_a_dev_metric_named_like_the_train_metric_selects_on_the_train_metric():
+    problem = scalar_problem()
+    sgd_trainer(problem, epochs=3, dev_metric="train_loss", eval_metric="train_loss").fit(problem, train_only)
+    assert weight(problem) == pytest.approx(expected_trajectory(3, 1, 0.1)[0][-1])
+
+
 def test_non_finite_loss_stops_training_and_keeps_the_best_weights(caplog):
     # The train loss turns NaN once w exceeds 0.55: in the 5th epoch (w = 0.59 after the 4th).
     def nan_past(model, batch):

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from neuromancer.constraint import variable
 from neuromancer.dataset import DictDataset
 from neuromancer.exceptions import NeuromancerError
-from neuromancer.loss import PenaltyLoss
+from neuromancer.loss import AugmentedLagrangeLoss, PenaltyLoss
 from neuromancer.modules import blocks, solvers
 from neuromancer.problem import Problem
 from neuromancer.system import Node
@@ -26,12 +26,16 @@ NSIM = 64
 
 
 def parametric_data(nsim=NSIM):
-    """Train, dev and test splits of the parameters ``a`` and ``p`` of a constrained Rosenbrock problem."""
+    """Train, dev and test splits of the parameters ``a`` and ``p`` of a constrained Rosenbrock problem.
+
+    Each sample also carries its position, ``index``, which `AugmentedLagrangeLoss` needs.
+    """
     generator = torch.Generator().manual_seed(7)
 
     def split(name):
         return DictDataset({"a": torch.empty(nsim, 1).uniform_(0.2, 1.2, generator=generator),
-                            "p": torch.empty(nsim, 1).uniform_(0.5, 2.0, generator=generator)}, name=name)
+                            "p": torch.empty(nsim, 1).uniform_(0.5, 2.0, generator=generator),
+                            "index": torch.arange(nsim)}, name=name)
 
     return split("train"), split("dev"), split("test")
 
@@ -41,19 +45,33 @@ def full_batch_setup(nsim=NSIM):
     return (*parametric_data(nsim), nsim)
 
 
-def projected_gradient_problem(seed=0):
-    """A solution map corrected by a projected-gradient layer; evaluating it differentiates the constraints."""
-    torch.manual_seed(seed)
-    solution_map = Node(blocks.MLP(2, 2, hsizes=[16, 16]), ["a", "p"], ["x"], name="map")
+def rosenbrock_terms():
+    """The objective and the three constraints of the parametric Rosenbrock problem."""
     x1, x2 = variable("x")[:, [0]], variable("x")[:, [1]]
     a, p = variable("a"), variable("p")
     objective = ((1 - x1) ** 2 + a * (x2 - x1 ** 2) ** 2).minimize(name="obj")
     inner, outer = (p / 2) ** 2 <= x1 ** 2 + x2 ** 2, x1 ** 2 + x2 ** 2 <= p ** 2
     inner.name, outer.name = "inner", "outer"
-    projection = solvers.GradientProjection([inner, outer], input_keys=["x"], num_steps=3, step_size=0.1,
+    return objective, [x1 >= x2, inner, outer]
+
+
+def projected_gradient_problem(seed=0):
+    """A solution map corrected by a projected-gradient layer; evaluating it differentiates the constraints."""
+    torch.manual_seed(seed)
+    solution_map = Node(blocks.MLP(2, 2, nonlin=torch.nn.ReLU, hsizes=[16, 16]), ["a", "p"], ["x"], name="map")
+    objective, constraints = rosenbrock_terms()
+    projection = solvers.GradientProjection(constraints[1:], input_keys=["x"], num_steps=3, step_size=0.1,
                                             name="proj")
-    return Problem([solution_map, projection], PenaltyLoss([objective], [x1 >= x2, inner, outer]),
-                   grad_inference=True)
+    return Problem([solution_map, projection], PenaltyLoss([objective], constraints), grad_inference=True)
+
+
+def augmented_lagrangian_problem(seed=0):
+    """A solution map trained with `AugmentedLagrangeLoss`, whose multipliers change with the batch's epoch."""
+    torch.manual_seed(seed)
+    solution_map = Node(blocks.MLP(2, 2, nonlin=torch.nn.ReLU, hsizes=[16, 16]), ["a", "p"], ["x"], name="map")
+    objective, constraints = rosenbrock_terms()
+    loss = AugmentedLagrangeLoss([objective], constraints, NSIM, inner_loop=1, mu_init=1.0)
+    return Problem([solution_map], loss)
 
 
 def train_classic(problem, epochs=1):
@@ -82,7 +100,7 @@ def test_a_projected_gradient_problem_ends_its_first_epoch_with_the_classic_dev_
 
     assert float(lit.callback_metrics["dev_loss"]) == pytest.approx(classic.best_devloss, rel=1e-5)
     for name, value in classic_problem.state_dict().items():
-        torch.testing.assert_close(lit_problem.state_dict()[name], value, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(lit_problem.state_dict()[name], value, rtol=1e-5, atol=1e-6)
 
 
 def test_testing_a_fitted_projected_gradient_problem_gives_the_classic_test_loss():
@@ -93,6 +111,18 @@ def test_testing_a_fitted_projected_gradient_problem_gives_the_classic_test_loss
 
     expected = classic.test(classic.best_model)["mean_test_loss"]
     assert lit.test(verbose=False)["test_loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_an_augmented_lagrangian_problem_sees_the_epoch_and_updates_its_multipliers_as_classically():
+    classic_problem = augmented_lagrangian_problem()
+    lit_problem = copy.deepcopy(classic_problem)
+    train_classic(classic_problem, epochs=3)
+    train_lit(lit_problem, epochs=3)
+
+    multipliers = classic_problem.loss.lm
+    assert multipliers.shape == (NSIM, 3) and bool(multipliers.abs().sum() > 0)
+    for name, value in classic_problem.state_dict().items():
+        torch.testing.assert_close(lit_problem.state_dict()[name], value, rtol=1e-5, atol=1e-6)
 
 
 class GradModeProbe(torch.nn.Module):
