@@ -1,4 +1,5 @@
-"""Small helpers the trainers share: the eval-metric name, argument checks, config reads, weight snapshots.
+"""Small helpers the trainers share: the eval-metric name, argument checks, config reads, weight snapshots,
+the multi-fidelity regularisation.
 
 This module imports only torch, neither Lightning nor any other trainer module, so the classic
 `Trainer`, the Lightning modules and the sweep can all import it without importing each other.
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 
 __all__ = ["DEFAULT_EVAL_METRIC", "resolve_eval_metric", "check_positive_int", "check_non_negative_int", "hparam",
-           "cpu_state_dict"]
+           "cpu_state_dict", "fidelity_modules", "alpha_loss"]
 
 
 class _DefaultName(str):
@@ -83,3 +84,26 @@ def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     :return: parameter and buffer names mapped to CPU copies.
     """
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+
+
+def fidelity_modules(problem: torch.nn.Module) -> list[Any]:
+    """The node callables of ``problem`` that provide ``get_alpha_loss()`` (multi-fidelity networks).
+
+    :param problem: a `Problem` (its ``nodes`` are searched).
+    :return: those callables, in node order.
+    :raises ValueError: no node's callable has ``get_alpha_loss`` (multi_fidelity=True cannot work).
+    """
+    modules = [node.callable for node in getattr(problem, "nodes", [])
+               if callable(getattr(getattr(node, "callable", None), "get_alpha_loss", None))]
+    if not modules:
+        raise ValueError("multi_fidelity=True needs a node whose callable has get_alpha_loss() "
+                         "(e.g. blocks.StackedMLP); none was found. Set multi_fidelity=False.")
+    return modules
+
+
+def alpha_loss(modules: list[Any]) -> torch.Tensor:
+    """The multi-fidelity regularisation added to the training loss: the sum of the modules' ``get_alpha_loss()``.
+
+    :param modules: what `fidelity_modules` returned.
+    """
+    return torch.stack([module.get_alpha_loss() for module in modules]).sum()

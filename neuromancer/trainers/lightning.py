@@ -39,12 +39,15 @@ from lightning.pytorch.profilers import Profiler
 
 from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
+from neuromancer.loggers import BasicLogger
 from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO
 from neuromancer.trainers.common import (
     DEFAULT_EVAL_METRIC,
+    alpha_loss,
     check_non_negative_int,
     check_positive_int,
     cpu_state_dict,
+    fidelity_modules,
     hparam,
     resolve_eval_metric,
 )
@@ -193,23 +196,27 @@ class LitProblem(pl.LightningModule):
     :param nonfinite: what a NaN or infinite training loss does: 'stop' training or 'skip' the
         step. Under manual optimisation the custom step has already applied its update, so 'skip'
         only keeps the loss out of the epoch mean.
+    :param multi_fidelity: add the ``get_alpha_loss()`` of every node callable that has one
+        (multi-fidelity networks such as ``blocks.StackedMLP``) to the default training step's
+        loss, as the classic `Trainer` does; a custom training step computes its own loss.
     :raises TypeError: ``problem`` is not callable or has no ``parameters()``, or a custom part has
         the wrong type.
     :raises ValueError | KeyError: see `validate_custom_hooks`; a custom optimizer built on other
         parameters; a custom training step that cannot take ``(model, batch)``; an unknown
-        ``nonfinite`` mode.
+        ``nonfinite`` mode; ``multi_fidelity`` without a node providing ``get_alpha_loss``.
     """
 
     def __init__(self, problem: torch.nn.Module, train_metric: str = "train_loss", dev_metric: str = "train_loss",
                  test_metric: str = "train_loss", custom_optimizer: torch.optim.Optimizer | None = None,
                  custom_training_step: StepFunction | None = None,
                  custom_hooks: Mapping[str, Callable] | None = None, hparam_config: Any = None, *,
-                 nonfinite: str = "stop") -> None:
+                 nonfinite: str = "stop", multi_fidelity: bool = False) -> None:
         super().__init__()
         _check_nonfinite_mode(nonfinite)
         if not callable(problem) or not callable(getattr(problem, "parameters", None)):
             raise TypeError(f"problem must be a neuromancer Problem (an nn.Module, or a callable with parameters()), "
                             f"got {type(problem).__name__}.")
+        self._fidelity_modules = fidelity_modules(problem) if multi_fidelity else []
         _check_custom_optimizer(custom_optimizer, problem)
         check_training_step(custom_training_step)
         self.problem = problem
@@ -260,7 +267,9 @@ class LitProblem(pl.LightningModule):
         """Run the problem (or the custom step) on a training batch and return ``train_metric``.
 
         Like the classic `Trainer`, it adds the current epoch to the batch as ``batch['epoch']``
-        (an int), which epoch-dependent losses such as `neuromancer.loss.AugmentedLagrangeLoss` read.
+        (an int), which epoch-dependent losses such as `neuromancer.loss.AugmentedLagrangeLoss` read,
+        and, with ``multi_fidelity``, adds the multi-fidelity nodes' ``get_alpha_loss()`` to the
+        default step's loss (and so to the logged ``train_metric``).
 
         :param batch: a batch named 'train'.
         :param batch_idx: index of the batch in the epoch.
@@ -272,6 +281,9 @@ class LitProblem(pl.LightningModule):
         if self.custom_training_step is None:
             output = self.problem(batch)
             loss = _metric(output, self.train_metric)
+            if self._fidelity_modules:
+                loss = loss + alpha_loss(self._fidelity_modules)
+                output = {**output, self.train_metric: loss}
         else:
             output = self.custom_training_step(self, batch)
             loss = _step_loss(output, self.train_metric)
@@ -526,7 +538,10 @@ class LitTrainer(pl.Trainer):
     :param custom_hooks: Lightning hook name -> ``f(self, ...)`` bound onto the
         LightningModule; a ``configure_optimizers`` hook's return value is what Lightning uses.
     :param logger: one Lightning logger or several; False logs nothing; None writes TensorBoard files
-        under ``lightning_logs/``.
+        under ``lightning_logs/``. Classic NeuroMANCER loggers (`neuromancer.loggers.BasicLogger`,
+        `neuromancer.loggers.LossLogger`), alone or among Lightning ones, get what the classic
+        `Trainer` gives them (see `NeuromancerCallbackAdapter`); given only classic loggers,
+        Lightning logs nothing else.
     :param hparam_config: sweep values (a mapping or a wandb config): ``learning_rate``, ``batch_size``.
     :param automatic_optimization: False hands optimisation (backward,
         stepping, clipping) to ``custom_training_step``.
@@ -537,6 +552,8 @@ class LitTrainer(pl.Trainer):
         does: 'stop' training at that step, or 'skip' the step and go on (see `LitProblem`).
     :param monitor_metric: another name for ``eval_metric``; giving
         both with different values raises ValueError.
+    :param multi_fidelity: add the multi-fidelity nodes' ``get_alpha_loss()`` to the training
+        loss, as the classic `Trainer` does (see `LitProblem`); checked when `fit` starts.
     :param kwargs: further Lightning `Trainer` arguments. ``plugins`` gains an
         `AtomicCheckpointIO` unless it already holds a CheckpointIO.
     :raises ValueError | TypeError | KeyError: an argument of the wrong type or value (the message
@@ -553,10 +570,10 @@ class LitTrainer(pl.Trainer):
                  strategy: Any = "auto", accelerator: Any = "auto", profiler: str | Profiler | None = None,
                  custom_training_step: StepFunction | None = None,
                  custom_hooks: Mapping[str, Callable] | None = None,
-                 logger: Logger | Iterable[Logger] | bool | None = None,
+                 logger: Logger | BasicLogger | Iterable[Logger | BasicLogger] | bool | None = None,
                  hparam_config: Any = None, automatic_optimization: bool = True, *,
                  callback: Callback | None = None, num_workers: int = 0, nonfinite: str = "stop",
-                 monitor_metric: str | None = None, **kwargs: Any) -> None:
+                 monitor_metric: str | None = None, multi_fidelity: bool = False, **kwargs: Any) -> None:
         eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         # The constructor arguments as given (the metric under its one name), so a sweep can build one
         # fresh trainer per run.
@@ -595,6 +612,8 @@ class LitTrainer(pl.Trainer):
         self.custom_training_step, self.custom_hooks = custom_training_step, custom_hooks
         self.hparam_config, self.automatic_optimization = hparam_config, automatic_optimization
         self.callback, self.num_workers, self.nonfinite = callback, num_workers, nonfinite
+        self.multi_fidelity = multi_fidelity
+        lightning_loggers, self.classic_loggers = _split_loggers(logger)
         # None (not given): Lightning's inference mode, switched off for problems that need autograd.
         self._requested_inference_mode: bool | None = kwargs.get("inference_mode")
         self.lit_problem: LitProblem | None = None
@@ -602,7 +621,7 @@ class LitTrainer(pl.Trainer):
         self._best_weights: dict[str, torch.Tensor] | None = None
         callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or [])
         super().__init__(max_epochs=epochs, devices=devices, strategy=strategy, accelerator=accelerator,
-                         profiler=profiler, logger=True if logger is None else logger,
+                         profiler=profiler, logger=lightning_loggers,
                          gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
                          callbacks=callbacks, enable_checkpointing=True,
                          plugins=_with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
@@ -611,8 +630,8 @@ class LitTrainer(pl.Trainer):
     def _training_callbacks(self) -> list[LightningCallback]:
         """The Lightning callbacks that implement checkpointing, early stopping and best weights."""
         callbacks: list[LightningCallback] = []
-        if self.callback is not None:
-            callbacks.append(NeuromancerCallbackAdapter(self.callback))
+        if self.callback is not None or self.classic_loggers:
+            callbacks.append(NeuromancerCallbackAdapter(self.callback, loggers=self.classic_loggers))
         if self.patience is not None:
             callbacks.append(WarmupEarlyStopping(monitor=self.eval_metric, patience=self.patience,
                                                  warmup=self.warmup, mode="min"))
@@ -897,7 +916,7 @@ class LitTrainer(pl.Trainer):
         lit_problem = LitProblem(problem, self.train_metric, self.dev_metric, self.test_metric,
                                  custom_optimizer=self.custom_optimizer, custom_training_step=self.custom_training_step,
                                  custom_hooks=self.custom_hooks, hparam_config=self.hparam_config,
-                                 nonfinite=self.nonfinite)
+                                 nonfinite=self.nonfinite, multi_fidelity=self.multi_fidelity)
         lit_problem.automatic_optimization = self.automatic_optimization
         return lit_problem
 
@@ -974,6 +993,22 @@ def _logger_directory(each: Any) -> str | None:
         if isinstance(value, (str, os.PathLike)) and "://" not in os.fspath(value):
             return os.fspath(value)
     return None
+
+
+def _split_loggers(logger: Any) -> tuple[Any, list[BasicLogger]]:
+    """Split the ``logger`` argument into what Lightning gets and the classic NeuroMANCER loggers.
+
+    None becomes Lightning's default (True: TensorBoard); classic loggers given without Lightning
+    ones leave Lightning nothing to log to (False), as the classic `Trainer` writes nothing else.
+    """
+    if logger is None or isinstance(logger, bool):
+        return True if logger is None else logger, []
+    given = list(logger) if isinstance(logger, (list, tuple)) else [logger]
+    classic = [each for each in given if isinstance(each, BasicLogger)]
+    lightning_loggers = [each for each in given if not isinstance(each, BasicLogger)]
+    if not classic:
+        return logger, []
+    return lightning_loggers or False, classic
 
 
 def _with_checkpoint_io(plugins: Any) -> list[Any]:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
-from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, resolve_eval_metric
+from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, alpha_loss, fidelity_modules, resolve_eval_metric
 
 if TYPE_CHECKING:
     from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
@@ -190,7 +190,7 @@ class Trainer:
         self.best_devloss = math.inf if self._eval_min else -math.inf
         self.best_model = _snapshot(self.model)
         self.multi_fidelity = multi_fidelity
-        self._fidelity_modules = _fidelity_modules(problem) if multi_fidelity else []
+        self._fidelity_modules = fidelity_modules(problem) if multi_fidelity else []
         self.stop_reason: str | None = None
         if logger is not None:
             logger.log_weights(self.model)
@@ -264,7 +264,7 @@ class Trainer:
             output = self.model(batch)
             loss = _metric(output, self.train_metric, "train_metric")
             if self._fidelity_modules:
-                loss = loss + self._alpha_loss()
+                loss = loss + alpha_loss(self._fidelity_modules)
             if not torch.isfinite(loss):
                 raise _NonFiniteLoss(
                     f"Non-finite {self.train_metric} ({float(loss.detach())}) at epoch {epoch}, step {steps - 1}.")
@@ -283,10 +283,6 @@ class Trainer:
         output[self.train_metric] = mean
         output[f"mean_{self.train_metric}"] = mean
         return output
-
-    def _alpha_loss(self) -> torch.Tensor:
-        """The multi-fidelity regularization: the sum of the nodes' ``get_alpha_loss()``."""
-        return torch.stack([module.get_alpha_loss() for module in self._fidelity_modules]).sum()
 
     def _mean_pass(self, loader: Iterable, metric: str, role: str) -> dict[str, Any]:
         """Run the problem over ``loader``; return the last batch's output with ``metric`` averaged."""
@@ -407,13 +403,3 @@ def _make_scheduler(lr_scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
     if not hasattr(lr_scheduler, "step"):
         raise TypeError(f"lr_scheduler must be a bool or a torch learning-rate scheduler, got {lr_scheduler!r}.")
     return lr_scheduler
-
-
-def _fidelity_modules(problem: torch.nn.Module) -> list[Any]:
-    """The node callables providing ``get_alpha_loss`` (multi-fidelity networks) in ``problem``."""
-    modules = [node.callable for node in getattr(problem, "nodes", [])
-               if callable(getattr(getattr(node, "callable", None), "get_alpha_loss", None))]
-    if not modules:
-        raise ValueError("multi_fidelity=True needs a node whose callable has get_alpha_loss() "
-                         "(e.g. blocks.StackedMLP); none was found. Set multi_fidelity=False.")
-    return modules

@@ -4,11 +4,13 @@ The problems here are trained both ways from the same weights on full-batch data
 trainers take the very same optimizer steps and must report the same losses.
 """
 import copy
+import json
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from neuromancer.callbacks import Callback
 from neuromancer.constraint import variable
 from neuromancer.dataset import DictDataset
 from neuromancer.exceptions import NeuromancerError
@@ -186,3 +188,87 @@ def test_inference_mode_false_evaluates_every_problem_without_inference_mode():
     trainer = train_lit(problem, inference_mode=False, num_sanity_val_steps=0)
     trainer.test(verbose=False)
     assert probe.calls[-1] == (False, False)
+
+
+def penalty_problem(seed=0):
+    """The parametric Rosenbrock problem with a plain penalty loss."""
+    torch.manual_seed(seed)
+    solution_map = Node(blocks.MLP(2, 2, nonlin=torch.nn.ReLU, hsizes=[16, 16]), ["a", "p"], ["x"], name="map")
+    objective, constraints = rosenbrock_terms()
+    return Problem([solution_map], PenaltyLoss([objective], constraints))
+
+
+def test_a_classic_loss_logger_records_the_same_history_under_both_trainers(tmp_path):
+    from neuromancer.loggers import LossLogger
+
+    classic_problem = penalty_problem()
+    lit_problem = copy.deepcopy(classic_problem)
+    classic_logger = LossLogger(savedir=str(tmp_path / "classic"), stdout=["train_loss", "dev_loss"])
+    lit_logger = LossLogger(savedir=str(tmp_path / "lit"), stdout=["train_loss", "dev_loss"])
+    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
+    classic = Trainer(classic_problem, *loaders, optimizer=torch.optim.Adam(classic_problem.parameters(), lr=0.01),
+                      logger=classic_logger, epochs=3, patience=None)
+    classic.test(classic.train())
+    lit = train_lit(lit_problem, epochs=3, logger=lit_logger)
+    lit.test(verbose=False)
+
+    assert lit.loggers == []  # given only a classic logger, Lightning writes no logs of its own
+    classic_losses, lit_losses = classic_logger.get_losses(), lit_logger.get_losses()
+    assert sorted(lit_losses) == ["dev", "train"] and len(lit_losses["train"]) == 3
+    for split in ("train", "dev"):
+        assert lit_losses[split] == pytest.approx(classic_losses[split], rel=1e-5)
+    lines = (tmp_path / "lit" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines[:3]] == [0, 1, 2]
+    assert json.loads(lines[-1])["best_test_loss"] == pytest.approx(float(lit.callback_metrics["test_loss"]))
+    saved = torch.load(tmp_path / "lit" / "best_model_state_dict.pth", weights_only=True)
+    for name, value in lit_problem.state_dict().items():
+        torch.testing.assert_close(saved[name], value)
+
+
+def test_classic_and_lightning_loggers_can_be_given_together(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from neuromancer.loggers import BasicLogger
+
+    csv = CSVLogger(str(tmp_path / "csv"))
+    classic_logger = BasicLogger(savedir=str(tmp_path / "classic"), stdout=["dev_loss"])
+    lit = train_lit(penalty_problem(), epochs=2, logger=[csv, classic_logger])
+    assert lit.loggers == [csv]
+    assert len((tmp_path / "classic" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert list((tmp_path / "csv").rglob("metrics.csv"))
+
+
+def stacked_problem(seed=0):
+    """A multi-fidelity solution map (``StackedMLP``, which has ``get_alpha_loss``) fitted to ``x = (a, p)``."""
+    torch.manual_seed(seed)
+    net = blocks.StackedMLP(2, 2, nonlin=torch.nn.ReLU, h_sf_size=[8], n_stacked_mf_layers=2,
+                            h_linear_sizes=[4], h_nonlinear_sizes=[8])
+    x, a, p = variable("x"), variable("a"), variable("p")
+    objective = ((x[:, [0]] - a) ** 2 + (x[:, [1]] - p) ** 2).minimize(name="fit")
+    return Problem([Node(net, ["a", "p"], ["x"], name="stacked")], PenaltyLoss([objective], []))
+
+
+def test_multi_fidelity_adds_the_alpha_loss_as_the_classic_trainer_does():
+    classic_problem = stacked_problem()
+    lit_problem = copy.deepcopy(classic_problem)
+    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
+    epoch_losses = []
+
+    class Keep(Callback):
+        def begin_epoch(self, trainer, output):
+            epoch_losses.append(float(output["mean_train_loss"]))
+
+    Trainer(classic_problem, *loaders, optimizer=torch.optim.Adam(classic_problem.parameters(), lr=0.01),
+            callback=Keep(), epochs=2, patience=None, multi_fidelity=True).train()
+    lit = train_lit(lit_problem, epochs=2, multi_fidelity=True, callback=Keep())
+
+    classic_losses, lit_losses = epoch_losses[:2], epoch_losses[2:]
+    assert lit_losses == pytest.approx(classic_losses, rel=1e-5)
+    assert float(lit.callback_metrics["train_loss"]) == pytest.approx(classic_losses[-1], rel=1e-5)
+    for name, value in classic_problem.state_dict().items():
+        torch.testing.assert_close(lit_problem.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_multi_fidelity_without_a_multi_fidelity_node_is_refused():
+    with pytest.raises(ValueError, match="get_alpha_loss"):
+        LitTrainer(epochs=1, multi_fidelity=True, **QUIET).fit(penalty_problem(), full_batch_setup)
