@@ -1,5 +1,5 @@
 """Small helpers the trainers share: the eval-metric name, argument checks, config reads, weight snapshots,
-the multi-fidelity regularisation.
+the multi-fidelity regularisation, the classic learning-rate scheduler.
 
 This module imports only torch, neither Lightning nor any other trainer module, so the classic
 `Trainer`, the Lightning modules and the sweep can all import it without importing each other.
@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 __all__ = ["DEFAULT_EVAL_METRIC", "resolve_eval_metric", "check_positive_int", "check_non_negative_int", "hparam",
-           "cpu_state_dict", "fidelity_modules", "alpha_loss"]
+           "cpu_state_dict", "fidelity_modules", "alpha_loss", "make_scheduler"]
 
 
 class _DefaultName(str):
@@ -107,3 +107,21 @@ def alpha_loss(modules: list[Any]) -> torch.Tensor:
     :param modules: what `fidelity_modules` returned.
     """
     return torch.stack([module.get_alpha_loss() for module in modules]).sum()
+
+
+def make_scheduler(lr_scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
+    """The learning-rate scheduler to step once per epoch, from a trainer's ``lr_scheduler`` argument.
+
+    :param lr_scheduler: False or None for none; True for upstream's
+        ``ReduceLROnPlateau(optimizer, mode='min', factor=0.5, patience=100)``; or a scheduler.
+    :param optimizer: the optimizer True builds the scheduler on.
+    :return: None, the new ``ReduceLROnPlateau``, or ``lr_scheduler`` itself.
+    :raises TypeError: ``lr_scheduler`` is neither a bool nor something with ``step()``.
+    """
+    if lr_scheduler is False or lr_scheduler is None:
+        return None
+    if lr_scheduler is True:
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=100)
+    if not hasattr(lr_scheduler, "step"):
+        raise TypeError(f"lr_scheduler must be a bool or a torch learning-rate scheduler, got {lr_scheduler!r}.")
+    return lr_scheduler

@@ -36,6 +36,8 @@ from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
@@ -49,6 +51,7 @@ from neuromancer.trainers.common import (
     cpu_state_dict,
     fidelity_modules,
     hparam,
+    make_scheduler,
     resolve_eval_metric,
 )
 from neuromancer.trainers.compat import fit_keywords
@@ -85,6 +88,7 @@ DEFAULT_LEARNING_RATE = 0.001
 DEFAULT_BETAS = (0.0, 0.9)
 PROFILER_NAMES = ("simple", "advanced", "pytorch", "xla")
 NONFINITE_MODES = ("stop", "skip")
+EVAL_MODES = ("min", "max")
 LAST_CHECKPOINT = "last"
 
 
@@ -199,20 +203,27 @@ class LitProblem(pl.LightningModule):
     :param multi_fidelity: add the ``get_alpha_loss()`` of every node callable that has one
         (multi-fidelity networks such as ``blocks.StackedMLP``) to the default training step's
         loss, as the classic `Trainer` does; a custom training step computes its own loss.
+    :param lr_scheduler: True for ``ReduceLROnPlateau(factor=0.5, patience=100)`` on the
+        optimizer, or a scheduler built on ``custom_optimizer``; stepped once per epoch, a
+        ``ReduceLROnPlateau`` with the epoch mean of ``train_metric`` (see `configure_optimizers`).
     :raises TypeError: ``problem`` is not callable or has no ``parameters()``, or a custom part has
         the wrong type.
     :raises ValueError | KeyError: see `validate_custom_hooks`; a custom optimizer built on other
         parameters; a custom training step that cannot take ``(model, batch)``; an unknown
-        ``nonfinite`` mode; ``multi_fidelity`` without a node providing ``get_alpha_loss``.
+        ``nonfinite`` mode; ``multi_fidelity`` without a node providing ``get_alpha_loss``; an
+        ``lr_scheduler`` that is not built on ``custom_optimizer``.
     """
 
     def __init__(self, problem: torch.nn.Module, train_metric: str = "train_loss", dev_metric: str = "train_loss",
                  test_metric: str = "train_loss", custom_optimizer: torch.optim.Optimizer | None = None,
                  custom_training_step: StepFunction | None = None,
                  custom_hooks: Mapping[str, Callable] | None = None, hparam_config: Any = None, *,
-                 nonfinite: str = "stop", multi_fidelity: bool = False) -> None:
+                 nonfinite: str = "stop", multi_fidelity: bool = False,
+                 lr_scheduler: bool | LRScheduler | ReduceLROnPlateau = False) -> None:
         super().__init__()
         _check_nonfinite_mode(nonfinite)
+        _check_lr_scheduler(lr_scheduler, custom_optimizer)
+        self.lr_scheduler = lr_scheduler
         if not callable(problem) or not callable(getattr(problem, "parameters", None)):
             raise TypeError(f"problem must be a neuromancer Problem (an nn.Module, or a callable with parameters()), "
                             f"got {type(problem).__name__}.")
@@ -353,17 +364,28 @@ class LitProblem(pl.LightningModule):
         total, count = self._sums[name]
         return total / count
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         """Return the custom optimizer if one was given, else ``Adam(lr=self.lr, betas=(0.0, 0.9))``.
 
         A ``learning_rate`` in ``hparam_config`` also sets the learning rate of a custom optimizer.
+        With an ``lr_scheduler``, return Lightning's ``{'optimizer': ..., 'lr_scheduler': ...}``:
+        the scheduler is stepped at the end of every epoch, a ``ReduceLROnPlateau`` with the epoch
+        mean of ``train_metric`` (the classic `Trainer`'s schedule).
         """
+        optimizer: torch.optim.Optimizer
         if self.custom_optimizer is None:
-            return torch.optim.Adam(self.problem.parameters(), lr=self.lr, betas=DEFAULT_BETAS)
-        if self._configured_lr is not None:
-            for group in self.custom_optimizer.param_groups:
-                group["lr"] = self.lr
-        return self.custom_optimizer
+            optimizer = torch.optim.Adam(self.problem.parameters(), lr=self.lr, betas=DEFAULT_BETAS)
+        else:
+            optimizer = self.custom_optimizer
+            if self._configured_lr is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr
+        scheduler = make_scheduler(self.lr_scheduler, optimizer)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1,
+                                 "monitor": self.train_metric}}
 
     def _evaluate(self, split: str, metric: str, batch: TensorDict) -> None:
         with torch.set_grad_enabled(bool(getattr(self.problem, "grad_inference", False))):
@@ -484,6 +506,18 @@ def _is_finite(value: torch.Tensor) -> bool:
     return bool(torch.isfinite(value.detach()).all())
 
 
+def _check_lr_scheduler(lr_scheduler: Any, custom_optimizer: torch.optim.Optimizer | None) -> None:
+    """Raise unless ``lr_scheduler`` is a bool or a scheduler stepping ``custom_optimizer``."""
+    if isinstance(lr_scheduler, bool):
+        return
+    if not callable(getattr(lr_scheduler, "step", None)):
+        raise TypeError(f"lr_scheduler must be a bool or a torch learning-rate scheduler, got {lr_scheduler!r}.")
+    if custom_optimizer is None or getattr(lr_scheduler, "optimizer", custom_optimizer) is not custom_optimizer:
+        raise ValueError("lr_scheduler must be built on the custom_optimizer it schedules: pass "
+                         "custom_optimizer=optimizer and lr_scheduler=Scheduler(optimizer, ...), or lr_scheduler=True "
+                         "for ReduceLROnPlateau(factor=0.5, patience=100) on the trainer's optimizer.")
+
+
 def _check_nonfinite_mode(mode: Any) -> None:
     """Raise unless ``mode`` is one of `NONFINITE_MODES`."""
     if mode not in NONFINITE_MODES:
@@ -554,6 +588,12 @@ class LitTrainer(pl.Trainer):
         both with different values raises ValueError.
     :param multi_fidelity: add the multi-fidelity nodes' ``get_alpha_loss()`` to the training
         loss, as the classic `Trainer` does (see `LitProblem`); checked when `fit` starts.
+    :param eval_mode: 'min' or 'max': whether a lower or a higher ``eval_metric`` is better, for
+        the best weights, the best checkpoint and early stopping.
+    :param lr_scheduler: a learning-rate scheduler stepped once per epoch, as the classic
+        `Trainer` steps it: True builds ``ReduceLROnPlateau(factor=0.5, patience=100)`` on the
+        optimizer; a scheduler must be built on ``custom_optimizer``. A ``ReduceLROnPlateau``
+        follows the epoch mean of ``train_metric``.
     :param kwargs: further Lightning `Trainer` arguments. ``plugins`` gains an
         `AtomicCheckpointIO` unless it already holds a CheckpointIO.
     :raises ValueError | TypeError | KeyError: an argument of the wrong type or value (the message
@@ -573,7 +613,8 @@ class LitTrainer(pl.Trainer):
                  logger: Logger | BasicLogger | Iterable[Logger | BasicLogger] | bool | None = None,
                  hparam_config: Any = None, automatic_optimization: bool = True, *,
                  callback: Callback | None = None, num_workers: int = 0, nonfinite: str = "stop",
-                 monitor_metric: str | None = None, multi_fidelity: bool = False, **kwargs: Any) -> None:
+                 monitor_metric: str | None = None, multi_fidelity: bool = False, eval_mode: str = "min",
+                 lr_scheduler: bool | LRScheduler | ReduceLROnPlateau = False, **kwargs: Any) -> None:
         eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         # The constructor arguments as given (the metric under its one name), so a sweep can build one
         # fresh trainer per run.
@@ -596,6 +637,14 @@ class LitTrainer(pl.Trainer):
                              "model.manual_backward(loss) and steps model.optimizers().")
         check_training_step(custom_training_step)
         _check_nonfinite_mode(nonfinite)
+        if eval_mode not in EVAL_MODES:
+            raise ValueError(f"eval_mode must be 'min' or 'max' (is a lower or a higher eval_metric better?), "
+                             f"got {eval_mode!r}.")
+        _check_lr_scheduler(lr_scheduler, custom_optimizer)
+        if lr_scheduler is not False and "configure_optimizers" in (custom_hooks or {}):
+            raise ValueError("lr_scheduler and a configure_optimizers hook in custom_hooks both set up the "
+                             "optimisation; return the scheduler from the hook instead (Lightning's "
+                             "{'optimizer': ..., 'lr_scheduler': ...}), or drop the hook.")
         if weight_name == LAST_CHECKPOINT:
             raise ValueError(f"weight_name {LAST_CHECKPOINT!r} is reserved for the checkpoint of the latest epoch "
                              "(last.ckpt); name the best checkpoint otherwise, e.g. weight_name='best'.")
@@ -612,7 +661,7 @@ class LitTrainer(pl.Trainer):
         self.custom_training_step, self.custom_hooks = custom_training_step, custom_hooks
         self.hparam_config, self.automatic_optimization = hparam_config, automatic_optimization
         self.callback, self.num_workers, self.nonfinite = callback, num_workers, nonfinite
-        self.multi_fidelity = multi_fidelity
+        self.multi_fidelity, self.eval_mode, self.lr_scheduler = multi_fidelity, eval_mode, lr_scheduler
         lightning_loggers, self.classic_loggers = _split_loggers(logger)
         # None (not given): Lightning's inference mode, switched off for problems that need autograd.
         self._requested_inference_mode: bool | None = kwargs.get("inference_mode")
@@ -634,16 +683,16 @@ class LitTrainer(pl.Trainer):
             callbacks.append(NeuromancerCallbackAdapter(self.callback, loggers=self.classic_loggers))
         if self.patience is not None:
             callbacks.append(WarmupEarlyStopping(monitor=self.eval_metric, patience=self.patience,
-                                                 warmup=self.warmup, mode="min"))
+                                                 warmup=self.warmup, mode=self.eval_mode))
         # Lightning runs checkpointing callbacks last, in this order, at the end of the epoch after
         # every metric of the epoch (a train metric too) is logged: the best weights are updated
         # first, so the best checkpoint holds this epoch's complete state, which is also what
         # last.ckpt stores (and, when the best checkpoint was just written, shares by a hard link).
         callbacks.append(RandomState())
-        callbacks.append(BestWeights(monitor=self.eval_metric))
+        callbacks.append(BestWeights(monitor=self.eval_metric, mode=self.eval_mode))
         if self.save_weights:
             best = ModelCheckpoint(dirpath=self.weight_path, filename=self.weight_name or "{epoch}-{step}",
-                                   monitor=self.eval_metric, mode="min", save_top_k=1,
+                                   monitor=self.eval_metric, mode=self.eval_mode, save_top_k=1,
                                    enable_version_counter=self.weight_name is None, save_on_train_epoch_end=True)
             callbacks += [best, LastCheckpoint(self.weight_path, best=best)]
         return callbacks
@@ -916,7 +965,8 @@ class LitTrainer(pl.Trainer):
         lit_problem = LitProblem(problem, self.train_metric, self.dev_metric, self.test_metric,
                                  custom_optimizer=self.custom_optimizer, custom_training_step=self.custom_training_step,
                                  custom_hooks=self.custom_hooks, hparam_config=self.hparam_config,
-                                 nonfinite=self.nonfinite, multi_fidelity=self.multi_fidelity)
+                                 nonfinite=self.nonfinite, multi_fidelity=self.multi_fidelity,
+                                 lr_scheduler=self.lr_scheduler)
         lit_problem.automatic_optimization = self.automatic_optimization
         return lit_problem
 

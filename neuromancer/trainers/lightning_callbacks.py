@@ -54,14 +54,18 @@ class BestWeights(Checkpoint):
     checkpoint (`state_dict`), so a run resumed from one keeps comparing against them. Should an
     exception end training, `interruption` records its type name (``'KeyboardInterrupt'`` for Ctrl-C).
 
-    :param monitor: name of the logged metric to minimise.
+    :param monitor: name of the logged metric that selects the best weights.
+    :param mode: 'min' (a lower ``monitor`` is better) or 'max'.
+    :raises ValueError: ``mode`` is neither 'min' nor 'max'.
     :raises KeyError: at the end of an epoch, once validation has run, when ``monitor`` was never
         logged (the message lists what was).
     """
 
-    def __init__(self, monitor: str) -> None:
-        self.monitor = monitor
-        self.best_score = math.inf
+    def __init__(self, monitor: str, mode: str = "min") -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
+        self.monitor, self.mode = monitor, mode
+        self.best_score = self._worst_score()
         self.best_epoch: int | None = None
         self.best_state: StateDict | None = None
         self.interruption: str | None = None
@@ -89,7 +93,7 @@ class BestWeights(Checkpoint):
         if self._resumed and self.best_state is not None:
             self._resumed = False
             return
-        self.best_score, self.best_epoch = math.inf, None
+        self.best_score, self.best_epoch = self._worst_score(), None
         self.best_state = cpu_state_dict(pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -102,7 +106,7 @@ class BestWeights(Checkpoint):
         if score is None:
             raise KeyError(f"eval_metric {self.monitor!r} was never logged; logged metrics are "
                            f"{sorted(trainer.callback_metrics)}. Pick one of them as eval_metric.")
-        if math.isfinite(score) and score < self.best_score:
+        if math.isfinite(score) and (score < self.best_score if self.mode == "min" else score > self.best_score):
             self.best_score, self.best_epoch = score, trainer.current_epoch
             self.best_state = cpu_state_dict(pl_module)
 
@@ -117,6 +121,10 @@ class BestWeights(Checkpoint):
         self.interruption = type(exception).__name__
         if trainer.state.fn == TrainerFn.FITTING:
             self._restore(pl_module)
+
+    def _worst_score(self) -> float:
+        """The score every finite one improves on: +inf when minimising, -inf when maximising."""
+        return math.inf if self.mode == "min" else -math.inf
 
     def _restore(self, pl_module: pl.LightningModule) -> None:
         if self.best_state is not None:

@@ -21,7 +21,13 @@ from torch.utils.data import DataLoader
 
 from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
-from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, alpha_loss, fidelity_modules, resolve_eval_metric
+from neuromancer.trainers.common import (
+    DEFAULT_EVAL_METRIC,
+    alpha_loss,
+    fidelity_modules,
+    make_scheduler,
+    resolve_eval_metric,
+)
 
 if TYPE_CHECKING:
     from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
@@ -182,7 +188,7 @@ class Trainer:
         self.eval_metric = eval_metric
         self.eval_mode = eval_mode
         self._eval_min = eval_mode == "min"
-        self.lr_scheduler = _make_scheduler(lr_scheduler, self.optimizer)
+        self.lr_scheduler = make_scheduler(lr_scheduler, self.optimizer)
         self.patience = patience
         self.warmup = warmup
         self.badcount = 0
@@ -392,14 +398,3 @@ def _on_device(problem: torch.nn.Module, device: str | torch.device) -> torch.nn
     if current is not None and current.device.type != target.type:
         log.info("Moving the problem from %s to %s.", current.device, target)
     return problem.to(target)
-
-
-def _make_scheduler(lr_scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
-    """Return the scheduler to step each epoch: None, ``ReduceLROnPlateau(factor=0.5, patience=100)``, or the user's."""
-    if lr_scheduler is False or lr_scheduler is None:
-        return None
-    if lr_scheduler is True:
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=100)
-    if not hasattr(lr_scheduler, "step"):
-        raise TypeError(f"lr_scheduler must be a bool or a torch learning-rate scheduler, got {lr_scheduler!r}.")
-    return lr_scheduler

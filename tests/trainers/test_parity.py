@@ -272,3 +272,82 @@ def test_multi_fidelity_adds_the_alpha_loss_as_the_classic_trainer_does():
 def test_multi_fidelity_without_a_multi_fidelity_node_is_refused():
     with pytest.raises(ValueError, match="get_alpha_loss"):
         LitTrainer(epochs=1, multi_fidelity=True, **QUIET).fit(penalty_problem(), full_batch_setup)
+
+
+class EpochCounter(Callback):
+    """A classic callback counting the epochs it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def end_epoch(self, trainer, output):
+        self.epochs += 1
+
+
+def test_eval_mode_max_selects_and_stops_on_the_highest_metric_as_the_classic_trainer_does(tmp_path):
+    # The dev loss falls every epoch, so with eval_mode='max' the first epoch stays the best and
+    # patience ends both runs after the same number of epochs.
+    classic_problem = penalty_problem()
+    lit_problem = copy.deepcopy(classic_problem)
+    classic_counter, lit_counter = EpochCounter(), EpochCounter()
+    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
+    classic = Trainer(classic_problem, *loaders, optimizer=torch.optim.Adam(classic_problem.parameters(), lr=0.01),
+                      callback=classic_counter, epochs=10, patience=1, warmup=0, eval_mode="max")
+    classic.train()
+    lit = LitTrainer(epochs=10, patience=2, warmup=1, eval_mode="max", callback=lit_counter,
+                     custom_optimizer=torch.optim.Adam(lit_problem.parameters(), lr=0.01),
+                     weight_path=str(tmp_path), weight_name="best", **QUIET)
+    lit.fit(lit_problem, full_batch_setup)
+
+    assert lit_counter.epochs == classic_counter.epochs == 3
+    assert lit.checkpoint_callback.best_model_score == pytest.approx(classic.best_devloss, rel=1e-5)
+    assert torch.load(tmp_path / "best.ckpt", weights_only=True)["epoch"] == 0
+    for name, value in classic_problem.state_dict().items():
+        torch.testing.assert_close(lit_problem.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_an_unknown_eval_mode_is_refused():
+    with pytest.raises(ValueError, match="eval_mode must be 'min' or 'max'"):
+        LitTrainer(eval_mode="maximum")
+
+
+@pytest.mark.parametrize("make_scheduler", [
+    lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5),
+    lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0, threshold=0.2),
+], ids=["StepLR", "ReduceLROnPlateau"])
+def test_a_learning_rate_scheduler_is_stepped_once_per_epoch_as_the_classic_trainer_steps_it(make_scheduler):
+    classic_problem = penalty_problem()
+    lit_problem = copy.deepcopy(classic_problem)
+    classic_optimizer = torch.optim.Adam(classic_problem.parameters(), lr=0.01)
+    lit_optimizer = torch.optim.Adam(lit_problem.parameters(), lr=0.01)
+    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
+    Trainer(classic_problem, *loaders, optimizer=classic_optimizer, lr_scheduler=make_scheduler(classic_optimizer),
+            epochs=4, patience=None, eval_metric="train_loss").train()
+    LitTrainer(epochs=4, custom_optimizer=lit_optimizer, lr_scheduler=make_scheduler(lit_optimizer),
+               eval_metric="train_loss", save_weights=False, **QUIET).fit(lit_problem, full_batch_setup)
+
+    final_lr = classic_optimizer.param_groups[0]["lr"]
+    assert final_lr < 0.01 and lit_optimizer.param_groups[0]["lr"] == pytest.approx(final_lr)
+    for name, value in classic_problem.state_dict().items():
+        torch.testing.assert_close(lit_problem.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_lr_scheduler_true_builds_the_classic_reduce_on_plateau_on_the_trainers_optimizer():
+    lit = train_lit(penalty_problem(), epochs=1, lr_scheduler=True)
+    config = lit.lr_scheduler_configs[0]
+    assert isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert (config.scheduler.factor, config.scheduler.patience, config.monitor) == (0.5, 100, "train_loss")
+    assert config.scheduler.optimizer is lit.optimizers[0]
+
+
+def test_a_scheduler_on_another_optimizer_or_beside_a_configure_optimizers_hook_is_refused():
+    problem = penalty_problem()
+    optimizer = torch.optim.Adam(problem.parameters())
+    foreign = torch.optim.lr_scheduler.StepLR(torch.optim.Adam(problem.parameters()), step_size=1)
+    with pytest.raises(ValueError, match="built on the custom_optimizer"):
+        LitTrainer(custom_optimizer=optimizer, lr_scheduler=foreign)
+    with pytest.raises(ValueError, match="built on the custom_optimizer"):
+        LitTrainer(lr_scheduler=torch.optim.lr_scheduler.StepLR(optimizer, step_size=1))
+    with pytest.raises(ValueError, match="configure_optimizers hook"):
+        LitTrainer(lr_scheduler=True, custom_hooks={"configure_optimizers": lambda self: optimizer})
