@@ -1,7 +1,10 @@
-"""LitTrainer trains what the classic Trainer trains, to the same numbers.
+"""LitTrainer trains what the classic Trainer trains, with the classic settings, to the same numbers.
 
-The problems here are trained both ways from the same weights on full-batch data, so the two
-trainers take the very same optimizer steps and must report the same losses.
+Problems are trained both ways from the same weights on full-batch data, so the two trainers take
+the very same optimizer steps and must end with the same losses and weights: a projected-gradient
+problem (autograd in evaluation), an augmented Lagrangian (the batch's epoch), a multi-fidelity
+network, and the settings eval_mode, lr_scheduler and a classic logger. Other tests check when
+evaluation runs with autograd and under inference mode.
 """
 import copy
 import json
@@ -76,19 +79,25 @@ def augmented_lagrangian_problem(seed=0):
     return Problem([solution_map], loss)
 
 
-def train_classic(problem, epochs=1):
-    """Train with the classic Trainer on full batches; return the trainer (its best dev loss, its test)."""
+def train_classic(problem, epochs=1, **options):
+    """Train with the classic Trainer on full batches with Adam (lr 0.01); return the trainer.
+
+    :param options: further Trainer arguments (``patience`` defaults to None here).
+    """
     loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
-    trainer = Trainer(problem, *loaders, optimizer=torch.optim.Adam(problem.parameters(), lr=0.01),
-                      epochs=epochs, patience=None)
+    options = {"optimizer": torch.optim.Adam(problem.parameters(), lr=0.01), "patience": None} | options
+    trainer = Trainer(problem, *loaders, epochs=epochs, **options)
     trainer.train()
     return trainer
 
 
 def train_lit(problem, epochs=1, **options):
-    """Train with LitTrainer on full batches with the classic trainer's settings; return the trainer."""
-    trainer = LitTrainer(epochs=epochs, custom_optimizer=torch.optim.Adam(problem.parameters(), lr=0.01),
-                         save_weights=False, **QUIET | options)
+    """Train with LitTrainer on the same full batches and optimizer as `train_classic`; return the trainer.
+
+    :param options: further LitTrainer arguments.
+    """
+    options = {"custom_optimizer": torch.optim.Adam(problem.parameters(), lr=0.01), "save_weights": False} | options
+    trainer = LitTrainer(epochs=epochs, **QUIET | options)
     trainer.fit(problem, full_batch_setup)
     return trainer
 
@@ -205,10 +214,8 @@ def test_a_classic_loss_logger_records_the_same_history_under_both_trainers(tmp_
     lit_problem = copy.deepcopy(classic_problem)
     classic_logger = LossLogger(savedir=str(tmp_path / "classic"), stdout=["train_loss", "dev_loss"])
     lit_logger = LossLogger(savedir=str(tmp_path / "lit"), stdout=["train_loss", "dev_loss"])
-    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
-    classic = Trainer(classic_problem, *loaders, optimizer=torch.optim.Adam(classic_problem.parameters(), lr=0.01),
-                      logger=classic_logger, epochs=3, patience=None)
-    classic.test(classic.train())
+    classic = train_classic(classic_problem, epochs=3, logger=classic_logger)
+    classic.test(classic.best_model)
     lit = train_lit(lit_problem, epochs=3, logger=lit_logger)
     lit.test(verbose=False)
 
@@ -251,15 +258,13 @@ def stacked_problem(seed=0):
 def test_multi_fidelity_adds_the_alpha_loss_as_the_classic_trainer_does():
     classic_problem = stacked_problem()
     lit_problem = copy.deepcopy(classic_problem)
-    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
     epoch_losses = []
 
     class Keep(Callback):
         def begin_epoch(self, trainer, output):
             epoch_losses.append(float(output["mean_train_loss"]))
 
-    Trainer(classic_problem, *loaders, optimizer=torch.optim.Adam(classic_problem.parameters(), lr=0.01),
-            callback=Keep(), epochs=2, patience=None, multi_fidelity=True).train()
+    train_classic(classic_problem, epochs=2, callback=Keep(), multi_fidelity=True)
     lit = train_lit(lit_problem, epochs=2, multi_fidelity=True, callback=Keep())
 
     classic_losses, lit_losses = epoch_losses[:2], epoch_losses[2:]
@@ -291,14 +296,10 @@ def test_eval_mode_max_selects_and_stops_on_the_highest_metric_as_the_classic_tr
     classic_problem = penalty_problem()
     lit_problem = copy.deepcopy(classic_problem)
     classic_counter, lit_counter = EpochCounter(), EpochCounter()
-    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
-    classic = Trainer(classic_problem, *loaders, optimizer=torch.optim.Adam(classic_problem.parameters(), lr=0.01),
-                      callback=classic_counter, epochs=10, patience=1, warmup=0, eval_mode="max")
-    classic.train()
-    lit = LitTrainer(epochs=10, patience=2, warmup=1, eval_mode="max", callback=lit_counter,
-                     custom_optimizer=torch.optim.Adam(lit_problem.parameters(), lr=0.01),
-                     weight_path=str(tmp_path), weight_name="best", **QUIET)
-    lit.fit(lit_problem, full_batch_setup)
+    classic = train_classic(classic_problem, epochs=10, callback=classic_counter, patience=1, warmup=0,
+                            eval_mode="max")
+    lit = train_lit(lit_problem, epochs=10, callback=lit_counter, patience=2, warmup=1, eval_mode="max",
+                    save_weights=True, weight_path=str(tmp_path), weight_name="best")
 
     assert lit_counter.epochs == classic_counter.epochs == 3
     assert lit.checkpoint_callback.best_model_score == pytest.approx(classic.best_devloss, rel=1e-5)
@@ -321,11 +322,10 @@ def test_a_learning_rate_scheduler_is_stepped_once_per_epoch_as_the_classic_trai
     lit_problem = copy.deepcopy(classic_problem)
     classic_optimizer = torch.optim.Adam(classic_problem.parameters(), lr=0.01)
     lit_optimizer = torch.optim.Adam(lit_problem.parameters(), lr=0.01)
-    loaders = [DataLoader(split, batch_size=NSIM, collate_fn=split.collate_fn) for split in parametric_data()]
-    Trainer(classic_problem, *loaders, optimizer=classic_optimizer, lr_scheduler=make_scheduler(classic_optimizer),
-            epochs=4, patience=None, eval_metric="train_loss").train()
-    LitTrainer(epochs=4, custom_optimizer=lit_optimizer, lr_scheduler=make_scheduler(lit_optimizer),
-               eval_metric="train_loss", save_weights=False, **QUIET).fit(lit_problem, full_batch_setup)
+    train_classic(classic_problem, epochs=4, optimizer=classic_optimizer, eval_metric="train_loss",
+                  lr_scheduler=make_scheduler(classic_optimizer))
+    train_lit(lit_problem, epochs=4, custom_optimizer=lit_optimizer, eval_metric="train_loss",
+              lr_scheduler=make_scheduler(lit_optimizer))
 
     final_lr = classic_optimizer.param_groups[0]["lr"]
     assert final_lr < 0.01 and lit_optimizer.param_groups[0]["lr"] == pytest.approx(final_lr)
