@@ -1,4 +1,5 @@
-"""Small helpers the trainers share: the eval-metric name, argument checks, config reads, weight snapshots.
+"""Small helpers the trainers share: the eval-metric name, argument checks, config reads, weight snapshots,
+the multi-fidelity regularisation, the classic learning-rate scheduler.
 
 This module imports only torch, neither Lightning nor any other trainer module, so the classic
 `Trainer`, the Lightning modules and the sweep can all import it without importing each other.
@@ -9,8 +10,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["DEFAULT_EVAL_METRIC", "DEFAULT_LEARNING_RATE", "DEFAULT_BETAS", "resolve_eval_metric", "check_positive_int", "check_non_negative_int", "hparam",
-           "cpu_state_dict"]
+__all__ = ["DEFAULT_EVAL_METRIC", "DEFAULT_LEARNING_RATE", "DEFAULT_BETAS", "resolve_eval_metric", "check_positive_int",
+           "check_non_negative_int", "hparam", "cpu_state_dict", "fidelity_modules", "alpha_loss", "make_scheduler"]
 
 
 class _DefaultName(str):
@@ -89,3 +90,44 @@ def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     :return: parameter and buffer names mapped to CPU copies.
     """
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+
+
+def fidelity_modules(problem: torch.nn.Module) -> list[Any]:
+    """The node callables of ``problem`` that provide ``get_alpha_loss()`` (multi-fidelity networks).
+
+    :param problem: a `Problem` (its ``nodes`` are searched).
+    :return: those callables, in node order.
+    :raises ValueError: no node's callable has ``get_alpha_loss`` (multi_fidelity=True cannot work).
+    """
+    modules = [node.callable for node in getattr(problem, "nodes", [])
+               if callable(getattr(getattr(node, "callable", None), "get_alpha_loss", None))]
+    if not modules:
+        raise ValueError("multi_fidelity=True needs a node whose callable has get_alpha_loss() "
+                         "(e.g. blocks.StackedMLP); none was found. Set multi_fidelity=False.")
+    return modules
+
+
+def alpha_loss(modules: list[Any]) -> torch.Tensor:
+    """The multi-fidelity regularisation added to the training loss: the sum of the modules' ``get_alpha_loss()``.
+
+    :param modules: what `fidelity_modules` returned.
+    """
+    return torch.stack([module.get_alpha_loss() for module in modules]).sum()
+
+
+def make_scheduler(lr_scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
+    """The learning-rate scheduler to step once per epoch, from a trainer's ``lr_scheduler`` argument.
+
+    :param lr_scheduler: False or None for none; True for upstream's
+        ``ReduceLROnPlateau(optimizer, mode='min', factor=0.5, patience=100)``; or a scheduler.
+    :param optimizer: the optimizer True builds the scheduler on.
+    :return: None, the new ``ReduceLROnPlateau``, or ``lr_scheduler`` itself.
+    :raises TypeError: ``lr_scheduler`` is neither a bool nor something with ``step()``.
+    """
+    if lr_scheduler is False or lr_scheduler is None:
+        return None
+    if lr_scheduler is True:
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=100)
+    if not hasattr(lr_scheduler, "step"):
+        raise TypeError(f"lr_scheduler must be a bool or a torch learning-rate scheduler, got {lr_scheduler!r}.")
+    return lr_scheduler

@@ -33,17 +33,24 @@ from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.profilers import Profiler
+from lightning.pytorch.utilities.types import OptimizerLRScheduler
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from neuromancer.callbacks import Callback
+from neuromancer.exceptions import NeuromancerError
+from neuromancer.loggers import BasicLogger
 from neuromancer.trainers.checkpoint_io import with_checkpoint_io
 from neuromancer.trainers.common import (
     DEFAULT_BETAS,
     DEFAULT_EVAL_METRIC,
     DEFAULT_LEARNING_RATE,
+    alpha_loss,
     check_non_negative_int,
     check_positive_int,
     cpu_state_dict,
+    fidelity_modules,
     hparam,
+    make_scheduler,
     resolve_eval_metric,
 )
 from neuromancer.trainers.compat import fit_keywords
@@ -80,12 +87,13 @@ from neuromancer.utils import read_checkpoint
 logger = logging.getLogger(__name__)
 
 # The names defined here, then those re-exported from the data and hook modules they were split into.
-__all__ = ["LitTrainer", "LitProblem", "UnwritableDirectoryError",
+__all__ = ["LitTrainer", "LitProblem", "UnwritableDirectoryError", "InferenceModeError",
            "LitDataModule", "hparam", "validate_data_splits", "validate_batch_size", "SPLITS",
            "validate_custom_hooks", "bind_custom_hooks", "BINDABLE_HOOKS", "CHAINED_HOOKS", "EPOCH_END_HOOKS"]
 
 PROFILER_NAMES = ("simple", "advanced", "pytorch", "xla")
 NONFINITE_MODES = ("stop", "skip")
+EVAL_MODES = ("min", "max")
 LAST_CHECKPOINT = "last"
 
 
@@ -197,23 +205,34 @@ class LitProblem(pl.LightningModule):
     :param nonfinite: what a NaN or infinite training loss does: 'stop' training or 'skip' the
         step. Under manual optimisation the custom step has already applied its update, so 'skip'
         only keeps the loss out of the epoch mean.
+    :param multi_fidelity: add the ``get_alpha_loss()`` of every node callable that has one
+        (multi-fidelity networks such as ``blocks.StackedMLP``) to the default training step's
+        loss, as the classic `Trainer` does; a custom training step computes its own loss.
+    :param lr_scheduler: True for ``ReduceLROnPlateau(factor=0.5, patience=100)`` on the
+        optimizer, or a scheduler built on ``custom_optimizer``; stepped once per epoch, a
+        ``ReduceLROnPlateau`` with the epoch mean of ``train_metric`` (see `configure_optimizers`).
     :raises TypeError: ``problem`` is not callable or has no ``parameters()``, or a custom part has
         the wrong type.
     :raises ValueError | KeyError: see `validate_custom_hooks`; a custom optimizer built on other
         parameters; a custom training step that cannot take ``(model, batch)``; an unknown
-        ``nonfinite`` mode.
+        ``nonfinite`` mode; ``multi_fidelity`` without a node providing ``get_alpha_loss``; an
+        ``lr_scheduler`` that is not built on ``custom_optimizer``.
     """
 
     def __init__(self, problem: torch.nn.Module, train_metric: str = "train_loss", dev_metric: str = "train_loss",
                  test_metric: str = "train_loss", custom_optimizer: torch.optim.Optimizer | None = None,
                  custom_training_step: StepFunction | None = None,
                  custom_hooks: Mapping[str, Callable] | None = None, hparam_config: Any = None, *,
-                 nonfinite: str = "stop") -> None:
+                 nonfinite: str = "stop", multi_fidelity: bool = False,
+                 lr_scheduler: bool | LRScheduler | ReduceLROnPlateau = False) -> None:
         super().__init__()
         _check_nonfinite_mode(nonfinite)
+        _check_lr_scheduler(lr_scheduler, custom_optimizer)
+        self.lr_scheduler = lr_scheduler
         if not callable(problem) or not callable(getattr(problem, "parameters", None)):
             raise TypeError(f"problem must be a neuromancer Problem (an nn.Module, or a callable with parameters()), "
                             f"got {type(problem).__name__}.")
+        self._fidelity_modules = fidelity_modules(problem) if multi_fidelity else []
         _check_custom_optimizer(custom_optimizer, problem)
         check_training_step(custom_training_step)
         self.problem = problem
@@ -263,15 +282,24 @@ class LitProblem(pl.LightningModule):
     def training_step(self, batch: TensorDict, batch_idx: int) -> torch.Tensor | None:
         """Run the problem (or the custom step) on a training batch and return ``train_metric``.
 
+        Like the classic `Trainer`, it adds the current epoch to the batch as ``batch['epoch']``
+        (an int), which epoch-dependent losses such as `neuromancer.loss.AugmentedLagrangeLoss` read,
+        and, with ``multi_fidelity``, adds the multi-fidelity nodes' ``get_alpha_loss()`` to the
+        default step's loss (and so to the logged ``train_metric``).
+
         :param batch: a batch named 'train'.
         :param batch_idx: index of the batch in the epoch.
         :return: the loss Lightning back-propagates (None: skip the step).
         :raises KeyError: ``train_metric`` is not among the outputs.
         """
+        batch["epoch"] = self.current_epoch
         loss: torch.Tensor | None
         if self.custom_training_step is None:
             output = self.problem(batch)
             loss = _metric(output, self.train_metric)
+            if self._fidelity_modules:
+                loss = loss + alpha_loss(self._fidelity_modules)
+                output = {**output, self.train_metric: loss}
         else:
             output = self.custom_training_step(self, batch)
             loss = _step_loss(output, self.train_metric)
@@ -341,17 +369,28 @@ class LitProblem(pl.LightningModule):
         total, count = self._sums[name]
         return total / count
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         """Return the custom optimizer if one was given, else ``Adam(lr=self.lr, betas=(0.0, 0.9))``.
 
         A ``learning_rate`` in ``hparam_config`` also sets the learning rate of a custom optimizer.
+        With an ``lr_scheduler``, return Lightning's ``{'optimizer': ..., 'lr_scheduler': ...}``:
+        the scheduler is stepped at the end of every epoch, a ``ReduceLROnPlateau`` with the epoch
+        mean of ``train_metric`` (the classic `Trainer`'s schedule).
         """
+        optimizer: torch.optim.Optimizer
         if self.custom_optimizer is None:
-            return torch.optim.Adam(self.problem.parameters(), lr=self.lr, betas=DEFAULT_BETAS)
-        if self._configured_lr is not None:
-            for group in self.custom_optimizer.param_groups:
-                group["lr"] = self.lr
-        return self.custom_optimizer
+            optimizer = torch.optim.Adam(self.problem.parameters(), lr=self.lr, betas=DEFAULT_BETAS)
+        else:
+            optimizer = self.custom_optimizer
+            if self._configured_lr is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr
+        scheduler = make_scheduler(self.lr_scheduler, optimizer)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1,
+                                 "monitor": self.train_metric}}
 
     def _evaluate(self, split: str, metric: str, batch: TensorDict) -> None:
         with torch.set_grad_enabled(bool(getattr(self.problem, "grad_inference", False))):
@@ -472,6 +511,18 @@ def _is_finite(value: torch.Tensor) -> bool:
     return bool(torch.isfinite(value.detach()).all())
 
 
+def _check_lr_scheduler(lr_scheduler: Any, custom_optimizer: torch.optim.Optimizer | None) -> None:
+    """Raise unless ``lr_scheduler`` is a bool or a scheduler stepping ``custom_optimizer``."""
+    if isinstance(lr_scheduler, bool):
+        return
+    if not callable(getattr(lr_scheduler, "step", None)):
+        raise TypeError(f"lr_scheduler must be a bool or a torch learning-rate scheduler, got {lr_scheduler!r}.")
+    if custom_optimizer is None or getattr(lr_scheduler, "optimizer", custom_optimizer) is not custom_optimizer:
+        raise ValueError("lr_scheduler must be built on the custom_optimizer it schedules: pass "
+                         "custom_optimizer=optimizer and lr_scheduler=Scheduler(optimizer, ...), or lr_scheduler=True "
+                         "for ReduceLROnPlateau(factor=0.5, patience=100) on the trainer's optimizer.")
+
+
 def _check_nonfinite_mode(mode: Any) -> None:
     """Raise unless ``mode`` is one of `NONFINITE_MODES`."""
     if mode not in NONFINITE_MODES:
@@ -487,9 +538,11 @@ class LitTrainer(pl.Trainer):
     are saved, and lives on the device it lived on before. Training stops early on ``patience``
     epochs without improvement (never within the first ``warmup`` epochs) and, with a warning
     naming the epoch, step and metric, at the first step whose loss is NaN or infinite (or skips
-    such steps, with ``nonfinite='skip'``). Every keyword not listed below goes to Lightning's
-    `Trainer` (``enable_progress_bar``, ``precision``, ``num_nodes``, ``deterministic``,
-    ``callbacks``, ``plugins``...).
+    such steps, with ``nonfinite='skip'``). A problem with ``grad_inference=True`` is evaluated
+    (validation, test, predict) with autograd, as the classic `Trainer` does: Lightning's inference
+    mode is off for it, and stays on for other problems unless ``inference_mode=False`` is given.
+    Every keyword not listed below goes to Lightning's `Trainer` (``enable_progress_bar``,
+    ``precision``, ``num_nodes``, ``deterministic``, ``callbacks``, ``plugins``...).
 
     Fault tolerance: with ``save_weights`` the best checkpoint and ``last.ckpt`` (the state after
     the latest epoch: weights, optimizer, epoch, early-stopping, best-weights and random-generator
@@ -528,7 +581,10 @@ class LitTrainer(pl.Trainer):
     :param custom_hooks: Lightning hook name -> ``f(self, ...)`` bound onto the
         LightningModule; a ``configure_optimizers`` hook's return value is what Lightning uses.
     :param logger: one Lightning logger or several; False logs nothing; None writes TensorBoard files
-        under ``lightning_logs/``.
+        under ``lightning_logs/``. Classic NeuroMANCER loggers (`neuromancer.loggers.BasicLogger`,
+        `neuromancer.loggers.LossLogger`), alone or among Lightning ones, get what the classic
+        `Trainer` gives them (see `NeuromancerCallbackAdapter`); given only classic loggers,
+        Lightning logs nothing else.
     :param hparam_config: sweep values (a mapping or a wandb config): ``learning_rate``, ``batch_size``.
     :param automatic_optimization: False hands optimisation (backward,
         stepping, clipping) to ``custom_training_step``.
@@ -539,6 +595,14 @@ class LitTrainer(pl.Trainer):
         does: 'stop' training at that step, or 'skip' the step and go on (see `LitProblem`).
     :param monitor_metric: another name for ``eval_metric``; giving
         both with different values raises ValueError.
+    :param multi_fidelity: add the multi-fidelity nodes' ``get_alpha_loss()`` to the training
+        loss, as the classic `Trainer` does (see `LitProblem`); checked when `fit` starts.
+    :param eval_mode: 'min' or 'max': whether a lower or a higher ``eval_metric`` is better, for
+        the best weights, the best checkpoint and early stopping.
+    :param lr_scheduler: a learning-rate scheduler stepped once per epoch, as the classic
+        `Trainer` steps it: True builds ``ReduceLROnPlateau(factor=0.5, patience=100)`` on the
+        optimizer; a scheduler must be built on ``custom_optimizer``. A ``ReduceLROnPlateau``
+        follows the epoch mean of ``train_metric``.
     :param kwargs: further Lightning `Trainer` arguments. ``plugins`` gains an
         `AtomicCheckpointIO` unless it already holds a CheckpointIO.
     :raises ValueError | TypeError | KeyError: an argument of the wrong type or value (the message
@@ -555,10 +619,11 @@ class LitTrainer(pl.Trainer):
                  strategy: Any = "auto", accelerator: Any = "auto", profiler: str | Profiler | None = None,
                  custom_training_step: StepFunction | None = None,
                  custom_hooks: Mapping[str, Callable] | None = None,
-                 logger: Logger | Iterable[Logger] | bool | None = None,
+                 logger: Logger | BasicLogger | Iterable[Logger | BasicLogger] | bool | None = None,
                  hparam_config: Any = None, automatic_optimization: bool = True, *,
                  callback: Callback | None = None, num_workers: int = 0, nonfinite: str = "stop",
-                 monitor_metric: str | None = None, **kwargs: Any) -> None:
+                 monitor_metric: str | None = None, multi_fidelity: bool = False, eval_mode: str = "min",
+                 lr_scheduler: bool | LRScheduler | ReduceLROnPlateau = False, **kwargs: Any) -> None:
         eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         # The constructor arguments as given (the metric under its one name), so a sweep can build one
         # fresh trainer per run.
@@ -581,6 +646,14 @@ class LitTrainer(pl.Trainer):
                              "model.manual_backward(loss) and steps model.optimizers().")
         check_training_step(custom_training_step)
         _check_nonfinite_mode(nonfinite)
+        if eval_mode not in EVAL_MODES:
+            raise ValueError(f"eval_mode must be 'min' or 'max' (is a lower or a higher eval_metric better?), "
+                             f"got {eval_mode!r}.")
+        _check_lr_scheduler(lr_scheduler, custom_optimizer)
+        if lr_scheduler is not False and "configure_optimizers" in (custom_hooks or {}):
+            raise ValueError("lr_scheduler and a configure_optimizers hook in custom_hooks both set up the "
+                             "optimisation; return the scheduler from the hook instead (Lightning's "
+                             "{'optimizer': ..., 'lr_scheduler': ...}), or drop the hook.")
         if weight_name == LAST_CHECKPOINT:
             raise ValueError(f"weight_name {LAST_CHECKPOINT!r} is reserved for the checkpoint of the latest epoch "
                              "(last.ckpt); name the best checkpoint otherwise, e.g. weight_name='best'.")
@@ -597,14 +670,17 @@ class LitTrainer(pl.Trainer):
         self.custom_training_step, self.custom_hooks = custom_training_step, custom_hooks
         self.hparam_config, self.automatic_optimization = hparam_config, automatic_optimization
         self.callback, self.num_workers, self.nonfinite = callback, num_workers, nonfinite
-        self._inference_mode = kwargs.get("inference_mode", True)
+        self.multi_fidelity, self.eval_mode, self.lr_scheduler = multi_fidelity, eval_mode, lr_scheduler
+        lightning_loggers, self.classic_loggers = _split_loggers(logger)
+        # None (not given): Lightning's inference mode, switched off for problems that need autograd.
+        self._requested_inference_mode: bool | None = kwargs.get("inference_mode")
         self.lit_problem: LitProblem | None = None
         self.data_module: LitDataModule | None = None
         self._best_weights: dict[str, torch.Tensor] | None = None
         # The requeue callback comes after the user's: every checkpointing callback has seen the epoch when it saves.
         callbacks = self._training_callbacks() + list(kwargs.pop("callbacks", None) or []) + [SlurmRequeue()]
         super().__init__(max_epochs=epochs, devices=devices, strategy=strategy, accelerator=accelerator,
-                         profiler=profiler, logger=True if logger is None else logger,
+                         profiler=profiler, logger=lightning_loggers,
                          gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
                          callbacks=callbacks, enable_checkpointing=True,
                          plugins=with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
@@ -613,20 +689,20 @@ class LitTrainer(pl.Trainer):
     def _training_callbacks(self) -> list[LightningCallback]:
         """The Lightning callbacks that implement checkpointing, early stopping and best weights."""
         callbacks: list[LightningCallback] = []
-        if self.callback is not None:
-            callbacks.append(NeuromancerCallbackAdapter(self.callback))
+        if self.callback is not None or self.classic_loggers:
+            callbacks.append(NeuromancerCallbackAdapter(self.callback, loggers=self.classic_loggers))
         if self.patience is not None:
             callbacks.append(WarmupEarlyStopping(monitor=self.eval_metric, patience=self.patience,
-                                                 warmup=self.warmup, mode="min"))
+                                                 warmup=self.warmup, mode=self.eval_mode))
         # Lightning runs checkpointing callbacks last, in this order, at the end of the epoch after
         # every metric of the epoch (a train metric too) is logged: the best weights are updated
         # first, so the best checkpoint holds this epoch's complete state, which is also what
         # last.ckpt stores (and, when the best checkpoint was just written, shares by a hard link).
         callbacks.append(RandomState())
-        callbacks.append(BestWeights(monitor=self.eval_metric))
+        callbacks.append(BestWeights(monitor=self.eval_metric, mode=self.eval_mode))
         if self.save_weights:
             best = ModelCheckpoint(dirpath=self.weight_path, filename=self.weight_name or "{epoch}-{step}",
-                                   monitor=self.eval_metric, mode="min", save_top_k=1,
+                                   monitor=self.eval_metric, mode=self.eval_mode, save_top_k=1,
                                    enable_version_counter=self.weight_name is None, save_on_train_epoch_end=True)
             callbacks += [best, LastCheckpoint(self.weight_path, best=best)]
         return callbacks
@@ -667,9 +743,11 @@ class LitTrainer(pl.Trainer):
             ``data_setup_function``.
         :param kwargs: passed to ``data_setup_function``.
         :raises TypeError | ValueError | KeyError: bad data (see `validate_data_splits`), a problem
-            that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, a
-            problem with ``grad_inference=True`` under Lightning's inference mode, or metric names
+            that is not an nn.Module, an ``eval_metric`` on the dev split without dev data, or metric names
             missing from the problem's outputs.
+        :raises InferenceModeError: (a ValueError) the problem has ``grad_inference=True`` and the
+            trainer was created with ``inference_mode=True``; left unset, such a problem is
+            evaluated with autograd (validation, test and predict), like the classic `Trainer` does.
         :raises FileNotFoundError: ``ckpt_path`` is a path that names no file.
         :raises neuromancer.utils.CheckpointError: (a ValueError) the checkpoint is unsafe to
             unpickle, truncated or corrupt; the message names the file.
@@ -681,7 +759,7 @@ class LitTrainer(pl.Trainer):
         self.data_module = LitDataModule(data_setup_function, self.hparam_config, num_workers=self.num_workers,
                                          **kwargs)
         self.data_module.setup("fit")
-        if self.data_module.dev_data is None and self.eval_metric == self.dev_metric:
+        if self.data_module.dev_data is None and self.eval_metric == self.dev_metric != self.train_metric:
             raise ValueError(f"eval_metric {self.eval_metric!r} is computed on the dev split, but data_setup_function "
                              f"returned dev_data=None; return a dev DictDataset or set "
                              f"eval_metric={self.train_metric!r}.")
@@ -811,6 +889,7 @@ class LitTrainer(pl.Trainer):
         :param kwargs: passed to ``data_setup_function``.
         :return: metric name -> value for the test split.
         :raises ValueError: nothing to test (no problem or data and no earlier `fit`), or no test split.
+        :raises InferenceModeError: see `fit`.
         :raises KeyboardInterrupt: Ctrl-C interrupted the test (Ctrl-C keeps working afterwards).
         """
         if data_setup_function is not None:
@@ -819,6 +898,7 @@ class LitTrainer(pl.Trainer):
         lit_problem = self.lit_problem if problem is None else self._lit_problem(problem)
         if lit_problem is None or self.data_module is None:
             raise ValueError("nothing to test: call fit first, or pass test(problem, data_setup_function, ...).")
+        self._evaluate_as_needed_by(lit_problem.problem)
         self.data_module.setup("test")
         if self.data_module.test_data is None:
             raise ValueError("data_setup_function returned test_data=None; return a DictDataset named 'test'.")
@@ -828,14 +908,29 @@ class LitTrainer(pl.Trainer):
         return {name: float(value) for name, value in results[0].items()}
 
     def validate(self, *args: Any, **kwargs: Any) -> Any:
-        """Lightning's ``validate``, leaving Ctrl-C working afterwards (see `sigint_handler_kept`)."""
+        """Lightning's ``validate``, with autograd for a problem that needs it, leaving Ctrl-C working afterwards.
+
+        :raises InferenceModeError: see `fit`.
+        """
+        self._evaluate_as_needed_by(self._problem_of(args, kwargs))
         with sigint_handler_kept():
             return super().validate(*args, **kwargs)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """Lightning's ``predict``, leaving Ctrl-C working afterwards (see `sigint_handler_kept`)."""
+        """Lightning's ``predict``, with autograd for a problem that needs it, leaving Ctrl-C working afterwards.
+
+        :raises InferenceModeError: see `fit`.
+        """
+        self._evaluate_as_needed_by(self._problem_of(args, kwargs))
         with sigint_handler_kept():
             return super().predict(*args, **kwargs)
+
+    def _problem_of(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        """The NeuroMANCER problem a ``validate``/``predict`` call evaluates: the given model's, else the fitted one."""
+        model = kwargs.get("model", args[0] if args else None)
+        if model is None:
+            model = self.lit_problem
+        return model.problem if isinstance(model, LitProblem) else model
 
     def hyperparameter_sweep(self, problem: torch.nn.Module, data_setup_function: Callable[..., Any],
                              sweep_config: Mapping[str, Any], count: int = 10, project_name: str = "run_sweep",
@@ -887,16 +982,51 @@ class LitTrainer(pl.Trainer):
         bind_custom_hooks(model, self.custom_hooks, chained=CHAINED_HOOKS if isinstance(model, LitProblem) else ())
 
     def _lit_problem(self, problem: torch.nn.Module) -> LitProblem:
-        """Wrap ``problem`` in a LitProblem configured like this trainer."""
-        if getattr(problem, "grad_inference", False) and self._inference_mode:
-            raise ValueError("problem.grad_inference=True needs autograd during evaluation, which Lightning's "
-                             "inference mode forbids; create LitTrainer(..., inference_mode=False).")
+        """Wrap ``problem`` in a LitProblem configured like this trainer, and evaluate it as it needs.
+
+        :raises InferenceModeError: the problem needs autograd in evaluation but ``inference_mode=True`` was given.
+        """
+        self._evaluate_as_needed_by(problem)
         lit_problem = LitProblem(problem, self.train_metric, self.dev_metric, self.test_metric,
                                  custom_optimizer=self.custom_optimizer, custom_training_step=self.custom_training_step,
                                  custom_hooks=self.custom_hooks, hparam_config=self.hparam_config,
-                                 nonfinite=self.nonfinite)
+                                 nonfinite=self.nonfinite, multi_fidelity=self.multi_fidelity,
+                                 lr_scheduler=self.lr_scheduler)
         lit_problem.automatic_optimization = self.automatic_optimization
         return lit_problem
+
+    def _evaluate_as_needed_by(self, problem: Any) -> None:
+        """Run validation, test and predict under inference mode, or with autograd available, as ``problem`` needs.
+
+        Lightning runs these loops under ``torch.inference_mode`` (``inference_mode=True``, its
+        default) or ``torch.no_grad``. A problem with ``grad_inference=True`` (a projected-gradient
+        solution map, say) differentiates during evaluation, which inference mode forbids, so for it
+        the loops use ``no_grad``, inside which `LitProblem` switches autograd back on, as the
+        classic `Trainer` does. Each loop reads its ``inference_mode`` when it runs, so setting it
+        here, before every fit, test, validate and predict, decides it for the problem about to run;
+        other problems keep the mode this trainer was created with. (The validation inside `fit`
+        always runs under ``no_grad`` in Lightning.)
+
+        :param problem: the problem about to be evaluated (anything without ``grad_inference``
+            counts as not needing autograd).
+        :raises InferenceModeError: the problem needs autograd but ``inference_mode=True`` was given.
+        """
+        needs_autograd = bool(getattr(problem, "grad_inference", False))
+        if needs_autograd and self._requested_inference_mode:
+            raise InferenceModeError("problem.grad_inference=True needs autograd during evaluation, which "
+                                     "inference_mode=True forbids; leave inference_mode unset (LitTrainer then "
+                                     "turns it off for such problems) or pass inference_mode=False.")
+        enabled = self._requested_inference_mode is not False and not needs_autograd
+        for loop in (self.validate_loop, self.test_loop, self.predict_loop):
+            loop.inference_mode = enabled
+
+
+class InferenceModeError(NeuromancerError, ValueError):
+    """``inference_mode=True`` was given for a problem that needs autograd in evaluation (``grad_inference=True``).
+
+    Raised by `LitTrainer.fit`, `LitTrainer.test`, ``validate`` and ``predict`` before anything
+    runs. Leave ``inference_mode`` unset, and `LitTrainer` evaluates such a problem with autograd.
+    """
 
 
 def _logger_directory(each: Any) -> str | None:
@@ -906,6 +1036,22 @@ def _logger_directory(each: Any) -> str | None:
         if isinstance(value, (str, os.PathLike)) and "://" not in os.fspath(value):
             return os.fspath(value)
     return None
+
+
+def _split_loggers(logger: Any) -> tuple[Any, list[BasicLogger]]:
+    """Split the ``logger`` argument into what Lightning gets and the classic NeuroMANCER loggers.
+
+    None becomes Lightning's default (True: TensorBoard); classic loggers given without Lightning
+    ones leave Lightning nothing to log to (False), as the classic `Trainer` writes nothing else.
+    """
+    if logger is None or isinstance(logger, bool):
+        return True if logger is None else logger, []
+    given = list(logger) if isinstance(logger, (list, tuple)) else [logger]
+    classic = [each for each in given if isinstance(each, BasicLogger)]
+    lightning_loggers = [each for each in given if not isinstance(each, BasicLogger)]
+    if not classic:
+        return logger, []
+    return lightning_loggers or False, classic
 
 
 def _destroy_process_group() -> None:

@@ -7,10 +7,10 @@ without files on disk); its state travels in checkpoints so a resumed run rememb
 epochs. `LastCheckpoint` writes ``last.ckpt`` after every epoch, the file a run resumes from.
 `RandomState` stores the random number generators' state in checkpoints and restores it on
 resume, so a resumed run shuffles and samples exactly as an uninterrupted one would.
-`NeuromancerCallbackAdapter` calls a classic `neuromancer.callbacks.Callback` at the matching
-Lightning points. Every class here relies only on Lightning's public callback API, and every
-state it saves is made of tensors, numbers, strings and plain containers (loadable with
-``weights_only=True``).
+`NeuromancerCallbackAdapter` calls a classic `neuromancer.callbacks.Callback`, and feeds classic
+loggers, at the matching Lightning points. Every class here relies only on Lightning's public
+callback API, and every state it saves is made of tensors, numbers, strings and plain containers
+(loadable with ``weights_only=True``).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -53,14 +54,18 @@ class BestWeights(Checkpoint):
     checkpoint (`state_dict`), so a run resumed from one keeps comparing against them. Should an
     exception end training, `interruption` records its type name (``'KeyboardInterrupt'`` for Ctrl-C).
 
-    :param monitor: name of the logged metric to minimise.
+    :param monitor: name of the logged metric that selects the best weights.
+    :param mode: 'min' (a lower ``monitor`` is better) or 'max'.
+    :raises ValueError: ``mode`` is neither 'min' nor 'max'.
     :raises KeyError: at the end of an epoch, once validation has run, when ``monitor`` was never
         logged (the message lists what was).
     """
 
-    def __init__(self, monitor: str) -> None:
-        self.monitor = monitor
-        self.best_score = math.inf
+    def __init__(self, monitor: str, mode: str = "min") -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
+        self.monitor, self.mode = monitor, mode
+        self.best_score = self._worst_score()
         self.best_epoch: int | None = None
         self.best_state: StateDict | None = None
         self.interruption: str | None = None
@@ -88,7 +93,7 @@ class BestWeights(Checkpoint):
         if self._resumed and self.best_state is not None:
             self._resumed = False
             return
-        self.best_score, self.best_epoch = math.inf, None
+        self.best_score, self.best_epoch = self._worst_score(), None
         self.best_state = cpu_state_dict(pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -101,7 +106,7 @@ class BestWeights(Checkpoint):
         if score is None:
             raise KeyError(f"eval_metric {self.monitor!r} was never logged; logged metrics are "
                            f"{sorted(trainer.callback_metrics)}. Pick one of them as eval_metric.")
-        if math.isfinite(score) and score < self.best_score:
+        if math.isfinite(score) and (score < self.best_score if self.mode == "min" else score > self.best_score):
             self.best_score, self.best_epoch = score, trainer.current_epoch
             self.best_state = cpu_state_dict(pl_module)
 
@@ -116,6 +121,10 @@ class BestWeights(Checkpoint):
         self.interruption = type(exception).__name__
         if trainer.state.fn == TrainerFn.FITTING:
             self._restore(pl_module)
+
+    def _worst_score(self) -> float:
+        """The score every finite one improves on: +inf when minimising, -inf when maximising."""
+        return math.inf if self.mode == "min" else -math.inf
 
     def _restore(self, pl_module: pl.LightningModule) -> None:
         if self.best_state is not None:
@@ -298,48 +307,72 @@ def _numpy() -> Any:
 
 
 class NeuromancerCallbackAdapter(Callback):
-    """Call a classic `neuromancer.callbacks.Callback` at the matching Lightning points.
+    """Call a classic `neuromancer.callbacks.Callback`, and feed classic loggers, at the matching Lightning points.
 
-    Hooks run on the global-zero process only (a classic callback knows nothing of ranks) and
-    receive the Lightning trainer plus the output dictionary of that point:
+    Hooks run on the global-zero process only (a classic callback or logger knows nothing of
+    ranks) and receive the Lightning trainer plus the output dictionary of that point, built as
+    the classic `Trainer` builds it:
 
     ===============  ==========================  ==================================================
     classic hook     Lightning point             ``output``
     ===============  ==========================  ==================================================
     begin_train      ``on_train_start``          (none)
     end_batch        ``on_train_batch_end``      the Problem's output for the batch (detached)
-    begin_epoch      ``on_train_epoch_end``      last train batch output + ``mean_<train_metric>``
-    begin_eval       ``on_train_epoch_end``      the above + last dev batch + ``mean_<dev_metric>``
-    end_eval         ``on_train_epoch_end``      same dict as begin_eval
-    end_epoch        ``on_train_epoch_end``      same dict as begin_eval
+    begin_epoch      ``on_train_epoch_end``      last train batch output, ``<train_metric>`` and
+                                                 ``mean_<train_metric>`` holding the epoch mean
+    begin_eval       ``on_train_epoch_end``      the above + last dev batch output, ``<dev_metric>``
+                                                 and ``mean_<dev_metric>`` holding the dev mean
+    end_eval         ``on_train_epoch_end``      same dict as begin_eval (and what a hook added)
+    end_epoch        ``on_train_epoch_end``      same dict as end_eval
     end_train        ``on_train_end``            the last epoch's dict
     begin_test       ``on_test_start``           (none)
-    end_test         ``on_test_end``             last test batch output + ``mean_<test_metric>``
+    end_test         ``on_test_end``             last test batch output, ``<test_metric>`` and
+                                                 ``mean_<test_metric>`` holding the test mean
     ===============  ==========================  ==================================================
+
+    A classic logger (`neuromancer.loggers.BasicLogger`, `neuromancer.loggers.LossLogger`...)
+    gets what the classic `Trainer` gives it: ``log_weights(problem)`` when a fit starts,
+    ``log_metrics(output, step=epoch)`` every epoch between ``begin_eval`` and ``end_eval`` (so it
+    sees what ``begin_eval`` added), ``log_artifacts`` of the best weights (``best_model_state_dict.pth``)
+    and the problem holding them (``best_model.pth``) when a fit ends, and the test outputs
+    prefixed with ``best_`` after a test.
 
     The epoch means are the ones the `LitProblem` logs (for the training split, this process's
     running mean). The LightningModule must be a `LitProblem` (typed ``Any`` here: this module
     sits below the one defining it); the adapter switches on its output recording.
 
-    :param callback: the classic callback to drive.
-    :raises TypeError: ``callback`` is not a `neuromancer.callbacks.Callback`.
+    :param callback: the classic callback to drive; None for none (only loggers).
+    :param loggers: classic loggers to feed.
+    :raises TypeError: ``callback`` is not a `neuromancer.callbacks.Callback`, or a logger lacks
+        ``log_metrics``.
     """
 
-    def __init__(self, callback: NeuromancerCallback) -> None:
-        if not isinstance(callback, NeuromancerCallback):
+    def __init__(self, callback: NeuromancerCallback | None = None, loggers: Sequence[Any] = ()) -> None:
+        if callback is not None and not isinstance(callback, NeuromancerCallback):
             raise TypeError(f"callback must be a neuromancer.callbacks.Callback, got {type(callback).__name__}; "
                             "pass Lightning callbacks with callbacks=[...] instead.")
-        self.callback = callback
+        for each in loggers:
+            if not callable(getattr(each, "log_metrics", None)):
+                raise TypeError(f"a classic logger needs log_metrics(output, step); got {type(each).__name__}.")
+        self.callback = NeuromancerCallback() if callback is None else callback
+        self.loggers = list(loggers)
         self._epoch_output: dict[str, Any] = {}
 
     @property
     def state_key(self) -> str:
-        """Identify the adapter by the callback it wraps, so several adapters can coexist."""
-        return f"{type(self).__name__}[{type(self.callback).__qualname__}]"
+        """Identify the adapter by the callback and loggers it drives, so several adapters can coexist."""
+        names = [type(self.callback).__qualname__] + [type(each).__qualname__ for each in self.loggers]
+        return f"{type(self).__name__}[{','.join(names)}]"
 
     def setup(self, trainer: pl.Trainer, pl_module: Any, stage: str) -> None:
         """Ask the LitProblem to keep the latest detached output of every split."""
         pl_module.record_outputs = True
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        """Give the loggers the problem's size (``log_weights``)."""
+        if trainer.is_global_zero:
+            for each in self.loggers:
+                _call_if_present(each, "log_weights", pl_module.problem)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Call ``begin_train``."""
@@ -353,14 +386,17 @@ class NeuromancerCallbackAdapter(Callback):
             self.callback.end_batch(trainer, dict(pl_module.last_outputs.get("train", {})))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        """Call ``begin_epoch``, ``begin_eval``, ``end_eval`` and ``end_epoch`` with the epoch's outputs."""
+        """Call ``begin_epoch``, ``begin_eval``, the loggers, ``end_eval`` and ``end_epoch`` with the epoch's outputs."""
         if not trainer.is_global_zero:
             return
         output = self._split_output(trainer, pl_module, "train", pl_module.train_metric)
         self.callback.begin_epoch(trainer, dict(output))
         output.update(self._split_output(trainer, pl_module, "dev", pl_module.dev_metric))
-        for hook in (self.callback.begin_eval, self.callback.end_eval, self.callback.end_epoch):
-            hook(trainer, output)
+        self.callback.begin_eval(trainer, output)
+        for each in self.loggers:
+            each.log_metrics(output, step=trainer.current_epoch)
+        self.callback.end_eval(trainer, output)
+        self.callback.end_epoch(trainer, output)
         self._epoch_output = output
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
@@ -368,19 +404,31 @@ class NeuromancerCallbackAdapter(Callback):
         if trainer.is_global_zero:
             self.callback.end_train(trainer, self._epoch_output)
 
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        """Give the loggers the best weights (restored by now) and the problem holding them."""
+        if trainer.is_global_zero:
+            artifacts = {"best_model_state_dict.pth": pl_module.problem.state_dict(),
+                         "best_model.pth": pl_module.problem}
+            for each in self.loggers:
+                _call_if_present(each, "log_artifacts", artifacts)
+
     def on_test_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Call ``begin_test``."""
         if trainer.is_global_zero:
             self.callback.begin_test(trainer)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
-        """Call ``end_test`` with the test outputs."""
-        if trainer.is_global_zero:
-            self.callback.end_test(trainer, self._split_output(trainer, pl_module, "test", pl_module.test_metric))
+        """Call ``end_test`` with the test outputs, and give them to the loggers prefixed with ``best_``."""
+        if not trainer.is_global_zero:
+            return
+        output = self._split_output(trainer, pl_module, "test", pl_module.test_metric)
+        self.callback.end_test(trainer, output)
+        for each in self.loggers:
+            each.log_metrics({f"best_{key}": value for key, value in output.items()})
 
     @staticmethod
     def _split_output(trainer: pl.Trainer, pl_module: Any, split: str, metric: str) -> dict[str, Any]:
-        """Return the split's last batch output plus the metric's epoch mean as ``mean_<metric>``.
+        """Return the split's last batch output with ``metric`` and ``mean_<metric>`` set to its epoch mean.
 
         The training mean is still accumulating when this runs (Lightning calls callbacks'
         ``on_train_epoch_end`` before the module's), so it is read from the module; dev and test
@@ -389,5 +437,12 @@ class NeuromancerCallbackAdapter(Callback):
         output = dict(pl_module.last_outputs.get(split, {}))
         mean = pl_module.epoch_mean(metric) if split == "train" else trainer.callback_metrics.get(metric)
         if mean is not None:
-            output[f"mean_{metric}"] = mean
+            output[metric] = output[f"mean_{metric}"] = mean
         return output
+
+
+def _call_if_present(target: Any, method: str, *args: Any) -> None:
+    """Call ``target.method(*args)`` when ``target`` has such a method (classic loggers need not have all)."""
+    function = getattr(target, method, None)
+    if callable(function):
+        function(*args)

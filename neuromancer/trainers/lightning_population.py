@@ -62,10 +62,11 @@ LIT_TRAINER_SETTINGS = frozenset((
     "epochs", "train_metric", "dev_metric", "test_metric", "eval_metric", "patience", "warmup", "clip",
     "custom_optimizer", "save_weights", "weight_path", "weight_name", "devices", "strategy", "accelerator", "profiler",
     "custom_training_step", "custom_hooks", "logger", "hparam_config", "automatic_optimization", "callback",
-    "num_workers", "nonfinite"))
+    "num_workers", "nonfinite", "multi_fidelity", "eval_mode", "lr_scheduler"))
 # LitTrainer arguments a population cannot honour other than through the settings it stacks.
 _SINGLE_RUN_ONLY = {"custom_training_step": None, "custom_hooks": None, "callback": None,
-                    "automatic_optimization": True, "nonfinite": "stop"}
+                    "automatic_optimization": True, "nonfinite": "stop", "multi_fidelity": False, "eval_mode": "min",
+                    "lr_scheduler": False}
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,9 @@ def population_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     :return: the arguments, ``eval_metric`` as a plain name.
     :raises KeyError: a ``LitTrainer`` parameter is missing (they did not come from ``init_arguments``).
     :raises NotVectorisableError: a setting only a single run honours (a custom training step or
-        hooks, manual optimisation, a classic callback, ``nonfinite='skip'``, extra Lightning
-        callbacks), or an ``eval_metric`` that is neither the train nor the dev metric.
+        hooks, manual optimisation, a classic callback, ``nonfinite='skip'``, ``multi_fidelity``,
+        ``eval_mode='max'``, a learning-rate scheduler, extra Lightning callbacks), or an
+        ``eval_metric`` that is neither the train nor the dev metric.
     """
     missing = sorted(LIT_TRAINER_SETTINGS - set(arguments))
     if missing:
@@ -110,7 +112,7 @@ def population_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     filled = dict(arguments)
     for name, expected in _SINGLE_RUN_ONLY.items():
         value = filled[name]
-        if value != expected and not (name == "custom_hooks" and not value):
+        if value != expected and not (name in ("custom_hooks", "lr_scheduler") and not value):
             raise NotVectorisableError(f"LitTrainer({name}={value!r}) changes how a single run trains, which a "
                                        f"population cannot reproduce; these runs train one at a time.")
     if filled.get("callbacks"):
@@ -213,9 +215,12 @@ class LitPopulation(pl.LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         """Evaluate every member on the batch; return the sum of the losses of the members still training.
 
+        As `LitProblem` does, the batch gets the current epoch as ``batch['epoch']``.
+
         :raises ValueError: ``train_metric`` is not one number per member.
         :raises KeyError: ``train_metric`` is not among the problem's outputs.
         """
+        batch = {**batch, "epoch": self.current_epoch}
         losses = self.population(batch, (self.train_metric,))[self.train_metric]
         if losses.shape != (self.size,):
             raise ValueError(f"{self.train_metric!r} has shape {tuple(losses.shape[1:])} per member; training needs "

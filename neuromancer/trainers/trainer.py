@@ -21,7 +21,13 @@ from torch.utils.data import DataLoader
 
 from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
-from neuromancer.trainers.common import DEFAULT_EVAL_METRIC, resolve_eval_metric
+from neuromancer.trainers.common import (
+    DEFAULT_EVAL_METRIC,
+    alpha_loss,
+    fidelity_modules,
+    make_scheduler,
+    resolve_eval_metric,
+)
 
 if TYPE_CHECKING:
     from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
@@ -163,7 +169,7 @@ class Trainer:
     ) -> None:
         eval_metric = resolve_eval_metric(eval_metric, monitor_metric)
         _check_settings(train_data, dev_data, epochs, epoch_verbose, patience, warmup, clip,
-                        dev_metric, eval_metric, eval_mode)
+                        train_metric, dev_metric, eval_metric, eval_mode)
         self.device = device
         self.model = _on_device(problem, device)
         self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(
@@ -182,7 +188,7 @@ class Trainer:
         self.eval_metric = eval_metric
         self.eval_mode = eval_mode
         self._eval_min = eval_mode == "min"
-        self.lr_scheduler = _make_scheduler(lr_scheduler, self.optimizer)
+        self.lr_scheduler = make_scheduler(lr_scheduler, self.optimizer)
         self.patience = patience
         self.warmup = warmup
         self.badcount = 0
@@ -190,7 +196,7 @@ class Trainer:
         self.best_devloss = math.inf if self._eval_min else -math.inf
         self.best_model = _snapshot(self.model)
         self.multi_fidelity = multi_fidelity
-        self._fidelity_modules = _fidelity_modules(problem) if multi_fidelity else []
+        self._fidelity_modules = fidelity_modules(problem) if multi_fidelity else []
         self.stop_reason: str | None = None
         if logger is not None:
             logger.log_weights(self.model)
@@ -264,7 +270,7 @@ class Trainer:
             output = self.model(batch)
             loss = _metric(output, self.train_metric, "train_metric")
             if self._fidelity_modules:
-                loss = loss + self._alpha_loss()
+                loss = loss + alpha_loss(self._fidelity_modules)
             if not torch.isfinite(loss):
                 raise _NonFiniteLoss(
                     f"Non-finite {self.train_metric} ({float(loss.detach())}) at epoch {epoch}, step {steps - 1}.")
@@ -283,10 +289,6 @@ class Trainer:
         output[self.train_metric] = mean
         output[f"mean_{self.train_metric}"] = mean
         return output
-
-    def _alpha_loss(self) -> torch.Tensor:
-        """The multi-fidelity regularization: the sum of the nodes' ``get_alpha_loss()``."""
-        return torch.stack([module.get_alpha_loss() for module in self._fidelity_modules]).sum()
 
     def _mean_pass(self, loader: Iterable, metric: str, role: str) -> dict[str, Any]:
         """Run the problem over ``loader``; return the last batch's output with ``metric`` averaged."""
@@ -368,7 +370,8 @@ class Trainer:
 
 
 def _check_settings(train_data: Any, dev_data: Any, epochs: int, epoch_verbose: int, patience: int | None,
-                    warmup: int, clip: float | None, dev_metric: str, eval_metric: str, eval_mode: str) -> None:
+                    warmup: int, clip: float | None, train_metric: str, dev_metric: str, eval_metric: str,
+                    eval_mode: str) -> None:
     """Reject Trainer settings that cannot work, with a message that says how to fix them."""
     if not isinstance(train_data, Iterable):
         raise TypeError(f"train_data must be an iterable of batches such as a DataLoader, got {type(train_data).__name__}.")
@@ -381,7 +384,8 @@ def _check_settings(train_data: Any, dev_data: Any, epochs: int, epoch_verbose: 
         raise ValueError(f"epoch_verbose={epoch_verbose!r} must be a positive integer (log every N epochs).")
     if clip is not None and not clip > 0:
         raise ValueError(f"clip={clip!r} must be a positive gradient norm, or None to disable clipping.")
-    if dev_data is None and eval_metric in (dev_metric, f"mean_{dev_metric}"):
+    on_train_split = eval_metric in (train_metric, f"mean_{train_metric}")
+    if dev_data is None and eval_metric in (dev_metric, f"mean_{dev_metric}") and not on_train_split:
         raise ValueError(
             f"eval_metric={eval_metric!r} is computed on dev_data, which is None. Pass dev_data, or select "
             f"the best weights on the training metric, e.g. eval_metric='train_loss'.")
@@ -394,24 +398,3 @@ def _on_device(problem: torch.nn.Module, device: str | torch.device) -> torch.nn
     if current is not None and current.device.type != target.type:
         log.info("Moving the problem from %s to %s.", current.device, target)
     return problem.to(target)
-
-
-def _make_scheduler(lr_scheduler: Any, optimizer: torch.optim.Optimizer) -> Any:
-    """Return the scheduler to step each epoch: None, ``ReduceLROnPlateau(factor=0.5, patience=100)``, or the user's."""
-    if lr_scheduler is False or lr_scheduler is None:
-        return None
-    if lr_scheduler is True:
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=100)
-    if not hasattr(lr_scheduler, "step"):
-        raise TypeError(f"lr_scheduler must be a bool or a torch learning-rate scheduler, got {lr_scheduler!r}.")
-    return lr_scheduler
-
-
-def _fidelity_modules(problem: torch.nn.Module) -> list[Any]:
-    """The node callables providing ``get_alpha_loss`` (multi-fidelity networks) in ``problem``."""
-    modules = [node.callable for node in getattr(problem, "nodes", [])
-               if callable(getattr(getattr(node, "callable", None), "get_alpha_loss", None))]
-    if not modules:
-        raise ValueError("multi_fidelity=True needs a node whose callable has get_alpha_loss() "
-                         "(e.g. blocks.StackedMLP); none was found. Set multi_fidelity=False.")
-    return modules

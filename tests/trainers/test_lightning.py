@@ -343,6 +343,12 @@ def test_dev_eval_metric_without_dev_data_raises():
         LitTrainer(epochs=1, logger=False, **QUIET).fit(scalar_problem(), train_only)
 
 
+def test_without_dev_data_a_dev_metric_named_like_the_train_metric_selects_on_the_train_metric():
+    problem = scalar_problem()
+    sgd_trainer(problem, epochs=3, dev_metric="train_loss", eval_metric="train_loss").fit(problem, train_only)
+    assert weight(problem) == pytest.approx(expected_trajectory(3, 1, 0.1)[0][-1])
+
+
 def test_non_finite_loss_stops_training_and_keeps_the_best_weights(caplog):
     # The train loss turns NaN once w exceeds 0.55: in the 5th epoch (w = 0.59 after the 4th).
     def nan_past(model, batch):
@@ -513,11 +519,12 @@ def test_wrong_problem_and_missing_metric_raise_clear_errors():
                    **QUIET).fit(scalar_problem(), data_setup)
 
 
-def test_grad_inference_problems_need_inference_mode_off():
+def test_grad_inference_problems_train_unless_inference_mode_is_forced_on():
     problem = scalar_problem()
     problem.grad_inference = True
-    with pytest.raises(ValueError, match="inference_mode=False"):
-        LitTrainer(epochs=1, logger=False, **QUIET).fit(problem, data_setup)
+    with pytest.raises(ValueError, match="inference_mode unset"):
+        LitTrainer(epochs=1, logger=False, inference_mode=True, **QUIET).fit(problem, data_setup)
+    LitTrainer(epochs=1, logger=False, **QUIET).fit(problem, data_setup)
     LitTrainer(epochs=1, logger=False, inference_mode=False, **QUIET).fit(problem, data_setup)
 
 

@@ -384,6 +384,14 @@ def test_dev_eval_metric_without_dev_data_is_rejected_and_train_metric_works():
     assert math.isfinite(trainer.best_devloss)
 
 
+def test_without_dev_data_a_dev_metric_named_like_the_train_metric_selects_on_the_train_split():
+    # Upstream's PINN tutorials pass dev_metric='train_loss' and eval_metric='train_loss' with no dev_data.
+    trainer = Trainer(make_problem(), make_loader("train"), dev_metric="train_loss", eval_metric="train_loss",
+                      epochs=2)
+    trainer.train()
+    assert math.isfinite(trainer.best_devloss)
+
+
 def test_monitor_metric_is_another_name_for_eval_metric():
     trainer = Trainer(make_problem(), make_loader("train"), monitor_metric="train_loss", epochs=2)
     assert trainer.eval_metric == "train_loss"
