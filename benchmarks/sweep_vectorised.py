@@ -9,7 +9,8 @@ and 5000 dev samples, batch 64) it measures, in one run, on the device it runs o
   ``sweep_vectorize=16``; the same grid one run at a time. Goal: the vectorised sweep takes at most
   3 times the one-run sweep;
 - one training step (forward, backward, per-member clipping, optimizer) of a 16-member population
-  over one member's step, in a plain loop over the same batches (goal: 3 or less);
+  over one member's step, in a plain loop over the same batches, at ``--threads`` and at torch's
+  default thread count (aim: 3 or less);
 - the peak resident memory of a process that trains a 16-member population over one that trains a
   single member (goal: at most 2).
 
@@ -42,6 +43,7 @@ BATCH_SIZE = 64
 CONSTRAINT_WEIGHT = 100.0
 MEMBERS = 16
 SWEEP_GOAL, STEP_GOAL, MEMORY_GOAL = 3.0, 3.0, 2.0
+DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice on this machine, read before --threads changes it
 
 
 def data_setup_function(samples: int = 5000) -> tuple:
@@ -208,10 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     one_by_one, one_by_one_runs = timed_sweep(rates, 1, args.epochs, args.samples, accelerator)
     single_step = step_seconds(1, args.steps, args.device)
     population_step = step_seconds(MEMBERS, args.steps, args.device)
+    torch.set_num_threads(DEFAULT_THREADS)
+    threaded_ratio = step_seconds(MEMBERS, args.steps, args.device) / step_seconds(1, args.steps, args.device)
+    torch.set_num_threads(args.threads)
     single_memory = peak_memory_mib(1, args.samples, accelerator)
     population_memory = peak_memory_mib(MEMBERS, args.samples, accelerator)
-    first_epoch = max(_relative_difference(vectorised_runs[rate].history[0], one_by_one_runs[rate].history[0])
-                      for rate in rates if one_by_one_runs[rate].history)
+    first_epoch = statistics.median(_relative_difference(vectorised_runs[rate].history[0],
+                                                         one_by_one_runs[rate].history[0])
+                                    for rate in rates if one_by_one_runs[rate].history)
     best = statistics.median(_relative_difference(vectorised_runs[rate].metric, one_by_one_runs[rate].metric)
                              for rate in rates if one_by_one_runs[rate].succeeded)
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             vectorised / one_run <= SWEEP_GOAL),
         Row(f"one-at-a-time {MEMBERS}-run sweep / one-run sweep", f"{one_by_one / one_run:.2f}", "-", True),
         Row(f"one-at-a-time / vectorised {MEMBERS}-run sweep (speed-up)", f"{one_by_one / vectorised:.2f}", "-", True),
-        Row("largest relative difference of a run's first-epoch dev loss, vectorised vs one at a time",
+        Row("median relative difference of a run's first-epoch dev loss, vectorised vs one at a time",
             f"{first_epoch:.1e}", "-", True),
         Row("median relative difference of a run's best dev loss after all epochs (see below)", f"{best:.1e}", "-",
             True),
@@ -233,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         Row(f"population step, {MEMBERS} members, ms", f"{population_step * 1e3:.2f}", "-", True),
         Row(f"population step / one member's step ({MEMBERS} members)", f"{population_step / single_step:.2f}",
             f"<= {STEP_GOAL:g}", population_step / single_step <= STEP_GOAL),
+        Row(f"the same ratio with torch's default {DEFAULT_THREADS} thread(s)", f"{threaded_ratio:.2f}",
+            f"<= {STEP_GOAL:g}", threaded_ratio <= STEP_GOAL),
         Row("peak resident memory, 1-member fit, MiB", f"{single_memory:.0f}", "-", True),
         Row(f"peak resident memory, {MEMBERS}-member fit, MiB", f"{population_memory:.0f}", "-", True),
         Row(f"{MEMBERS}-member / 1-member fit memory", f"{population_memory / single_memory:.2f}",
@@ -243,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"Measured in one run of `python benchmarks/sweep_vectorised.py` (torch {torch.__version__}, "
                   f"{device}, batch {BATCH_SIZE}, {args.samples} train + {args.samples} dev samples, "
                   f"{args.epochs} epochs per run, learning rates {rates[0]:.0e} to {rates[-1]:.0e}). "
-                  "Each member computes its run's steps to rounding (the first epoch agrees to about 1e-6); with a "
-                  "penalty weight of 100 this training is chaotic, so rounding differences grow over the epochs: "
-                  "the same single run with torch's fused Adam kernel instead of its default one already ends its "
-                  "fifth epoch 20% away. The tests check epoch-by-epoch equality on problems that are not.", RESULTS)
+                  "Each member computes its run's steps to rounding, but with a penalty weight of 100 this training "
+                  "is chaotic at most of these learning rates (its dev loss jumps by orders of magnitude between "
+                  "epochs), so rounding differences grow, within the first epoch at the highest rate: the same "
+                  "single run with torch's fused Adam kernel instead of its default one ends its fifth epoch 20% "
+                  "away. The tests check epoch-by-epoch equality (to 1e-5) on problems that train smoothly.",
+                  RESULTS)
 
 
 if __name__ == "__main__":
