@@ -1,7 +1,8 @@
 """Run every benchmark in this folder and rewrite the Markdown tables the docs include.
 
 ``python benchmarks/run_all.py`` runs `core` (import cost, expression building, classic
-`Trainer` overhead) and then `lightning_overhead` (`LitTrainer` overhead and memory), each in its
+`Trainer` overhead), `lightning_overhead` (`LitTrainer` overhead and memory) and then
+`sweep_vectorised` (a sweep trained as one population against one run at a time), each in its
 own interpreter so that one's imports do not bias the other's timings. Exit status 1 if any goal
 is missed.
 """
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("core.py", "lightning_overhead.py")
+SCRIPTS = ("core.py", "lightning_overhead.py", "sweep_vectorised.py")
 
 
 def main() -> int:

@@ -52,7 +52,7 @@ nitpick_ignore_regex = [
     ("py:.*", r"(torch|numpy|lightning|optuna|pydot|collections|argparse|os|types|numbers)\..+"),
     ("py:class", r"ArrayLike|DataLoader|Dataset|LRScheduler|ReduceLROnPlateau"),
     # Type variables of generic helpers (e.g. the result type of a retried call) have no page.
-    ("py:class", r"neuromancer\.[\w.]+\.T"),
+    ("py:class", r"neuromancer\.[\w.]+\.(T|Entry)"),
 ]
 
 html_theme = "sphinx_rtd_theme"

@@ -27,6 +27,7 @@ from neuromancer.modules import blocks
 from neuromancer.problem import Problem
 from neuromancer.system import Node
 from neuromancer.trainers.lightning import LitTrainer
+from neuromancer.trainers.sweep import resolve_sweep_mode
 
 QUICK = os.environ.get("NEUROMANCER_QUICK") == "1"
 EPOCHS = 2 if QUICK else 30
@@ -79,8 +80,12 @@ def main() -> None:
     # run checkpoints into sweep_weights/<run name>/. Progress bars are off: many runs, one table.
     trainer = LitTrainer(epochs=EPOCHS, accelerator="cpu", weight_path="sweep_weights", patience=10,
                          enable_progress_bar=False)
+    # Offline, sweep_vectorize trains the runs that share a batch size and nsim as one population
+    # (weights stacked, one vmapped step for all), each exactly as it would train alone; online
+    # (a wandb agent hands out one run at a time) it is refused, so it applies to offline sweeps only.
+    vectorize = RUNS if resolve_sweep_mode() == "offline" else 1
     result = trainer.hyperparameter_sweep(problem, data_setup_function, SWEEP_CONFIG, count=RUNS,
-                                          project_name="rosenbrock_sweep")
+                                          project_name="rosenbrock_sweep", sweep_vectorize=vectorize)
     print(result)
     best = result.best
     print(f"\nbest run {best.name}: {best.config} reached dev_loss {best.metric:.4g}")

@@ -59,6 +59,9 @@ def test_part_2_saves_loads_and_resumes_exactly(quick_environment):
     assert printed_number(r"after loading ([-+.e\d]+)", text) == 0.0
     assert printed_number(r"largest weight difference from the uninterrupted run: ([-+.e\d]+)", text) < 1e-6
     assert (quick_environment / "part2_resume" / "last.ckpt").stat().st_size > 0
+    # the learning-rate sweep trained as one population gives every run its one-at-a-time result
+    assert "the same runs succeeded: True" in text
+    assert printed_number(r"best dev loss between the two sweeps: ([-+.e\d]+)", text) < 1e-5
 
 
 @pytest.mark.slow

@@ -21,12 +21,13 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.plugins.io import CheckpointIO
 
 from neuromancer.utils import read_checkpoint
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AtomicCheckpointIO", "save_atomically", "link_atomically"]
+__all__ = ["AtomicCheckpointIO", "save_atomically", "link_atomically", "with_checkpoint_io"]
 
 PathLike = str | os.PathLike
 
@@ -181,3 +182,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             logger.warning("AtomicCheckpointIO loads %s with weights_only=True although weights_only=False was "
                            "asked for: LitTrainer never unpickles arbitrary objects.", os.fspath(path))
         return read_checkpoint(path, map_location="cpu" if map_location is None else map_location)
+
+
+def with_checkpoint_io(plugins: Any) -> list[Any]:
+    """The user's Lightning plugins plus an `AtomicCheckpointIO`, unless they already hold a CheckpointIO."""
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins

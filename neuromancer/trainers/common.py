@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["DEFAULT_EVAL_METRIC", "resolve_eval_metric", "check_positive_int", "check_non_negative_int", "hparam",
-           "cpu_state_dict", "fidelity_modules", "alpha_loss", "make_scheduler"]
+__all__ = ["DEFAULT_EVAL_METRIC", "DEFAULT_LEARNING_RATE", "DEFAULT_BETAS", "resolve_eval_metric", "check_positive_int",
+           "check_non_negative_int", "hparam", "cpu_state_dict", "fidelity_modules", "alpha_loss", "make_scheduler"]
 
 
 class _DefaultName(str):
@@ -26,6 +26,12 @@ class _DefaultName(str):
 
 DEFAULT_EVAL_METRIC: str = _DefaultName("dev_loss")
 """The default ``eval_metric`` of both trainers, ``'dev_loss'``."""
+
+DEFAULT_LEARNING_RATE = 0.001
+"""Learning rate of `LitTrainer`'s default optimizer (without a swept or configured one)."""
+
+DEFAULT_BETAS = (0.0, 0.9)
+"""Adam's ``betas`` in `LitTrainer`'s default optimizer."""
 
 
 def resolve_eval_metric(eval_metric: str, monitor_metric: str | None) -> str:

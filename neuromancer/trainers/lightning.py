@@ -17,16 +17,12 @@ module when a Lightning name is first used.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import itertools
 import logging
 import math
 import numbers
 import os
-import signal
-import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -36,7 +32,6 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.profilers import Profiler
 from lightning.pytorch.utilities.types import OptimizerLRScheduler
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
@@ -44,9 +39,11 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from neuromancer.callbacks import Callback
 from neuromancer.exceptions import NeuromancerError
 from neuromancer.loggers import BasicLogger
-from neuromancer.trainers.checkpoint_io import AtomicCheckpointIO
+from neuromancer.trainers.checkpoint_io import with_checkpoint_io
 from neuromancer.trainers.common import (
+    DEFAULT_BETAS,
     DEFAULT_EVAL_METRIC,
+    DEFAULT_LEARNING_RATE,
     alpha_loss,
     check_non_negative_int,
     check_positive_int,
@@ -82,6 +79,7 @@ from neuromancer.trainers.lightning_hooks import (
     check_training_step,
     validate_custom_hooks,
 )
+from neuromancer.trainers.run_guards import UnwritableDirectoryError, ensure_writable_directory, sigint_handler_kept
 from neuromancer.trainers.sweep import SweepResult
 from neuromancer.trainers.sweep import hyperparameter_sweep as run_sweep
 from neuromancer.utils import read_checkpoint
@@ -93,8 +91,6 @@ __all__ = ["LitTrainer", "LitProblem", "UnwritableDirectoryError", "InferenceMod
            "LitDataModule", "hparam", "validate_data_splits", "validate_batch_size", "SPLITS",
            "validate_custom_hooks", "bind_custom_hooks", "BINDABLE_HOOKS", "CHAINED_HOOKS", "EPOCH_END_HOOKS"]
 
-DEFAULT_LEARNING_RATE = 0.001
-DEFAULT_BETAS = (0.0, 0.9)
 PROFILER_NAMES = ("simple", "advanced", "pytorch", "xla")
 NONFINITE_MODES = ("stop", "skip")
 EVAL_MODES = ("min", "max")
@@ -687,7 +683,7 @@ class LitTrainer(pl.Trainer):
                          profiler=profiler, logger=lightning_loggers,
                          gradient_clip_val=clip if automatic_optimization else None, gradient_clip_algorithm="norm",
                          callbacks=callbacks, enable_checkpointing=True,
-                         plugins=_with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
+                         plugins=with_checkpoint_io(kwargs.pop("plugins", None)), **kwargs)
         self._limit_val_batches = self.limit_val_batches
 
     def _training_callbacks(self) -> list[LightningCallback]:
@@ -1033,38 +1029,6 @@ class InferenceModeError(NeuromancerError, ValueError):
     """
 
 
-class UnwritableDirectoryError(NeuromancerError, PermissionError, ValueError):
-    """A directory `LitTrainer` must write to (``weight_path``, a logger's) cannot be written.
-
-    Raised by `LitTrainer.fit` before the first epoch, so no training is lost; it is both a
-    PermissionError and a ValueError (a setting to change). The message names the directory and
-    the fix.
-    """
-
-
-def ensure_writable_directory(directory: str | os.PathLike, role: str, fix: str) -> None:
-    """Create ``directory`` if needed and check that a file can be written in it (by writing one).
-
-    Writing a probe file, rather than asking ``os.access``, also catches read-only mounts and access rules
-    that permission bits do not show, and holds for root, whom permission bits do not stop.
-
-    :param directory: the directory to check.
-    :param role: what the directory is for, for the message (e.g. 'weight_path').
-    :param fix: what the user can do about it, for the message.
-    :raises UnwritableDirectoryError: it cannot be created, is not a directory, or cannot be written.
-    """
-    path = os.fspath(directory)
-    try:
-        os.makedirs(path, exist_ok=True)
-        handle, probe = tempfile.mkstemp(dir=path, prefix=".neuromancer-write-check-")
-        os.close(handle)
-        os.remove(probe)
-    except OSError as error:
-        raise UnwritableDirectoryError(
-            f"{role} {path!r} is not a writable directory ({error.strerror or error}); checked before training "
-            f"so no epoch is lost. Fix: {fix}.") from error
-
-
 def _logger_directory(each: Any) -> str | None:
     """The local directory a Lightning logger writes under (its root or save dir), or None if it has none."""
     for attribute in ("root_dir", "save_dir"):
@@ -1088,35 +1052,6 @@ def _split_loggers(logger: Any) -> tuple[Any, list[BasicLogger]]:
     if not classic:
         return logger, []
     return lightning_loggers or False, classic
-
-
-def _with_checkpoint_io(plugins: Any) -> list[Any]:
-    """The user's Lightning plugins plus an `AtomicCheckpointIO`, unless they already hold a CheckpointIO."""
-    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
-    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-        plugins.append(AtomicCheckpointIO())
-    return plugins
-
-
-@contextlib.contextmanager
-def sigint_handler_kept() -> Iterator[None]:
-    """Run the body, then put back the Ctrl-C (SIGINT) handler it started with.
-
-    Lightning answers Ctrl-C in ``fit``, ``validate``, ``test`` and ``predict`` by setting SIGINT
-    to 'ignore' for its shutdown and leaves it so. Left like that, the process (a notebook's
-    kernel) would ignore every later Ctrl-C, and so would every process it starts afterwards,
-    which inherit an ignored signal. Off the main thread, where handlers cannot change, it does
-    nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGINT) is not handler:
-            signal.signal(signal.SIGINT, handler)
 
 
 def _destroy_process_group() -> None:

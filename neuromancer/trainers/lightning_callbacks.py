@@ -250,15 +250,7 @@ class RandomState(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The generators' current states."""
-        version, internal, gauss = random.getstate()
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss],
-                                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
-        numpy = _numpy()
-        if numpy is not None:
-            kind, keys, position, has_gauss, cached = numpy.random.get_state()
-            state["numpy"] = [kind, torch.from_numpy(keys.astype("int64")), int(position), int(has_gauss),
-                              float(cached)]
-        return state
+        return random_state()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Keep the saved states, to be restored when training starts."""
@@ -269,16 +261,40 @@ class RandomState(Callback):
         if self._pending is None:
             return
         state, self._pending = self._pending, None
-        torch.set_rng_state(state["torch"])
-        version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
-        cuda_states: list[torch.Tensor] = state.get("cuda", [])
-        if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
-        numpy = _numpy()
-        if numpy is not None and "numpy" in state:
-            kind, keys, position, has_gauss, cached = state["numpy"]
-            numpy.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, cached))
+        set_random_state(state)
+
+
+def random_state() -> dict[str, Any]:
+    """The states of torch's CPU generator (and the CUDA ones, when CUDA is initialised), Python's and NumPy's.
+
+    Made of tensors, numbers and lists, so it can be saved with the weights; `set_random_state`
+    puts it back.
+    """
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss],
+                             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []}
+    numpy = _numpy()
+    if numpy is not None:
+        kind, keys, position, has_gauss, cached = numpy.random.get_state()
+        state["numpy"] = [kind, torch.from_numpy(keys.astype("int64")), int(position), int(has_gauss), float(cached)]
+    return state
+
+
+def set_random_state(state: dict[str, Any]) -> None:
+    """Put the generators back into a state `random_state` returned (CUDA's only on the same number of devices).
+
+    :param state: what `random_state` returned.
+    """
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    cuda_states: list[torch.Tensor] = state.get("cuda", [])
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
+    numpy = _numpy()
+    if numpy is not None and "numpy" in state:
+        kind, keys, position, has_gauss, cached = state["numpy"]
+        numpy.random.set_state((kind, keys.numpy().astype("uint32"), position, has_gauss, cached))
 
 
 def _numpy() -> Any:

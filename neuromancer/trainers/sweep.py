@@ -28,9 +28,12 @@ import torch
 from lightning.pytorch import Trainer as LightningTrainer
 from lightning.pytorch.callbacks import Callback
 
-from neuromancer.trainers.common import cpu_state_dict, hparam
+from neuromancer.trainers.common import check_positive_int, cpu_state_dict, hparam
+from neuromancer.trainers.lightning_callbacks import random_state, set_random_state
+from neuromancer.trainers.population import VECTORISED_SETTINGS
 from neuromancer.trainers.sweep_config import SweepParameter, SweepPlan, parse_sweep_config, sample_value
 from neuromancer.trainers.sweep_driver import SweepDriver, TrialOutcome
+from neuromancer.trainers.sweep_population import PopulationReporter, group_by_population, member_settings
 from neuromancer.trainers.sweep_storage import HEARTBEAT_INTERVAL, StorageRetry, check_heartbeat_options, open_storage
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ class SweepRun:
     :param checkpoint: path of the run's best checkpoint, ``None`` without one.
     :param error: for a failed run, the error that ended it.
     :param wandb_dir: the run's local wandb folder (give it to ``wandb sync``).
+    :param history: the sweep metric after each epoch the run trained (a learning curve).
     """
 
     name: str
@@ -73,6 +77,7 @@ class SweepRun:
     checkpoint: str | None = None
     error: str | None = None
     wandb_dir: str | None = None
+    history: tuple[float, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -156,7 +161,7 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
                          *, sweep_mode: str = "auto", sweep_id: str | None = None,
                          sweep_storage: str | os.PathLike | optuna.storages.BaseStorage | None = None,
                          sweep_seed: int | None = None, sweep_heartbeat_interval: int = HEARTBEAT_INTERVAL,
-                         sweep_grace_period: int | None = None, sweep_max_retry: int = 3,
+                         sweep_grace_period: int | None = None, sweep_max_retry: int = 3, sweep_vectorize: int = 1,
                          **kwargs: Any) -> SweepResult:
     """Run a wandb-style hyperparameter sweep of ``problem`` with fresh copies of ``trainer``.
 
@@ -206,12 +211,19 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
     :param sweep_grace_period: offline, database URL: seconds without a heartbeat after which
         a run counts as lost with its worker and is run again elsewhere; None: twice the interval.
     :param sweep_max_retry: offline: how many times a lost run's configuration is run again.
+    :param sweep_vectorize: offline: train up to this many runs at a time as one population
+        (see :mod:`neuromancer.trainers.sweep_population`): runs whose configs differ only in
+        ``learning_rate``, ``clip``, ``patience`` and ``warmup`` train together, each exactly as it
+        would alone, in one fit. Runs that cannot (other differences, a problem or optimizer that
+        cannot be vectorised, a custom training step...) train one at a time, with a warning that
+        says why. 1 trains every run alone.
     :param kwargs: keyword arguments for ``data_setup_function`` (sampled values override them).
     :return: one row per run, best first.
     :raises ValueError: for a bad ``sweep_config`` (see
         :func:`~neuromancer.trainers.sweep_config.parse_sweep_config`), a metric goal other than
-        ``'minimize'``, ``count < 1``, bad ``sweep_*`` heartbeat or retry options, an unknown
-        ``sweep_mode``, a ``sweep_id`` for a sweep that
+        ``'minimize'``, ``count < 1``, bad ``sweep_*`` heartbeat or retry options,
+        ``sweep_vectorize < 1`` or above 1 for an online sweep, an unknown ``sweep_mode``, a
+        ``sweep_id`` for a sweep that
         runs offline, a trainer argument ``LitTrainer`` refuses, or a parameter that is neither a
         data setup keyword, a ``LitTrainer`` argument, ``learning_rate`` nor ``batch_size``; all
         before any training.
@@ -220,7 +232,12 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
     """
     _check_count(count)
     check_heartbeat_options(sweep_heartbeat_interval, sweep_grace_period, sweep_max_retry)
+    check_positive_int(sweep_vectorize, "sweep_vectorize")
     mode = resolve_sweep_mode(sweep_mode)
+    if sweep_vectorize > 1 and mode == "online":
+        raise ValueError(f"sweep_vectorize={sweep_vectorize} trains several runs as one population, but an online "
+                         "wandb sweep hands its agent one run at a time; pass sweep_mode='offline' (the runs are "
+                         "still logged to wandb, offline) or sweep_vectorize=1")
     if sweep_id is not None and mode == "offline":
         raise ValueError(f"sweep_id={sweep_id!r} joins an online wandb sweep, but this sweep would run offline "
                          f"(WANDB_MODE={os.environ.get('WANDB_MODE')!r}, API key found: {_has_wandb_credentials()}); "
@@ -243,7 +260,7 @@ def hyperparameter_sweep(trainer: LitTrainer, problem: torch.nn.Module, data_set
         mode = "offline"
         sweep_name = _run_offline(wandb, runner, count, project_name, _OfflineOptions(
             storage=sweep_storage, seed=sweep_seed, heartbeat_interval=sweep_heartbeat_interval,
-            grace_period=sweep_grace_period, max_retry=sweep_max_retry))
+            grace_period=sweep_grace_period, max_retry=sweep_max_retry, vectorize=sweep_vectorize))
     return SweepResult(runs=runner.finish(), metric_name=plan.metric_name, goal=plan.goal, method=plan.method,
                        mode=mode, sweep_id=sweep_name)
 
@@ -385,10 +402,15 @@ class _OfflineOptions:
     heartbeat_interval: int
     grace_period: int | None
     max_retry: int
+    vectorize: int = 1
 
 
 def _run_offline(wandb: Any, runner: _RunTrainer, count: int, project_name: str, options: _OfflineOptions) -> str:
-    """Run this process's share of ``count`` runs sampled by an Optuna study; returns the study's name."""
+    """Run this process's share of ``count`` runs sampled by an Optuna study; returns the study's name.
+
+    The driver hands out up to ``options.vectorize`` trials at a time; each is its own offline
+    wandb run, and the runner trains them, as populations where they can share a fit.
+    """
     optuna = _require("optuna")
     plan = runner.plan
     study_name = plan.name or project_name
@@ -399,17 +421,25 @@ def _run_offline(wandb: Any, runner: _RunTrainer, count: int, project_name: str,
                        load_if_exists=True, what="create or load the sweep's study")
     wandb_mode = _offline_wandb_mode()
 
-    def train(trial: Any) -> TrialOutcome:
-        config = _sample_config(plan.parameters, trial, grid=plan.method == "grid")
-        run = wandb.init(project=project_name, config=config, name=f"{study_name}-{trial.number}", group=study_name,
-                         dir=os.environ.get("WANDB_DIR"), job_type="sweep", mode=wandb_mode, reinit="create_new")
-        row = _train_and_finish(runner, run, config, trial)
-        return TrialOutcome(state=row.state, value=row.metric, checkpoint=row.checkpoint, run_name=row.name,
-                            error=row.error)
+    def train(trials: list[Any]) -> list[TrialOutcome]:
+        configs = [_sample_config(plan.parameters, trial, grid=plan.method == "grid") for trial in trials]
+        runs: list[Any] = []
+        rows: list[SweepRun] | None = None
+        try:
+            for trial, config in zip(trials, configs, strict=True):
+                runs.append(wandb.init(project=project_name, config=config, name=f"{study_name}-{trial.number}",
+                                       group=study_name, dir=os.environ.get("WANDB_DIR"), job_type="sweep",
+                                       mode=wandb_mode, reinit="create_new"))
+            rows = runner.train_batch(list(zip(runs, configs, trials, strict=True)))
+        finally:  # every wandb run is closed, marked failed (exit code 1) unless it trained
+            for index, run in enumerate(runs):
+                run.finish(exit_code=1 if rows is None or rows[index].state == "failed" else 0)
+        return [TrialOutcome(state=row.state, value=row.metric, checkpoint=row.checkpoint, run_name=row.name,
+                             error=row.error) for row in rows]
 
-    driver = SweepDriver(optuna, study, storage, plan, count, max_batch=1, max_retry=options.max_retry,
-                         seed=options.seed, retry=retry)
-    driver.run(lambda trials: [train(trial) for trial in trials])
+    driver = SweepDriver(optuna, study, storage, plan, count, max_batch=options.vectorize,
+                         max_retry=options.max_retry, seed=options.seed, retry=retry)
+    driver.run(train)
     return study_name
 
 
@@ -464,17 +494,18 @@ class _RunTrainer:
         self.plan = plan
         self.routes = routes
         self.initial_weights = cpu_state_dict(problem)
+        self.initial_random_state = random_state()
         optimizer = arguments.get("custom_optimizer")
         self.initial_optimizer_state = None if optimizer is None else copy.deepcopy(optimizer.state_dict())
         self.rows: list[SweepRun] = []
+        self.vectorise_error: Exception | None = None
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.best_metric: float | None = None
 
     def train(self, run: Any, config: dict[str, Any], trial: Any) -> SweepRun:
         """Train one run with ``config`` logged to wandb ``run``; record and return its row."""
-        run_name = run.name or run.id  # offline runs started by an agent have no name, only an id
-        self.problem.load_state_dict(self.initial_weights)
-        self._reset_custom_optimizer()
+        run_name = _run_name(run)
+        self._restart()
         monitor = SweepMonitor(self.plan, trial)
         checkpoint, trainer = None, None
         try:
@@ -495,11 +526,85 @@ class _RunTrainer:
                            error=f"{type(error).__name__}: {error}", wandb_dir=_wandb_dir(run))
         else:
             row = SweepRun(name=run_name, config=config, metric=best, state="pruned" if pruned else "finished",
-                           checkpoint=checkpoint, wandb_dir=_wandb_dir(run))
-            self._keep_if_best(row)
+                           checkpoint=checkpoint, wandb_dir=_wandb_dir(run), history=monitor.history_of(trainer))
+            self._keep_if_best(row, cpu_state_dict(self.problem))
+        return self._record(run, row)
+
+    def train_batch(self, entries: Sequence[tuple[Any, dict[str, Any], Any]]) -> list[SweepRun]:
+        """Train several runs, as populations where they can (see `neuromancer.trainers.sweep_population`).
+
+        :param entries: ``(wandb run, config, trial)`` of each run.
+        :return: each run's row, in the order of ``entries``.
+        """
+        from neuromancer.trainers.population import NotVectorisableError
+
+        rows: dict[int, SweepRun] = {}
+        for group in group_by_population(entries, [config for _, config, _ in entries]):
+            if len(group) > 1 and self.vectorise_error is None:
+                try:
+                    rows.update(zip([id(run) for run, _, _ in group], self.train_population(group), strict=True))
+                    continue
+                except NotVectorisableError as error:
+                    self.vectorise_error = error
+                    logger.warning("the sweep's runs train one at a time: %s", error)
+            rows.update((id(run), self.train(run, config, trial)) for run, config, trial in group)
+        return [rows[id(run)] for run, _, _ in entries]
+
+    def train_population(self, group: Sequence[tuple[Any, dict[str, Any], Any]]) -> list[SweepRun]:
+        """Train runs whose configs differ only in vectorised settings as one population; record their rows.
+
+        :param group: ``(wandb run, config, trial)`` of each member.
+        :return: each member's row, in order.
+        :raises NotVectorisableError: before any training, when these runs cannot train together.
+        """
+        from neuromancer.trainers.lightning_population import fit_population
+        from neuromancer.trainers.population import NotVectorisableError
+
+        runs, configs, trials = zip(*group, strict=True)
+        shared = configs[0]
+        arguments = {**self.arguments, **{name: shared[name] for name in self.routes.trainer
+                                          if name not in VECTORISED_SETTINGS}, "eval_metric": self.plan.metric_name}
+        for run, config in zip(runs, configs, strict=True):
+            self._add_own_hparams(run, config, arguments)
+        reporter = PopulationReporter(runs, trials, self.plan.metric_name, prune=self.plan.hyperband is not None)
+        self._restart()
+        try:
+            results = fit_population(
+                self.problem, self.data_setup_function, [member_settings(config, arguments) for config in configs],
+                arguments, member_directories=[self._run_directory(arguments, _run_name(run)) for run in runs],
+                hparam_config=dict(runs[0].config), callbacks=[reporter], data_kwargs=self._data_kwargs(shared))
+        except NotVectorisableError:
+            raise
+        except Exception as error:  # a failed population is a result of the sweep, as a failed run is
+            logger.warning("sweep runs %s failed: %s", [_run_name(run) for run in runs], error, exc_info=True)
+            return [self._record(run, SweepRun(name=_run_name(run), config=config, metric=None, state="failed",
+                                               error=f"{type(error).__name__}: {error}", wandb_dir=_wandb_dir(run)))
+                    for run, config in zip(runs, configs, strict=True)]
+        rows = []
+        for member, (run, config, result) in enumerate(zip(runs, configs, results, strict=True)):
+            reporter.log_remaining(member, arguments.get("train_metric", "train_loss"), result.train_history,
+                                   result.history)
+            row = SweepRun(name=_run_name(run), config=config, metric=result.best_score, state=result.state,
+                           checkpoint=result.checkpoint, error=result.error, wandb_dir=_wandb_dir(run),
+                           history=result.history)
+            if row.succeeded:
+                self._keep_if_best(row, result.weights)
+            else:
+                logger.warning("sweep run %s failed: %s", row.name, row.error)
+            rows.append(self._record(run, row))
+        return rows
+
+    def _record(self, run: Any, row: SweepRun) -> SweepRun:
+        """Put a run's outcome in its wandb summary and in the sweep's rows."""
         run.summary.update({f"best_{self.plan.metric_name}": row.metric, "sweep_state": row.state})
         self.rows.append(row)
         return row
+
+    def _restart(self) -> None:
+        """Put back what every run starts from: the initial weights, optimizer state and random state."""
+        self.problem.load_state_dict(self.initial_weights)
+        self._reset_custom_optimizer()
+        set_random_state(self.initial_random_state)
 
     def finish(self) -> tuple[SweepRun, ...]:
         """Leave the best run's weights in the problem (the initial ones if all failed) and a custom
@@ -515,11 +620,11 @@ class _RunTrainer:
                            reverse=self.plan.goal == "maximize")
         return tuple(succeeded) + tuple(row for row in self.rows if not row.succeeded)
 
-    def _keep_if_best(self, row: SweepRun) -> None:
+    def _keep_if_best(self, row: SweepRun, weights: dict[str, torch.Tensor]) -> None:
         metric = _ranked_metric(row)
         if self.best_metric is None or self.plan.better(metric, self.best_metric):
             self.best_metric = metric
-            self.best_weights = cpu_state_dict(self.problem)
+            self.best_weights = weights
 
     def check_trainer_arguments(self) -> None:
         """Build (and drop) one run's trainer without sampled values, so a bad argument or sweep
@@ -544,16 +649,30 @@ class _RunTrainer:
         from lightning.pytorch.loggers import WandbLogger
 
         arguments = {**self.arguments, **{name: config[name] for name in self.routes.trainer}}
-        own = {name: hparam(arguments.get("hparam_config"), name) for name in _HPARAM_NAMES if name not in config}
-        run.config.update({name: value for name, value in own.items() if value is not None})
+        self._add_own_hparams(run, config, arguments)
         arguments.update(logger=WandbLogger(experiment=run), hparam_config=dict(run.config),
-                         eval_metric=self.plan.metric_name,
-                         weight_path=os.path.join(arguments.get("weight_path", "./"), run_name),
+                         eval_metric=self.plan.metric_name, weight_path=self._run_directory(arguments, run_name),
                          callbacks=[*(arguments.get("callbacks") or []), monitor])
         return self.trainer_class(**arguments)
 
+    @staticmethod
+    def _add_own_hparams(run: Any, config: dict[str, Any], arguments: dict[str, Any]) -> None:
+        """Add to the run's config the trainer's own ``learning_rate`` and ``batch_size`` the sweep does not sample."""
+        own = {name: hparam(arguments.get("hparam_config"), name) for name in _HPARAM_NAMES if name not in config}
+        run.config.update({name: value for name, value in own.items() if value is not None})
+
+    @staticmethod
+    def _run_directory(arguments: dict[str, Any], run_name: str) -> str:
+        """Where a run's checkpoints go: its own folder under the trainer's ``weight_path``."""
+        return os.path.abspath(os.path.join(arguments.get("weight_path", "./"), run_name))
+
     def _data_kwargs(self, config: dict[str, Any]) -> dict[str, Any]:
         return {**self.data_kwargs, **{name: config[name] for name in self.routes.data}}
+
+
+def _run_name(run: Any) -> str:
+    """A wandb run's name (offline runs started by an agent have no name, only an id)."""
+    return run.name or run.id
 
 
 def _ranked_metric(row: SweepRun) -> float:
@@ -598,6 +717,7 @@ class SweepMonitor(Callback):
         self.trial = trial if plan.hyperband is not None else None
         self.best: float | None = None
         self.pruned = False
+        self.history: list[float] = []
 
     def __getstate__(self) -> dict[str, Any]:
         """Leave the Optuna trial (bound to this process's study) behind when pickled for a worker."""
@@ -613,6 +733,7 @@ class SweepMonitor(Callback):
         value = float(trainer.callback_metrics[name])
         if not math.isfinite(value):
             raise FloatingPointError(f"{name} became {value} at epoch {trainer.current_epoch}")
+        self.history.append(value)
         if self.best is None or self.plan.better(value, self.best):
             self.best = value
         if self.trial is not None:
@@ -622,9 +743,15 @@ class SweepMonitor(Callback):
                 trainer.should_stop = True
         trainer.callback_metrics[f"{self.PREFIX}best"] = torch.tensor(self.best, dtype=torch.float64)
         trainer.callback_metrics[f"{self.PREFIX}pruned"] = torch.tensor(self.pruned)
+        trainer.callback_metrics[f"{self.PREFIX}history"] = torch.tensor(self.history, dtype=torch.float64)
 
     def outcome(self, trainer: Any) -> tuple[float | None, bool]:
         """The run's best metric (None if it was never logged) and whether hyperband pruned it."""
         best = trainer.callback_metrics.get(f"{self.PREFIX}best")
         pruned = trainer.callback_metrics.get(f"{self.PREFIX}pruned")
         return (self.best if best is None else float(best)), bool(self.pruned if pruned is None else pruned)
+
+    def history_of(self, trainer: Any) -> tuple[float, ...]:
+        """The sweep metric after each epoch of the run (also when it trained in spawned processes)."""
+        history = trainer.callback_metrics.get(f"{self.PREFIX}history")
+        return tuple(self.history if history is None else history.tolist())

@@ -4,11 +4,9 @@ Everything runs without a network: ``WANDB_MODE=offline`` and ``WANDB_DIR`` poin
 test's folder; the online path replaces only ``wandb.sweep`` and ``wandb.agent``.
 """
 import glob
-import json
 import math
 import os
 import pickle
-import struct
 import sys
 
 import lightning.pytorch as pl
@@ -23,6 +21,12 @@ from neuromancer.problem import Problem
 from neuromancer.system import Node
 from neuromancer.trainers.lightning import LitTrainer
 from neuromancer.trainers.sweep import SweepResult, resolve_sweep_mode
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from wandb_offline import offline_run_config, offline_run_dirs  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("offline_wandb")
 
 TRUE_WEIGHTS = torch.tensor([[1.5], [-2.0]])
 DEV_SIZE = 32  # every swept batch size is >= DEV_SIZE, so the dev loss is one batch's loss
@@ -94,59 +98,6 @@ def make_trainer(recorder=None, **overrides):
     arguments = dict(epochs=2, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
                      log_every_n_steps=1, num_sanity_val_steps=0, callbacks=[recorder] if recorder else [])
     return LitTrainer(**{**arguments, **overrides})
-
-
-@pytest.fixture(autouse=True)
-def offline_wandb(tmp_path, monkeypatch):
-    """No network, no credentials, and every file under the test's own folder."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    yield
-    wandb.teardown()  # wandb keeps process-wide settings; the next test starts it afresh
-
-
-def offline_run_dirs(root):
-    return sorted(glob.glob(os.path.join(str(root), "wandb", "offline-run-*")))
-
-
-def wandb_records(path):
-    """Decode a wandb transaction log (.wandb: LevelDB-style 32 KiB blocks of protobuf Records)."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = open(path, "rb").read()
-    assert data[:4] == b":W&B"
-    position, pending, block = 7, b"", 32768
-    while position + 7 <= len(data):
-        if block - position % block < 7:
-            position += block - position % block
-            continue
-        length, kind = struct.unpack("<HB", data[position + 4:position + 7])
-        pending += data[position + 7:position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):  # a full record, or the last piece of one
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            yield record
-
-
-def offline_run_config(run_dir):
-    """The config wandb recorded for an offline run (what `wandb sync` would upload)."""
-    wandb.teardown()  # wandb-core may still be writing the log after run.finish(); this waits for it
-    (log,) = glob.glob(os.path.join(run_dir, "*.wandb"))
-    config = {}
-    for record in wandb_records(log):
-        kind = record.WhichOneof("record_type")
-        items = record.run.config.update if kind == "run" else record.config.update if kind == "config" else []
-        config.update({item.key: json.loads(item.value_json) for item in items})
-    return {key: value for key, value in config.items() if not key.startswith("_")}
 
 
 def in_run_order(result):
