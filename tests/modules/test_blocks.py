@@ -16,27 +16,14 @@ def seed():
     torch.manual_seed(0)
 
 
-def small(name):
-    cls = B.blocks[name]
-    if name == "pos_def":
-        return cls(B.InputConvexNN(3, 1, hsizes=[4]))
-    if name == "poly2":
-        return cls()
-    if name == "kan":
-        return cls(3, 2, hsizes=[4], grid_sizes=[3])
-    if name == "stacked_mlp":
-        return cls(3, 2, h_sf_size=[4], n_stacked_mf_layers=2, h_linear_sizes=[3], h_nonlinear_sizes=[4])
-    return cls(3, 2, hsizes=[4])
-
-
 def test_registry_has_upstream_keys(upstream_registries):
     keys = upstream_registries["neuromancer.modules.blocks.blocks"]["keys"]
     assert set(keys) == set(B.blocks)
 
 
 @pytest.mark.parametrize("name", sorted(B.blocks))
-def test_blocks_concatenate_multiple_inputs(name):
-    block = small(name)
+def test_blocks_concatenate_multiple_inputs(small_block, name):
+    block = small_block(name)
     x = torch.randn(5, 3)
     out = block(x)
     torch.testing.assert_close(block(x[:, :1], x[:, 1:]), out)
@@ -46,8 +33,8 @@ def test_blocks_concatenate_multiple_inputs(name):
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "mlp_dropout", "mlp_bounds", "residual_mlp", "icnn", "bilinear",
                                   "basislinear", "stacked_mlp", "kan", "poly2"])
-def test_feedforward_blocks_accept_extra_leading_dims(name):
-    block = small(name)
+def test_feedforward_blocks_accept_extra_leading_dims(small_block, name):
+    block = small_block(name)
     x = torch.randn(2, 5, 3)
     torch.testing.assert_close(block(x)[1], block(x[1]))
 

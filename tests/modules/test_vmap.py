@@ -16,22 +16,8 @@ from neuromancer.modules.solvers import GradientProjection, IterativeSolver
 from neuromancer.vmap import VmapUnsupportedError, unsafe_modules
 
 
-def small_block(name):
-    """A tiny instance of every block of the registry, 3 inputs."""
-    cls = B.blocks[name]
-    if name == "pos_def":
-        return cls(B.InputConvexNN(3, 1, hsizes=[4]))
-    if name == "poly2":
-        return cls()
-    if name == "kan":
-        return cls(3, 2, hsizes=[4], grid_sizes=[3])
-    if name == "stacked_mlp":
-        return cls(3, 2, h_sf_size=[4], n_stacked_mf_layers=2, h_linear_sizes=[3], h_nonlinear_sizes=[4])
-    return cls(3, 2, hsizes=[4])
-
-
 @pytest.mark.parametrize("name", sorted(B.blocks))
-def test_every_block_matches_a_loop_over_members(vmap_matches_loop, name):
+def test_every_block_matches_a_loop_over_members(vmap_matches_loop, small_block, name):
     block = small_block(name).eval()
     assert not unsafe_modules(block)
     vmap_matches_loop(block, torch.randn(5, 3))
