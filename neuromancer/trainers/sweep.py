@@ -482,7 +482,8 @@ def _make_pruner(optuna: Any, plan: SweepPlan) -> Any:
 
 
 class _RunTrainer:
-    """Trains one sweep run at a time from the same initial weights and keeps the best run's weights."""
+    """Trains a sweep's runs, one at a time or as populations, from the same initial weights and random state,
+    and keeps the best run's weights."""
 
     def __init__(self, trainer_class: type, arguments: dict[str, Any], problem: torch.nn.Module,
                  data_setup_function: Callable, data_kwargs: dict[str, Any], plan: SweepPlan, routes: _Routes):
