@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DuplicateNameError", "check_unique_names", "import_pydot", "name_unnamed_nodes",
+__all__ = ["DuplicateNameError", "GraphvizMissingWarning", "check_unique_names", "import_pydot", "name_unnamed_nodes",
            "problem_graph", "render_graph", "system_graph"]
 
 
@@ -227,13 +228,21 @@ _WRITERS = {"png": "write_png", "svg": "write_svg", "jpg": "write_jpg", "jpeg": 
             "pdf": "write_pdf", "dot": "write_raw"}
 
 
+class GraphvizMissingWarning(NeuromancerError, UserWarning):
+    """A graph was to be displayed, but Graphviz's ``dot`` program, which draws it, is not installed."""
+
+
 def render_graph(graph: pydot.Dot, figname: str | None = None) -> None:
     """Write a pydot graph to ``figname`` or, where None, display it with matplotlib.
+
+    Displaying is a courtesy to the reader: without Graphviz's ``dot`` program it draws nothing and
+    warns (a `GraphvizMissingWarning`) instead of stopping the script that asked, which upstream
+    NeuroMANCER does with an error. A file that was asked for is never silently left unwritten.
 
     :param graph: the graph.
     :param figname: output path, whose extension picks the format; None displays the drawing.
     :raises ValueError: unsupported extension.
-    :raises FileNotFoundError: Graphviz's ``dot`` program is missing.
+    :raises FileNotFoundError: Graphviz's ``dot`` program is missing and ``figname`` was given.
     """
     if figname is None:
         handle, path = tempfile.mkstemp(suffix=".png")
@@ -243,6 +252,9 @@ def render_graph(graph: pydot.Dot, figname: str | None = None) -> None:
             import matplotlib.image as mpimg
             import matplotlib.pyplot as plt
             image = mpimg.imread(path)
+        except FileNotFoundError as error:
+            warnings.warn(f"{error} The graph is not displayed.", GraphvizMissingWarning, stacklevel=3)
+            return
         finally:
             os.remove(path)
         plt.figure()
