@@ -11,7 +11,8 @@ from typing import Any
 import torch
 
 __all__ = ["DEFAULT_EVAL_METRIC", "DEFAULT_LEARNING_RATE", "DEFAULT_BETAS", "resolve_eval_metric", "check_positive_int",
-           "check_non_negative_int", "hparam", "cpu_state_dict", "fidelity_modules", "alpha_loss", "make_scheduler"]
+           "check_non_negative_int", "hparam", "cpu_state_dict", "batch_length", "fidelity_modules", "alpha_loss",
+           "make_scheduler"]
 
 
 class _DefaultName(str):
@@ -90,6 +91,14 @@ def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     :return: parameter and buffer names mapped to CPU copies.
     """
     return {name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()}
+
+
+def batch_length(batch: Any) -> int:
+    """Number of samples in a batch dict: the leading size of its first tensor (1 when none has one).
+
+    :param batch: a mapping of names to tensors and other values (a collated `DictDataset` batch).
+    """
+    return next((len(v) for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0), 1)
 
 
 def fidelity_modules(problem: torch.nn.Module) -> list[Any]:

@@ -45,6 +45,7 @@ from neuromancer.trainers.common import (
     DEFAULT_EVAL_METRIC,
     DEFAULT_LEARNING_RATE,
     alpha_loss,
+    batch_length,
     check_non_negative_int,
     check_positive_int,
     cpu_state_dict,
@@ -131,11 +132,6 @@ def _step_loss(result: Any, train_metric: str) -> torch.Tensor | None:
                        f"(keys: {sorted(result)}); include the loss to optimise under one of them.")
     raise TypeError(f"custom_training_step must return a loss tensor, a dict holding it, or None; "
                     f"got {type(result).__name__}.")
-
-
-def _batch_size(batch: Mapping[str, Any]) -> int:
-    """Number of samples in a batch dict: the leading size of its first tensor."""
-    return next((len(v) for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0), 1)
 
 
 def _detached(output: Mapping[str, Any]) -> TensorDict:
@@ -307,7 +303,7 @@ class LitProblem(pl.LightningModule):
         if loss is not None and not self._loss_is_finite(loss, batch_idx, trainer):
             return self._no_update_loss()
         if loss is not None:
-            detached, size = loss.detach(), _batch_size(batch)
+            detached, size = loss.detach(), batch_length(batch)
             self.training_step_outputs.append(detached)
             self._accumulate(self.train_metric, detached, size)
             if trainer is not None and _step_is_shown(trainer, self.global_step):
@@ -398,7 +394,7 @@ class LitProblem(pl.LightningModule):
         value = _metric(output, metric).detach()
         if split == "dev":
             self.validation_step_outputs.append(value)
-        self._accumulate(metric, value, _batch_size(batch))
+        self._accumulate(metric, value, batch_length(batch))
         if self.record_outputs:
             self.last_outputs[split] = _detached(output)
 

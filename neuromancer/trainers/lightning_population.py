@@ -32,7 +32,7 @@ from lightning.pytorch.callbacks import Callback as LightningCallback
 from lightning.pytorch.callbacks import Checkpoint
 
 from neuromancer.trainers.checkpoint_io import save_atomically, with_checkpoint_io
-from neuromancer.trainers.common import DEFAULT_BETAS, DEFAULT_LEARNING_RATE, resolve_eval_metric
+from neuromancer.trainers.common import DEFAULT_BETAS, DEFAULT_LEARNING_RATE, batch_length, resolve_eval_metric
 from neuromancer.trainers.lightning_callbacks import RandomState
 from neuromancer.trainers.lightning_data import LitDataModule
 from neuromancer.trainers.population import (
@@ -227,7 +227,7 @@ class LitPopulation(pl.LightningModule):
                              "a scalar loss.")
         self._fail_nonfinite_members(losses.detach(), batch_idx)
         training = self._training_mask(losses.device)
-        self._accumulate("train", torch.where(training, losses.detach(), 0.0), _batch_size(batch))
+        self._accumulate("train", torch.where(training, losses.detach(), 0.0), batch_length(batch))
         return torch.where(training, losses, torch.zeros_like(losses)).sum()
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
@@ -237,7 +237,7 @@ class LitPopulation(pl.LightningModule):
         if values.shape != (self.size,):
             raise ValueError(f"{self.dev_metric!r} has shape {tuple(values.shape[1:])} per member; it must be a "
                              "scalar.")
-        self._accumulate("dev", values, _batch_size(batch))
+        self._accumulate("dev", values, batch_length(batch))
 
     def on_validation_epoch_end(self) -> None:
         """Keep the members' dev means for the end of the epoch (sanity checks aside)."""
@@ -326,7 +326,7 @@ class LitPopulation(pl.LightningModule):
         optimizer.step(closure=optimizer_closure)
         with torch.no_grad():
             torch._foreach_sub_(parameters, before)
-            torch._foreach_mul_(parameters, self._scales(parameters))
+            torch._foreach_mul_(parameters, self._scales())
             torch._foreach_add_(parameters, before)
 
     def member_result(self, member: int, checkpoint: str | None) -> MemberResult:
@@ -347,13 +347,12 @@ class LitPopulation(pl.LightningModule):
             train_history=tuple(history[trained, 0].tolist()), error=self._failure_message(member),
             checkpoint=checkpoint, weights=self.population.member_state_dict(member, self.best_tensors()))
 
-    def _scales(self, parameters: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Per parameter, each member's learning rate, zero for members no longer training (cached)."""
+    def _scales(self) -> list[torch.Tensor]:
+        """Per optimized parameter, each member's learning rate, zero for members no longer training (cached)."""
         if self._step_scales is None:
             rates = [m.learning_rate if training else 0.0 for m, training in zip(self.members, self._training,
                                                                                   strict=True)]
-            scales = self.optimizer_plan.update_scales(self.population, rates)
-            self._step_scales = [scale.to(p.device) for scale, p in zip(scales, parameters, strict=True)]
+            self._step_scales = self.optimizer_plan.update_scales(self.population, rates)
         return self._step_scales
 
     def _training_mask(self, device: torch.device) -> torch.Tensor:
@@ -445,10 +444,6 @@ class LitPopulation(pl.LightningModule):
 def _member_shape(tensor: torch.Tensor) -> tuple[int, ...]:
     """The shape that broadcasts one value per member against a stacked ``tensor``."""
     return (tensor.shape[0],) + (1,) * (tensor.dim() - 1)
-
-
-def _batch_size(batch: Mapping[str, Any]) -> int:
-    return next((len(v) for v in batch.values() if isinstance(v, torch.Tensor) and v.dim() > 0), 1)
 
 
 class MemberCheckpoints(Checkpoint):
@@ -548,9 +543,7 @@ def fit_population(problem: torch.nn.Module, data_setup_function: Callable[..., 
         _fit_keeping_ctrl_c(trainer, module, data)
     finally:
         problem.to(home)
-    directories = member_directories or ()
-    return [module.member_result(member, _best_path(module, checkpoints, member) if directories else None)
-            for member in range(module.size)]
+    return [module.member_result(member, _best_path(module, checkpoints, member)) for member in range(module.size)]
 
 
 def _first_batch(data: LitDataModule) -> dict[str, Any]:

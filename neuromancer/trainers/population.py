@@ -3,7 +3,8 @@
 A NeuroMANCER problem is small, so one training step is mostly Python and kernel-launch overhead.
 Runs of a sweep that differ only in how far the optimizer steps can share that overhead: every
 parameter and buffer of the problem gets a leading dimension of size K, one slice per member, and
-one `torch.func.vmap` over `torch.func.functional_call` evaluates all K members on the same batch.
+one `torch.func.vmap` over the problem, run with each member's tensors in place of its own (what
+`torch.func.functional_call` does), evaluates all K members on the same batch.
 Members never mix: each slice's gradient is the gradient its run would get alone, and a member's
 in-place buffer updates stay in its own slice.
 
@@ -60,7 +61,7 @@ class StackedProblem(nn.Module):
     Every member starts from the problem's current weights. ``forward(batch, keys)`` evaluates all
     members on one batch and returns, for each output key asked for, a tensor whose leading
     dimension indexes the members (a scalar loss becomes a vector of ``size`` losses). The problem
-    itself is kept as the template `functional_call` runs with the members' weights; it is not a
+    itself is kept as the template that runs with each member's tensors in place of its own; it is not a
     registered submodule, so ``parameters()`` are only the stacked ones, but it moves with this module
     (``.to(device)``), so tensors it holds outside its parameters and buffers stay on the right device.
 
@@ -75,16 +76,17 @@ class StackedProblem(nn.Module):
             raise ValueError(f"size must be a positive int (the number of members), got {size!r}.")
         self.size = size
         self._template = (problem,)  # in a tuple, so nn.Module does not register it as a submodule
-        parameters = dict(problem.named_parameters())
-        buffers = dict(problem.named_buffers())
-        self.parameter_names = tuple(parameters)
-        self.buffer_names = tuple(buffers)
+        parameters = list(problem.parameters())
+        buffers = list(problem.buffers())
         self.stacked_parameters = nn.ParameterList(
-            [nn.Parameter(_stacked(p, size), requires_grad=p.requires_grad) for p in parameters.values()])
-        for index, buffer in enumerate(buffers.values()):
+            [nn.Parameter(_stacked(p, size), requires_grad=p.requires_grad) for p in parameters])
+        for index, buffer in enumerate(buffers):
             self.register_buffer(f"stacked_buffer_{index}", _stacked(buffer, size))
-        self._state_sources = _state_sources(problem, parameters, buffers)
-        self._locations = _tensor_locations(problem, [*parameters.values(), *buffers.values()])
+        self._buffer_count = len(buffers)
+        # Where each tensor of the problem is stacked: its index in `stacked_tensors` (tied tensors share one).
+        index_of = {id(tensor): index for index, tensor in enumerate([*parameters, *buffers])}
+        self._state_sources = _state_sources(problem, index_of)
+        self._locations = _tensor_locations(problem, index_of)
 
     @property
     def problem(self) -> nn.Module:
@@ -92,8 +94,8 @@ class StackedProblem(nn.Module):
         return self._template[0]
 
     def stacked_buffers(self) -> list[torch.Tensor]:
-        """The stacked buffers, in the order of ``buffer_names``."""
-        return [getattr(self, f"stacked_buffer_{index}") for index in range(len(self.buffer_names))]
+        """The stacked buffers, in the order of the problem's ``buffers()``."""
+        return [getattr(self, f"stacked_buffer_{index}") for index in range(self._buffer_count)]
 
     def stacked_tensors(self) -> list[torch.Tensor]:
         """Every stacked tensor: the parameters, then the buffers (a member's whole state)."""
@@ -162,10 +164,9 @@ class StackedProblem(nn.Module):
                 tensors[source][member].copy_(state[key])
 
 
-def _tensor_locations(problem: nn.Module, tensors: Sequence[torch.Tensor]) -> tuple[tuple[dict, str, int], ...]:
-    """Every place ``problem`` holds one of ``tensors``: (a module's ``_parameters`` or ``_buffers``, the name,
-    the tensor's index), tied tensors at each of their names."""
-    index_of = {id(tensor): index for index, tensor in enumerate(tensors)}
+def _tensor_locations(problem: nn.Module, index_of: Mapping[int, int]) -> tuple[tuple[dict, str, int], ...]:
+    """Every place ``problem`` holds a stacked tensor: (a module's ``_parameters`` or ``_buffers``, the name,
+    the tensor's index), tied tensors at each of their names; ``index_of`` maps a tensor's ``id`` to its index."""
     locations: list[tuple[dict, str, int]] = []
     for module in problem.modules():
         for store in (module._parameters, module._buffers):
@@ -174,14 +175,12 @@ def _tensor_locations(problem: nn.Module, tensors: Sequence[torch.Tensor]) -> tu
     return tuple(locations)
 
 
-def _state_sources(problem: nn.Module, parameters: Mapping[str, torch.Tensor],
-                   buffers: Mapping[str, torch.Tensor]) -> tuple[tuple[str, int], ...]:
-    """For every key of ``problem.state_dict()``, the index of its stacked tensor (tied weights share one).
+def _state_sources(problem: nn.Module, index_of: Mapping[int, int]) -> tuple[tuple[str, int], ...]:
+    """For every key of ``problem.state_dict()``, the index of its stacked tensor (``index_of`` maps ids to indices).
 
     :raises NotVectorisableError: the state dict holds an entry that is neither a parameter nor a
         buffer (a module's extra state), which a stacked copy cannot carry.
     """
-    index_of = {id(tensor): index for index, tensor in enumerate([*parameters.values(), *buffers.values()])}
     sources = []
     for key, tensor in problem.state_dict(keep_vars=True).items():
         if not isinstance(tensor, torch.Tensor) or id(tensor) not in index_of:
@@ -306,7 +305,7 @@ def _has_stepped(optimizer: torch.optim.Optimizer) -> bool:
     """Whether ``optimizer`` holds state from a step (a step count above 0, or state without a count, e.g. momentum)."""
     for state in optimizer.state.values():
         step = state.get("step")
-        if step is None and state or step is not None and float(step) > 0:
+        if (float(step) > 0) if step is not None else bool(state):
             return True
     return False
 
@@ -352,11 +351,14 @@ def check_vectorisable(problem: nn.Module, batch: Mapping[str, Any], train_metri
 @contextlib.contextmanager
 def _module_trace(problem: nn.Module, running: list[str]) -> Iterator[None]:
     """Keep in ``running`` the names of the submodules whose ``forward`` has started and not returned."""
+    def leave(*_: Any) -> None:
+        running.pop()
+
     handles = []
     for name, module in problem.named_modules():
         label = f"{name or 'the problem'} ({type(module).__name__})"
         handles.append(module.register_forward_pre_hook(lambda *_, label=label: running.append(label)))
-        handles.append(module.register_forward_hook(lambda *_: running.pop() and None))
+        handles.append(module.register_forward_hook(leave))
     try:
         yield
     finally:

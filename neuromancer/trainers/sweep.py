@@ -30,7 +30,7 @@ from lightning.pytorch.callbacks import Callback
 
 from neuromancer.trainers.common import check_positive_int, cpu_state_dict, hparam
 from neuromancer.trainers.lightning_callbacks import random_state, set_random_state
-from neuromancer.trainers.population import VECTORISED_SETTINGS
+from neuromancer.trainers.population import VECTORISED_SETTINGS, NotVectorisableError
 from neuromancer.trainers.sweep_config import SweepParameter, SweepPlan, parse_sweep_config, sample_value
 from neuromancer.trainers.sweep_driver import SweepDriver, TrialOutcome
 from neuromancer.trainers.sweep_population import PopulationReporter, group_by_population, member_settings
@@ -528,7 +528,7 @@ class _RunTrainer:
         else:
             row = SweepRun(name=run_name, config=config, metric=best, state="pruned" if pruned else "finished",
                            checkpoint=checkpoint, wandb_dir=_wandb_dir(run), history=monitor.history_of(trainer))
-            self._keep_if_best(row, cpu_state_dict(self.problem))
+            self._keep_if_best(row)
         return self._record(run, row)
 
     def train_batch(self, entries: Sequence[tuple[Any, dict[str, Any], Any]]) -> list[SweepRun]:
@@ -537,8 +537,6 @@ class _RunTrainer:
         :param entries: ``(wandb run, config, trial)`` of each run.
         :return: each run's row, in the order of ``entries``.
         """
-        from neuromancer.trainers.population import NotVectorisableError
-
         rows: dict[int, SweepRun] = {}
         for group in group_by_population(entries, [config for _, config, _ in entries]):
             if len(group) > 1 and self.vectorise_error is None:
@@ -558,8 +556,8 @@ class _RunTrainer:
         :return: each member's row, in order.
         :raises NotVectorisableError: before any training, when these runs cannot train together.
         """
+        # lightning_population imports lightning.py, which imports this module: so here, when a population trains.
         from neuromancer.trainers.lightning_population import fit_population
-        from neuromancer.trainers.population import NotVectorisableError
 
         runs, configs, trials = zip(*group, strict=True)
         shared = configs[0]
@@ -583,8 +581,7 @@ class _RunTrainer:
                     for run, config in zip(runs, configs, strict=True)]
         rows = []
         for member, (run, config, result) in enumerate(zip(runs, configs, results, strict=True)):
-            reporter.log_remaining(member, arguments.get("train_metric", "train_loss"), result.train_history,
-                                   result.history)
+            reporter.log_remaining(member, arguments["train_metric"], result.train_history, result.history)
             row = SweepRun(name=_run_name(run), config=config, metric=result.best_score, state=result.state,
                            checkpoint=result.checkpoint, error=result.error, wandb_dir=_wandb_dir(run),
                            history=result.history)
@@ -621,11 +618,12 @@ class _RunTrainer:
                            reverse=self.plan.goal == "maximize")
         return tuple(succeeded) + tuple(row for row in self.rows if not row.succeeded)
 
-    def _keep_if_best(self, row: SweepRun, weights: dict[str, torch.Tensor]) -> None:
+    def _keep_if_best(self, row: SweepRun, weights: dict[str, torch.Tensor] | None = None) -> None:
+        """Keep ``weights`` (None: a copy of the problem's) if ``row`` is the best run so far."""
         metric = _ranked_metric(row)
         if self.best_metric is None or self.plan.better(metric, self.best_metric):
             self.best_metric = metric
-            self.best_weights = weights
+            self.best_weights = cpu_state_dict(self.problem) if weights is None else weights
 
     def check_trainer_arguments(self) -> None:
         """Build (and drop) one run's trainer without sampled values, so a bad argument or sweep
